@@ -1,0 +1,1 @@
+"""Model-inversion attacks; see ``nmprivacy.attacks.base`` for the interface."""

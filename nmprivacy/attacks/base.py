@@ -1,0 +1,64 @@
+"""The one attack interface and its result type.
+
+An attack inverts a frozen ``TargetModel`` for a list of target classes, all classes at once
+(batched), and returns an ``Inversion``. Layouts, with ``K`` classes attacked:
+- ``reconstructions``: the scored reconstruction per class, in the model's input layout with
+  the class axis first: spiking ``[K, T, *input_shape]`` binary, image ``[K, *input_shape]``;
+- ``probabilities``: BrainLeaks-v2's Bernoulli parameters X_p ``[K, T, *input_shape]`` (None
+  for attacks without them);
+- ``loss_curve`` / ``confidence_curve``: ``[iterations, K]`` identity loss and target-model
+  confidence in the target class per iteration.
+
+Gradients come from a ``GradientOracle`` so the fast attack core and the plain autograd path
+are interchangeable (and tested equal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Sequence
+
+import torch
+
+from nmprivacy.models.base import TargetModel
+
+LossKind = Literal["identity", "cross-entropy"]
+
+
+@dataclass
+class Inversion:
+    """Result of one attack run on one model (all attacked classes)."""
+
+    attack: str
+    classes: list[int]
+    reconstructions: torch.Tensor
+    loss_curve: torch.Tensor
+    confidence_curve: torch.Tensor
+    iterations: int
+    seconds_per_iteration: float
+    seed: int
+    probabilities: torch.Tensor | None = None
+    config: dict = field(default_factory=dict)
+
+
+@dataclass
+class OracleOutput:
+    """Loss ``[B]``, class probabilities ``[B, classes]`` and d(sum of loss)/dx in x's layout."""
+
+    loss: torch.Tensor
+    probs: torch.Tensor
+    grad: torch.Tensor
+
+
+class GradientOracle(Protocol):
+    """Computes the attack loss of a batch and its gradient with respect to the input only."""
+
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind = "identity") -> OracleOutput: ...
+
+
+class Attack(Protocol):
+    """A model-inversion attack: ``run`` attacks every class in ``classes`` at once."""
+
+    name: str
+
+    def run(self, model: TargetModel, classes: Sequence[int], seed: int = 0) -> Inversion: ...

@@ -1,0 +1,1 @@
+"""Data-set registry and loaders; see ``nmprivacy.data.base`` for layouts."""

@@ -1,0 +1,1 @@
+"""Attack metrics scored by an independent evaluation classifier."""

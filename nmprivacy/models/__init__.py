@@ -1,0 +1,1 @@
+"""Target models and evaluation classifiers; see ``nmprivacy.models.base`` for the protocol."""

@@ -1,0 +1,100 @@
+"""The one model protocol every target and evaluator honours.
+
+Input layouts (the same for every framework):
+- spiking models (``domain == "spikes"``): ``x`` float ``[T, B, *input_shape]`` with values in
+  {0, 1} (Bernoulli samples; attacks may pass relaxed values in [0, 1]);
+- image models (``domain == "image"``): ``x`` float ``[B, *input_shape]`` in [0, 1].
+``input_shape`` is ``(C, H, W)`` of one sample.
+
+Outputs: ``forward(x)`` returns the raw read-out, ``[T, B, classes]`` output membrane for
+spiking models and ``[B, classes]`` logits for image models; ``probabilities(x)`` returns
+``[B, classes]`` class probabilities, for spiking models through ``spike_readout`` (the one
+read-out used for training, attacks and evaluation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+ModelDomain = Literal["spikes", "image"]
+
+
+def spike_readout(membrane: torch.Tensor) -> torch.Tensor:
+    """Class probabilities ``[B, C]`` of a spiking model: per-step softmax of the output
+    membrane ``[T, B, C]``, averaged over the T steps (BrainLeaks spec section 1)."""
+    return torch.softmax(membrane, dim=-1).mean(dim=0)
+
+
+def membrane_cross_entropy(membrane: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Training loss of a spiking model: cross-entropy of the output membrane ``[T, B, C]``
+    against ``labels`` ``[B]``, summed over time steps and averaged over the batch."""
+    t, b, c = membrane.shape
+    return nn.functional.cross_entropy(membrane.reshape(t * b, c), labels.repeat(t), reduction="sum") / b
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What attacks and metrics need to know of a model, whatever framework built it."""
+
+    kind: str  # registry name: "snn-norse", "snn-lava", "ann", "evaluator", "netx", ...
+    domain: ModelDomain
+    input_shape: tuple[int, ...]
+    num_classes: int
+    reset: str = "none"  # "hard" (to 0), "subtract", or "none" for non-spiking models
+
+
+class TargetModel(nn.Module):
+    """Base class of every model: subclasses set ``self.info`` and implement ``forward``."""
+
+    info: ModelInfo
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``[B, classes]`` for inputs in this model's layout."""
+        out = self(x)
+        if self.info.domain == "spikes":
+            return spike_readout(out)
+        return torch.softmax(out, dim=-1)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted class ``[B]`` (argmax of ``probabilities``)."""
+        return self.probabilities(x).argmax(dim=-1)
+
+    def freeze(self) -> "TargetModel":
+        """Eval mode and no parameter gradients (attacks only need input gradients)."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+
+@dataclass(frozen=True)
+class LIFLayer:
+    """One dense layer of LIF neurons as the fast attack engine sees it (no parameters to train).
+
+    ``weight`` is ``[out, in]``. Per time step, with input spikes ``s_t`` ``[B, in]``:
+    - ``arithmetic == "float"`` (Norse LIFBox, hard reset):
+      ``v_t = leak * v_{t-1} + s_t @ weight.T``; spike ``z_t = v_t > threshold``; ``v_t <- 0`` where spiking.
+    - ``arithmetic == "loihi"`` (CUBA fixed point as NetX/Lava runs it; ``weight`` holds integers,
+      ``threshold = vThMant << 6``): ``u_t = rstz(u_{t-1} * (4096 - i_decay), 12) + (s_t @ weight.T) * 64``;
+      ``v_t = rstz(v_{t-1} * (4096 - v_decay), 12) + u_t``; spike ``v_t > threshold``; ``v_t <- 0``.
+    ``delay`` steps are added by the layer (1 for slayer's ``delay_shift``/Lava, 0 for Norse).
+    The surrogate is the fast sigmoid ``1 / (1 + slope * |v - threshold| / scale)^2`` with
+    ``scale`` the threshold's unit (1 for float, 64 for loihi); ``membrane_scale`` divides the
+    voltage before it is used as the output read-out.
+    """
+
+    weight: torch.Tensor
+    arithmetic: Literal["float", "loihi"]
+    threshold: float
+    leak: float = 1.0
+    i_decay: int = 4096
+    v_decay: int = 0
+    delay: int = 0
+    surrogate_slope: float = 40.0
+    surrogate_scale: float = 1.0
+    membrane_scale: float = 1.0
