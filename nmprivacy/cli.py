@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command != "data":
+            from nmprivacy.lava_import import import_lava
+
+            import_lava()
         return int(args.func(args) or 0)
     except NmprivacyError as exc:
         print(f"error: {exc}", file=sys.stderr)

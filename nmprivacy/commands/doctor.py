@@ -21,9 +21,9 @@ class Check:
 
 
 def _check_lava() -> str:
-    import lava.lib.dl.netx  # noqa: F401
-    import lava.lib.dl.slayer  # noqa: F401
-    import lava.magma.core.run_configs  # noqa: F401
+    from nmprivacy.lava_import import import_lava
+
+    import_lava()
 
     return "lava.magma, lava.lib.dl.slayer and lava.lib.dl.netx import"
 
