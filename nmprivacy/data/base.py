@@ -74,22 +74,33 @@ class Loader(Protocol):
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A registry line: loader, domain, and a one-line description of where its files come from."""
+    """A registry line: loader, domain, and a one-line description of where its files come from.
+
+    ``locate(root)`` (optional) checks that the files exist without loading them and returns where
+    they are (a folder, or a text such as "bundled with scikit-learn"); it raises
+    ``DatasetNotFoundError`` when they are missing.
+    """
 
     name: str
     loader: Callable[..., DatasetSplits]
     domain: Domain
     description: str
+    locate: Callable[[Path | None], object] | None = None
 
 
 REGISTRY: dict[str, DatasetEntry] = {}
 
 
-def register(name: str, domain: Domain, description: str) -> Callable[[Callable[..., DatasetSplits]], Callable[..., DatasetSplits]]:
-    """Decorator adding a loader to the registry under ``name``."""
+def register(
+    name: str,
+    domain: Domain,
+    description: str,
+    locate: Callable[[Path | None], object] | None = None,
+) -> Callable[[Callable[..., DatasetSplits]], Callable[..., DatasetSplits]]:
+    """Decorator adding a loader (and optionally its file check ``locate``) to the registry."""
 
     def deco(fn: Callable[..., DatasetSplits]) -> Callable[..., DatasetSplits]:
-        REGISTRY[name] = DatasetEntry(name, fn, domain, description)
+        REGISTRY[name] = DatasetEntry(name, fn, domain, description, locate)
         return fn
 
     return deco

@@ -1,0 +1,212 @@
+"""The one event pipeline: tonic transforms from an event stream to fixed-length binary frames.
+
+Used by N-MNIST, DVS Gesture and the saccade versions of image data sets (spec section 3):
+- N-MNIST style: ``Denoise(40 ms)`` -> ``ToFrame(3 ms)`` -> keep polarity channel 0 -> clamp 1;
+- DVS Gesture: ``MergePolarities`` -> ``Denoise(100 ms)`` -> optional ``Downsample`` ->
+  ``ToFrame(50 ms)`` -> clamp 1.
+Events are tonic-style structured arrays with fields ``x, y, t, p`` (t in microseconds).
+Frames are uint8 ``[T, 1, H, W]`` with T cut or zero-padded to ``steps``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Literal, Sequence, TypeVar
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nmprivacy.data.base import DatasetSplits, Split
+from nmprivacy.data.cache import cache_key, cache_path, load_cached, save_cached
+from nmprivacy.data.subset import balanced_indices
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.runinfo import to_jsonable
+
+Sample = TypeVar("Sample")
+
+
+@dataclass(frozen=True)
+class EventPipeline:
+    """Settings of the event-to-frame pipeline.
+
+    ``sensor_size`` is tonic's ``(W, H, P)``; ``polarity`` is "channel0" (keep only p == 0) or
+    "merge" (both polarities into one channel); ``downsample`` divides x and y (1 = native).
+    """
+
+    sensor_size: tuple[int, int, int]
+    denoise_us: float
+    frame_us: float
+    polarity: Literal["channel0", "merge"]
+    steps: int = 100
+    downsample: int = 1
+
+    @property
+    def frame_hw(self) -> tuple[int, int]:
+        """``(H, W)`` of one output frame."""
+        return self.sensor_size[1] // self.downsample, self.sensor_size[0] // self.downsample
+
+    def settings(self) -> dict:
+        """The settings as a plain dictionary (for cache keys and run records)."""
+        return asdict(self)
+
+
+NMNIST_PIPELINE = EventPipeline(sensor_size=(34, 34, 2), denoise_us=40_000, frame_us=3_000, polarity="channel0")
+DVS_PIPELINE = EventPipeline(sensor_size=(128, 128, 2), denoise_us=100_000, frame_us=50_000, polarity="merge")
+
+
+def check_pipeline_options(steps: object, downsample: object = 1) -> tuple[int, int]:
+    """Validated ``steps`` and ``downsample`` options (positive whole numbers)."""
+    for name, value in (("steps", steps), ("downsample", downsample)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise NmprivacyError(f"{name} must be a positive whole number, got {value!r}")
+    return int(steps), int(downsample)  # type: ignore[arg-type]
+
+
+def fit_length(frames: np.ndarray, steps: int) -> np.ndarray:
+    """``frames`` ``[T, ...]`` cut to, or zero-padded at the end to, ``steps`` frames."""
+    if frames.shape[0] >= steps:
+        return frames[:steps]
+    pad = np.zeros((steps - frames.shape[0], *frames.shape[1:]), dtype=frames.dtype)
+    return np.concatenate([frames, pad])
+
+
+def event_frames(events: np.ndarray, pipeline: EventPipeline) -> np.ndarray:
+    """One event stream -> binary frames uint8 ``[steps, 1, H, W]`` through tonic's transforms."""
+    import tonic.transforms as tt
+
+    w, h, p = pipeline.sensor_size
+    inside = (events["x"] >= 0) & (events["x"] < w) & (events["y"] >= 0) & (events["y"] < h)
+    events = events[inside]
+    fh, fw = pipeline.frame_hw
+    empty = np.zeros((pipeline.steps, 1, fh, fw), dtype=np.uint8)
+    if events.size == 0:
+        return empty
+    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+    channels = p
+    if pipeline.polarity == "merge":
+        steps.append(tt.MergePolarities())
+        channels = 1
+    steps.append(tt.Denoise(filter_time=pipeline.denoise_us))
+    if pipeline.downsample > 1:
+        steps.append(tt.Downsample(spatial_factor=1.0 / pipeline.downsample))
+    events = tt.Compose(steps)(events)
+    if events.size == 0:
+        return empty
+    frames = tt.ToFrame(sensor_size=(fw, fh, channels), time_window=pipeline.frame_us)(events)  # [T, P, H, W]
+    frames = frames[:, :1]  # channel 0 ("channel0"), or the merged channel
+    return fit_length(np.minimum(frames, 1).astype(np.uint8), pipeline.steps)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(n: int, pipeline: EventPipeline, name: str) -> None:
+    """Refuse (one line) to allocate dense frames larger than the available memory."""
+    fh, fw = pipeline.frame_hw
+    need = n * pipeline.steps * fh * fw
+    free = available_memory()
+    if free is not None and need > 0.8 * free:
+        raise NmprivacyError(
+            f"{name}: {n} samples of {pipeline.steps}x{fh}x{fw} frames need {need / 2**30:.1f} GiB but only "
+            f"{free / 2**30:.1f} GiB are available; use limit_train/limit_test (--limit-train/--limit-test) or downsample"
+        )
+
+
+def frames_for(
+    samples: Sequence[Sample], read: Callable[[Sample], np.ndarray], pipeline: EventPipeline, desc: str
+) -> torch.Tensor:
+    """Frames of every sample: uint8 ``[N, steps, 1, H, W]`` (``read`` returns its events)."""
+    check_memory(len(samples), pipeline, desc)
+    fh, fw = pipeline.frame_hw
+    out = torch.zeros((len(samples), pipeline.steps, 1, fh, fw), dtype=torch.uint8)
+    for i, sample in enumerate(tqdm(samples, desc=desc, unit="sample", leave=False)):
+        out[i] = torch.from_numpy(event_frames(read(sample), pipeline))
+    return out
+
+
+def cached(
+    name: str,
+    data_folder: Path | None,
+    settings: dict,
+    inputs: object,
+    build: Callable[[], dict],
+    use_cache: bool = True,
+) -> tuple[dict, Path | None]:
+    """``build()``'s result, loaded from or saved to the cache keyed by ``settings`` and ``inputs``.
+
+    Returns (content, cache file or None when caching is off).
+    """
+    if not use_cache:
+        return build(), None
+    path = cache_path(name, data_folder, cache_key(settings, inputs))
+    content = load_cached(path)
+    if content is None:
+        content = {**build(), "settings_json": json.dumps(to_jsonable({"settings": settings, "inputs": inputs}))}
+        try:
+            save_cached(path, content)
+        except OSError:
+            return content, None  # read-only everywhere: still usable, just not cached
+    return content, path
+
+
+def event_splits(
+    name: str,
+    train: Sequence[tuple[Sample, int]],
+    test: Sequence[tuple[Sample, int]],
+    read: Callable[[Sample], np.ndarray],
+    pipeline: EventPipeline,
+    classes: tuple[str, ...],
+    source: str,
+    data_folder: Path | None,
+    fingerprint: object,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    use_cache: bool = True,
+    info: dict | None = None,
+) -> DatasetSplits:
+    """An event data set from (sample, label) lists: limits, pipeline, cache, ``DatasetSplits``.
+
+    ``fingerprint`` identifies the inputs (file list with sizes, or a content hash) for the cache.
+    """
+    def limited(items: Sequence[tuple[Sample, int]], limit: int | None) -> list[tuple[Sample, int]]:
+        idx = balanced_indices(np.array([lab for _, lab in items], dtype=np.int64), limit)
+        return [items[i] for i in idx]
+
+    train, test = limited(train, limit_train), limited(test, limit_test)
+    settings = {"name": name, "pipeline": pipeline.settings(), "limit_train": limit_train, "limit_test": limit_test}
+
+    def build() -> dict:
+        out = {}
+        for split, items in (("train", train), ("test", test)):
+            out[f"x_{split}"] = frames_for([s for s, _ in items], read, pipeline, f"{name} {split}")
+            out[f"y_{split}"] = torch.tensor([lab for _, lab in items], dtype=torch.int64)
+        return out
+
+    content, cache_file = cached(name, data_folder, settings, fingerprint, build, use_cache)
+    fh, fw = pipeline.frame_hw
+    return DatasetSplits(
+        name=name,
+        domain="events",
+        train=Split(content["x_train"], content["y_train"]),
+        test=Split(content["x_test"], content["y_test"]),
+        classes=classes,
+        input_shape=(1, fh, fw),
+        source=source,
+        info={**(info or {}), "pipeline": pipeline.settings(), "cache": str(cache_file) if cache_file else None},
+    )

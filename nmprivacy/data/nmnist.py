@@ -1,0 +1,84 @@
+"""N-MNIST from its original layout ``Train/<digit>/<NNNNN>.bin``, ``Test/<digit>/<NNNNN>.bin``.
+
+Files are read with tonic's own reader (``tonic.io.read_mnist_file``, 40-bit events). tonic's
+``NMNIST`` dataset class is not used because it downloads unless the zip archives sit next to
+the extracted folders; this loader never downloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from nmprivacy.data.base import DatasetSplits, register
+from nmprivacy.data.cache import file_fingerprint
+from nmprivacy.data.events import NMNIST_PIPELINE, check_pipeline_options, event_splits
+from nmprivacy.data.files import FileSpec, corrupt, locate_files
+from nmprivacy.data.subset import check_limit
+from nmprivacy.errors import DatasetNotFoundError
+
+NMNIST = FileSpec(
+    title="N-MNIST",
+    subdirs=("NMNIST", "N-MNIST", "nmnist"),
+    required=(("Train",), ("Test",)),
+    how_to_get="unzip the N-MNIST archives Train.zip and Test.zip (https://www.garrickorchard.com/datasets/n-mnist; "
+    "tonic's mirror: train.zip/test.zip at data.mendeley.com/datasets/468j46mzdv) into <root>/NMNIST/",
+)
+CLASSES = tuple(str(d) for d in range(10))
+
+
+def read_nmnist_file(path: Path) -> np.ndarray:
+    """Events of one N-MNIST ``.bin`` recording (tonic structured array ``x, y, t, p``; t in us)."""
+    from tonic.datasets import NMNIST as TonicNMNIST
+    from tonic.io import read_mnist_file
+
+    size = path.stat().st_size
+    if size % 5:
+        raise corrupt(path, f"{size} bytes is not a whole number of 5-byte events", NMNIST)
+    return read_mnist_file(str(path), dtype=TonicNMNIST.dtype)
+
+
+def list_split(folder: Path) -> list[tuple[Path, int]]:
+    """(file, digit) of every ``<digit>/*.bin`` under ``folder``, in sorted order."""
+    items = [(f, int(d.name)) for d in sorted(folder.iterdir()) if d.is_dir() and d.name in CLASSES for f in sorted(d.glob("*.bin"))]
+    if not items:
+        raise DatasetNotFoundError(f"N-MNIST: no <digit>/*.bin recordings in {folder}; {NMNIST.how_to_get}")
+    return items
+
+
+def locate_nmnist(root: Path | None = None) -> Path:
+    """The folder holding N-MNIST's ``Train`` and ``Test``."""
+    return locate_files(NMNIST, root)
+
+
+@register("nmnist", "events", "N-MNIST saccade recordings of MNIST, 34x34, original .bin files", locate_nmnist)
+def load_nmnist(
+    root: Path | None = None,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    steps: int = NMNIST_PIPELINE.steps,
+    cache: bool = True,
+) -> DatasetSplits:
+    """N-MNIST as uint8 ``[N, steps, 1, 34, 34]`` (denoise 40 ms, 3 ms frames, polarity 0, clamp 1)."""
+    limit_train, limit_test = check_limit("limit_train", limit_train), check_limit("limit_test", limit_test)
+    steps, _ = check_pipeline_options(steps)
+    folder = locate_nmnist(root)
+    train, test = list_split(folder / "Train"), list_split(folder / "Test")
+    pipeline = replace(NMNIST_PIPELINE, steps=steps)
+    return event_splits(
+        "nmnist",
+        train,
+        test,
+        read_nmnist_file,
+        pipeline,
+        CLASSES,
+        source=str(folder),
+        data_folder=folder,
+        fingerprint=file_fingerprint([f for f, _ in train + test], folder),
+        limit_train=limit_train,
+        limit_test=limit_test,
+        use_cache=cache,
+        info={"full_sizes": [len(train), len(test)]},
+    )
