@@ -17,3 +17,10 @@ def import_lava() -> None:
         import lava.lib.dl.netx  # noqa: F401
         import lava.lib.dl.slayer  # noqa: F401
         import lava.magma.core.run_configs  # noqa: F401
+
+
+def import_slayer() -> None:
+    """Import only lava.lib.dl.slayer quietly: it does not import lava.magma, so it does not touch
+    the multiprocessing start method (safe after tqdm or anything else has fixed it)."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        import lava.lib.dl.slayer  # noqa: F401

@@ -1,0 +1,54 @@
+"""``nmprivacy validate``: check the exported network on Lava against the torch model attacked."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``validate`` subcommand."""
+    p = subparsers.add_parser(
+        "validate",
+        help="run a target (and an attack's reconstructions) on the Lava simulator and compare with torch",
+        description="Export fidelity (spike mismatches per layer, class agreement, accuracy: bit-exact emulation "
+        "vs Lava's fixed-point simulator) and, with --inversion, attack validation (does Lava's output pick the "
+        "attacked class for the reconstructions?). Writes validation.json and validation.md.",
+    )
+    p.add_argument("--model", required=True, help="checkpoint folder (snn-lava / snn-norse) or NetX file")
+    p.add_argument("--inversion", help="attack or audit run folder (inversion.pt / inversion-*.pt) or one inversion file")
+    p.add_argument("--samples", type=int, default=100, help="test inputs, and Bernoulli draws per attacked class, on the emulation (default %(default)s)")
+    p.add_argument("--lava-samples", type=int, default=50, help="test inputs (and attack draws in total) run on Lava (default %(default)s)")
+    p.add_argument("--steps", type=int, help="time steps T (default: the checkpoint's, else the data set preset)")
+    p.add_argument("--dataset", help="data set of a NetX file without nmprivacy metadata")
+    p.add_argument("--data-root", help="folder holding the data-set files (else $NMPRIVACY_DATA, ~/.nmprivacy/data)")
+    p.add_argument("--out", default="validation", help="output folder (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the input encoding and Bernoulli draws (default %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate and print the headline numbers; results in ``<out>/validation.json`` and ``.md``."""
+    from hw_export.validation import validate
+    from nmprivacy.errors import NmprivacyError
+
+    if args.steps is not None and args.steps < 1:
+        raise NmprivacyError(f"--steps must be >= 1, got {args.steps}")
+    result = validate(
+        args.model, inversion=args.inversion, samples=args.samples, lava_samples=args.lava_samples, steps=args.steps,
+        out=args.out, data_root=args.data_root, dataset=args.dataset, seed=args.seed, progress=not args.no_progress,
+    )
+    e = result["export"]
+    if e["lava_samples"]:
+        print(
+            f"export fidelity on {e['lava_samples']} inputs: {e['total_mismatches']} spike mismatches, class agreement "
+            f"{e['class_agreement']:.4f}, accuracy torch {e['accuracy_torch']:.4f} vs Lava {e['accuracy_lava']:.4f}"
+        )
+    src = e.get("source_vs_emulation")
+    if src:
+        print(f"{src['kind']} vs its Loihi emulation: class agreement {src['class_agreement']:.4f} on {e['samples']} inputs")
+    a = result.get("attack")
+    if a and a["lava_hit_rate"] is not None:
+        print(f"attack on Lava: hit rate {a['lava_hit_rate']:.4f} (torch {a['torch_hit_rate']:.4f}) on {a['samples_on_lava']} inputs")
+    print(f"results: {args.out}/validation.json, {args.out}/validation.md")
+    return 0
