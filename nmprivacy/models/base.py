@@ -86,6 +86,10 @@ class LIFLayer:
     The surrogate is the fast sigmoid ``1 / (1 + slope * |v - threshold| / scale)^2`` with
     ``scale`` the threshold's unit (1 for float, 64 for loihi); ``membrane_scale`` divides the
     voltage before it is used as the output read-out.
+    ``reset_grad`` says how the model's own autograd treats the hard reset: ``"detached"``
+    (``v <- (1 - z.detach()) v``, d v_after / d v_before = 1 - z; ``nmprivacy.models.lif``),
+    ``"none"`` (the reset carries no gradient at all, slayer's leaky-integrator backward);
+    None means "detached" for float and "none" for loihi arithmetic.
     """
 
     weight: torch.Tensor
@@ -98,3 +102,4 @@ class LIFLayer:
     surrogate_slope: float = 40.0
     surrogate_scale: float = 1.0
     membrane_scale: float = 1.0
+    reset_grad: Literal["detached", "none"] | None = None

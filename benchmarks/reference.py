@@ -1,0 +1,131 @@
+"""The published notebooks' loop structure (spec section 8), kept only to time it.
+
+Everything is sequential, as in the BrainLeaks notebooks: one class at a time, one population
+sample at a time (batch 1), a Python loop over time steps inside each forward (snnTorch-like
+``Leaky`` neurons in plain torch), and autograd through *trainable* parameters, so every
+backward also computes weight gradients. The numbers it produces are not used anywhere; the
+project's attacks live in ``nmprivacy.attacks``.
+
+Layouts: SNN input ``[T, 1, N]`` (batch 1), output membrane record ``[T, 1, C]``; ANN input
+``[1, N]``. X_p / X per class ``[T, N]``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nmprivacy.models.surrogates import spike
+from nmprivacy.presets import BLv1Settings, BLv2Settings, MIFaceSettings
+
+
+class ReferenceLeaky(nn.Module):
+    """snnTorch ``Leaky`` in plain torch: ``U_t = beta U_{t-1} + I_t - S_{t-1} theta`` (subtractive,
+    delayed, reset detached), ``S_t = H(U_t - theta)`` with the fast-sigmoid surrogate (spec section 2)."""
+
+    def __init__(self, beta: float = 0.7, threshold: float = 1.0, slope: float = 40.0) -> None:
+        super().__init__()
+        self.beta, self.threshold, self.slope = beta, threshold, slope
+
+    def forward(self, current: torch.Tensor, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: spikes and membrane ``[1, N]`` from input current and previous membrane."""
+        reset = spike(mem - self.threshold, "fast-sigmoid", self.slope).detach()
+        mem = self.beta * mem + current - reset * self.threshold
+        return spike(mem - self.threshold, "fast-sigmoid", self.slope), mem
+
+
+class ReferenceSNN(nn.Module):
+    """input -> hidden Leaky -> classes Leaky with trainable ``nn.Linear`` weights, stepped in Python."""
+
+    def __init__(self, w1: torch.Tensor, w2: torch.Tensor, beta: float = 0.7, threshold: float = 1.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(w1.shape[1], w1.shape[0], bias=False)
+        self.fc2 = nn.Linear(w2.shape[1], w2.shape[0], bias=False)
+        with torch.no_grad():
+            self.fc1.weight.copy_(w1)
+            self.fc2.weight.copy_(w2)
+        self.lif1 = ReferenceLeaky(beta, threshold)
+        self.lif2 = ReferenceLeaky(beta, threshold)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output membrane record ``[T, 1, C]`` for spikes ``[T, 1, N]``."""
+        mem1 = torch.zeros(1, self.fc1.out_features)
+        mem2 = torch.zeros(1, self.fc2.out_features)
+        record = []
+        for t in range(x.shape[0]):
+            spk1, mem1 = self.lif1(self.fc1(x[t]), mem1)
+            _, mem2 = self.lif2(self.fc2(spk1), mem2)
+            record.append(mem2)
+        return torch.stack(record)
+
+
+def confidence(mem: torch.Tensor, label: int) -> torch.Tensor:
+    """Per-step softmax averaged over time, probability of ``label`` (scalar, graph kept)."""
+    return torch.softmax(mem, dim=-1).mean(dim=0)[0, label]
+
+
+@dataclass
+class ReferenceBLv2State:
+    """Per-class BL-v2 state, each ``[T, N]``."""
+
+    xp: torch.Tensor
+    r: torch.Tensor
+    nu: torch.Tensor
+
+
+def blv2_class_iteration(
+    net: ReferenceSNN, label: int, state: ReferenceBLv2State, settings: BLv2Settings, samples: int | None = None
+) -> ReferenceBLv2State:
+    """One BL-v2 iteration for one class as the notebook runs it: ``samples`` (default K) sequential
+    batch-1 forward/backward passes, then the weighted update of X_p."""
+    k = samples or settings.population
+    grads, losses = [], []
+    for _ in range(k):
+        xs = torch.bernoulli(state.xp).unsqueeze(1).requires_grad_(True)  # [T, 1, N]
+        net.zero_grad()
+        loss = 1.0 - confidence(net(xs), label) + settings.sparsity * xs.mean()
+        loss.backward()
+        grads.append(xs.grad[:, 0])
+        losses.append(loss.item())
+    w = torch.softmax(-torch.tensor(losses), dim=0)
+    g = sum(wi * gi for wi, gi in zip(w, grads))
+    r = settings.rho * state.r + (1 - settings.rho) * g * g
+    nu = settings.momentum * state.nu + g
+    xp = (state.xp - settings.lr / (r.sqrt() + settings.eps) * nu).clamp_min(0.0)
+    if xp.max() > 1:
+        xp = xp / xp.max()
+    return ReferenceBLv2State(xp=xp, r=r, nu=nu)
+
+
+def blv1_class_iteration(net: ReferenceSNN, label: int, x: torch.Tensor, settings: BLv1Settings) -> torch.Tensor:
+    """One BL-v1 iteration for one class (batch 1): gradient of the confidence, min-max, mask, flip."""
+    xs = x.unsqueeze(1).clone().requires_grad_(True)
+    net.zero_grad()
+    confidence(net(xs), label).backward()
+    g = xs.grad[:, 0]
+    p = g.abs()
+    p = (p - p.min()) / (p.max() - p.min()).clamp_min(1e-12)
+    q = (p >= settings.eta).to(x.dtype)
+    return ((x + torch.sign(g) * q) > 0).to(x.dtype)
+
+
+def miface_class_iteration(ann: nn.Module, label: int, x: torch.Tensor, settings: MIFaceSettings) -> torch.Tensor:
+    """One MI-Face step for one class (batch 1, weight gradients computed as the notebook's autograd does)."""
+    xs = x.clone().requires_grad_(True)
+    ann.zero_grad()
+    cost = 1.0 - torch.softmax(ann(xs), dim=-1)[0, label]
+    cost.backward()
+    step = xs.detach() - settings.lr * xs.grad
+    return step.clamp(0.0, 1.0) if settings.clamp else step
+
+
+def trainable_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters require gradients (the notebooks never freeze them)."""
+    out = copy.deepcopy(model)
+    out.train()
+    for p in out.parameters():
+        p.requires_grad_(True)
+    return out

@@ -1,0 +1,69 @@
+"""Shared pieces of every attack: oracle choice, input checks, seeding and timing."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import torch
+
+from nmprivacy.attacks.base import GradientOracle
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.models.base import TargetModel
+
+OracleFactory = Callable[[TargetModel], GradientOracle]
+
+
+def default_oracle(model: TargetModel) -> GradientOracle:
+    """The fastest available oracle: the attack engine's when installed, else plain autograd."""
+    try:
+        from nmprivacy.attacks.engine import make_oracle
+    except ImportError:
+        from nmprivacy.attacks.oracle import AutogradOracle
+
+        return AutogradOracle(model)
+    return make_oracle(model)
+
+
+def check_classes(model: TargetModel, classes: Sequence[int]) -> torch.Tensor:
+    """Attacked classes as int64 ``[K]``; raises NmprivacyError if any is not a class of ``model``."""
+    c = model.info.num_classes
+    bad = [k for k in classes if not 0 <= int(k) < c]
+    if not classes or bad:
+        raise NmprivacyError(f"classes {bad or 'list is empty'} invalid: choose class indices in 0..{c - 1}")
+    return torch.as_tensor([int(k) for k in classes], dtype=torch.long)
+
+
+def require_domain(model: TargetModel, domain: str, attack: str) -> None:
+    """Raise NmprivacyError if ``attack`` cannot run on ``model``'s input domain."""
+    if model.info.domain != domain:
+        other = "bl-v1 or bl-v2" if model.info.domain == "spikes" else "mi-face"
+        raise NmprivacyError(
+            f"{attack} needs a model with {domain} inputs but '{model.info.kind}' takes {model.info.domain}: use {other}"
+        )
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed`` (every random draw of an attack uses it)."""
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+class Timer:
+    """Wall-clock seconds since construction."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since construction."""
+        return time.perf_counter() - self.start
+
+
+def model_steps(model: TargetModel, steps: int | None = None) -> int:
+    """Time steps T of a spiking attack input: ``steps`` if given, else the model's ``steps`` attribute."""
+    steps = steps or getattr(model, "steps", None)
+    if not steps:
+        raise NmprivacyError(f"model '{model.info.kind}' does not say its number of time steps: pass --steps T (or steps=T)")
+    return int(steps)

@@ -1,0 +1,355 @@
+"""The fast attack core: loss, probabilities and input gradient of a feed-forward LIF network.
+
+``FastLIFOracle(model)`` is a ``GradientOracle`` for any ``TargetModel`` exposing
+``lif_layers()`` (a list of ``nmprivacy.models.base.LIFLayer``). It computes the same numbers as
+autograd through the model's own forward (``AutogradOracle``), without an autograd graph and
+without weight gradients:
+
+- forward: per layer, one matmul over all ``T * B`` rows for the input currents (an
+  ``embedding_bag`` row-gather when the input is binary and sparse), then a time loop of in-place
+  LIF updates on preallocated ``[T, B, N]`` buffers (the pre-reset voltage overwrites the current);
+- backward (manual BPTT): the read-out gradient is analytic, each layer's time loop runs
+  backwards with the fast-sigmoid surrogate, and each synapse costs one matmul (``dL/dI @ W``).
+- threads: matmuls use torch's threads; the neuron time loops run on column chunks small enough
+  for ATen to keep every op serial, shared by ``workers`` Python threads (torch releases the GIL),
+  so no op waits at an OpenMP barrier (on a loaded 2-core machine each barrier can cost a
+  scheduler time slice).
+
+Model conventions this mirrors (``nmprivacy.models.lif.LIFBox``, ``snn_lava``, spec section 2):
+the read-out is the output layer's *pre-reset* voltage divided by ``membrane_scale``; the hard
+reset's gradient follows ``LIFLayer.reset_grad`` (detached: ``d v_after / d v_before = 1 - z``;
+none: 1, as slayer's leaky-integrator backward); spikes ``z = 1[v > threshold]`` with
+surrogate ``1 / (1 + slope |v - threshold| / scale)^2``; a layer with ``delay = d`` emits its
+spikes ``d`` steps later. In "loihi" arithmetic the forward is exact CUBA fixed point (states in
+float64 holding integers, ``rstz`` = truncation toward zero) and the backward passes the decays
+straight through (``d rstz(v * c, 12) / dv = c / 4096``); Lava's 24-bit wrap of u and clip of v
+are not modelled (states beyond +-2^23 would differ; trained networks stay far below).
+
+Layouts: ``x`` ``[T, B, *input_shape]``; per layer ``I``/``A`` (current, then pre-reset voltage)
+and ``Z`` (spikes) ``[T, B, N]``; read-out membrane ``[T, B, C]``.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from nmprivacy.attacks.base import GradientOracle, LossKind, OracleOutput
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.models.base import LIFLayer, TargetModel
+
+LOIHI_CURRENT_SHIFT = 64.0  # a_in << 6 in CUBA fixed point
+LOIHI_DECAY_UNIT = 4096.0  # decays are 12-bit integers
+
+# Neuron updates run on contiguous column chunks below ATen's parallel grain (32768 elements), so
+# every elementwise op is serial; ``workers`` Python threads share the chunks.
+MAX_CHUNK = 32000
+
+# Measured on the project's 2-core CPU (784x3000, T*B = 1750 rows): the embedding_bag gather
+# beats the dense GEMM below ~30 % input density; keep a margin.
+SPARSE_DENSITY = 0.25
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One layer prepared for the engine: weights in both layouts plus scalar constants."""
+
+    weight: torch.Tensor  # [out, in] float32 contiguous (backward: dL/dI @ weight)
+    weight_t: torch.Tensor  # [in, out] float32 contiguous (forward GEMM / embedding_bag table)
+    loihi: bool
+    threshold: float
+    leak: float  # float: v multiplier; loihi: (4096 - v_decay) / 4096
+    v_keep: float  # loihi: 4096 - v_decay (integer)
+    i_keep: float  # loihi: 4096 - i_decay (integer; 0 = no synaptic memory)
+    delay: int
+    slope: float  # surrogate slope / scale
+    root_scale: float  # sqrt(scale): the surrogate is a derivative per scale unit of voltage
+    membrane_scale: float
+    reset_detached: bool  # True: d v_after / d v_before = 1 - z; False: 1 (reset invisible to the gradient)
+
+    @property
+    def size(self) -> int:
+        return self.weight.shape[0]
+
+
+def _prepare(layer: LIFLayer) -> _Layer:
+    w = layer.weight.detach().to(torch.float32).contiguous()
+    loihi = layer.arithmetic == "loihi"
+    if layer.arithmetic not in ("float", "loihi"):
+        raise ValueError(f"unknown LIF arithmetic {layer.arithmetic!r}")
+    return _Layer(
+        weight=w,
+        weight_t=w.t().contiguous(),
+        loihi=loihi,
+        threshold=float(layer.threshold),
+        leak=(LOIHI_DECAY_UNIT - layer.v_decay) / LOIHI_DECAY_UNIT if loihi else float(layer.leak),
+        v_keep=float(LOIHI_DECAY_UNIT - layer.v_decay),
+        i_keep=float(LOIHI_DECAY_UNIT - layer.i_decay),
+        delay=int(layer.delay),
+        slope=float(layer.surrogate_slope) / float(layer.surrogate_scale),
+        root_scale=math.sqrt(float(layer.surrogate_scale)),
+        membrane_scale=float(layer.membrane_scale),
+        reset_detached=(layer.reset_grad or ("none" if loihi else "detached")) == "detached",
+    )
+
+
+def sparse_rows(x2d: torch.Tensor, max_density: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(rows, cols)`` of the ones of ``x2d`` ``[R, N]`` if it is binary with fewer than
+    ``max_density`` ones, else None (relaxed or dense inputs take the GEMM)."""
+    if max_density <= 0 or int(torch.count_nonzero(x2d)) >= max_density * x2d.numel():
+        return None
+    rows, cols = x2d.nonzero(as_tuple=True)
+    if not bool((x2d[rows, cols] == 1).all()):
+        return None
+    return rows, cols
+
+
+def input_currents(x2d: torch.Tensor, layer: _Layer, out: torch.Tensor, sparse: float = SPARSE_DENSITY) -> tuple[torch.Tensor, str]:
+    """Currents ``x2d @ weight.T`` ``[R, out]`` for rows ``x2d`` ``[R, in]`` and the path taken:
+    "dense" (GEMM written into ``out``) or "sparse" (row-gather of the weight rows of the ones,
+    binary inputs below ``sparse`` density; returns a new tensor)."""
+    ones = sparse_rows(x2d, sparse)
+    if ones is None:
+        return torch.mm(x2d, layer.weight_t, out=out), "dense"
+    rows, cols = ones
+    offsets = torch.zeros(x2d.shape[0], dtype=torch.long)
+    torch.cumsum(torch.bincount(rows, minlength=x2d.shape[0])[:-1], 0, out=offsets[1:])
+    return F.embedding_bag(cols, layer.weight_t, offsets, mode="sum"), "sparse"
+
+
+def surrogate_(a: torch.Tensor, out: torch.Tensor, layer: _Layer) -> torch.Tensor:
+    """Fast-sigmoid surrogate dz/da ``1 / (1 + slope |a - threshold| / scale)^2 / scale`` into ``out``
+    (``a`` in the layer's voltage units; ``scale`` converts them to threshold units)."""
+    torch.sub(a, layer.threshold, out=out)
+    r = layer.root_scale
+    return out.abs_().mul_(layer.slope * r).add_(r).pow_(-2)
+
+
+def chunks(n: int, size: int) -> list[slice]:
+    """Contiguous slices covering ``range(n)`` of at most ``size`` elements."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def lif_forward_(a: torch.Tensor, z: torch.Tensor, layer: _Layer, part: slice | None = None) -> None:
+    """LIF time loop in place: ``a`` ``[T, M]`` (``M = B * N`` flattened) holds input currents on
+    entry and pre-reset voltages on exit; spikes are written into ``z`` ``[T, M]`` (float32 0/1).
+    Only the columns ``part`` (default all) are processed; columns are independent neurons."""
+    part = part or slice(0, a.shape[1])
+    a, z = a[:, part], z[:, part]
+    steps, width = a.shape
+    if layer.loihi:
+        v = torch.zeros(width, dtype=torch.float64)
+        u = torch.zeros_like(v) if layer.i_keep else None
+        for t in range(steps):
+            if u is not None:
+                u.mul_(layer.i_keep).div_(LOIHI_DECAY_UNIT).trunc_().add_(a[t], alpha=LOIHI_CURRENT_SHIFT)
+            v.mul_(layer.v_keep).div_(LOIHI_DECAY_UNIT).trunc_()  # rstz(v * (4096 - v_decay), 12)
+            if u is not None:
+                v.add_(u)
+            else:
+                v.add_(a[t], alpha=LOIHI_CURRENT_SHIFT)
+            a[t].copy_(v)  # exact: |v| < 2^24
+            torch.gt(a[t], layer.threshold, out=z[t])
+            v.masked_fill_(v > layer.threshold, 0.0)
+        return
+    v = torch.zeros(width, dtype=a.dtype)
+    for t in range(steps):
+        if t:
+            a[t].add_(v, alpha=layer.leak)  # a_t = I_t + leak * v_{t-1}
+        torch.gt(a[t], layer.threshold, out=z[t])
+        torch.addcmul(a[t], a[t], z[t], value=-1.0, out=v)  # hard reset: v_t = a_t (1 - z_t)
+
+
+def lif_backward_(g: torch.Tensor, a: torch.Tensor, layer: _Layer, spike_grads: bool, part: slice | None = None) -> None:
+    """Manual BPTT in place on ``[T, M]`` tensors (columns ``part``, default all). On entry ``g``
+    holds each step's direct gradient: dL/d(spikes) when ``spike_grads`` (hidden layers; multiplied
+    here by the surrogate), else dL/d(pre-reset voltage) (the output layer's read-out). On exit it
+    holds dL/d(input current). ``a`` is the forward's pre-reset voltage."""
+    part = part or slice(0, a.shape[1])
+    g, a = g[:, part], a[:, part]
+    steps, width = a.shape
+    sg, keep = torch.empty(width), torch.empty(width)
+    for t in range(steps - 1, -1, -1):
+        if spike_grads:
+            g[t].mul_(surrogate_(a[t], sg, layer))
+        if t < steps - 1:
+            if layer.reset_detached:  # dL/da_t += (1 - z_t) * leak * dL/da_{t+1}
+                torch.le(a[t], layer.threshold, out=keep)
+                g[t].addcmul_(keep, g[t + 1], value=layer.leak)
+            else:  # dL/da_t += leak * dL/da_{t+1}
+                g[t].add_(g[t + 1], alpha=layer.leak)
+    if layer.loihi:
+        if layer.i_keep:  # synaptic current state: dL/du_t = dL/da_t + (i_keep / 4096) dL/du_{t+1}
+            c = layer.i_keep / LOIHI_DECAY_UNIT
+            for t in range(steps - 2, -1, -1):
+                g[t].add_(g[t + 1], alpha=c)
+        g.mul_(LOIHI_CURRENT_SHIFT)
+
+
+def readout_loss(
+    membrane: torch.Tensor, targets: torch.Tensor, loss: LossKind
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Loss ``[B]``, probabilities ``[B, C]`` (``spike_readout``) and dL/d(membrane) ``[T, B, C]``
+    for the output membrane ``[T, B, C]``: ``identity`` = 1 - mean_t softmax(U_t)[y],
+    ``cross-entropy`` = mean_t CE(U_t, y)."""
+    steps = membrane.shape[0]
+    p = torch.softmax(membrane, dim=-1)  # [T, B, C]
+    probs = p.mean(dim=0)
+    idx = targets.view(1, -1, 1).expand(steps, -1, 1)
+    onehot = torch.zeros_like(p).scatter_(2, idx, 1.0)
+    if loss == "identity":
+        py = p.gather(2, idx)  # [T, B, 1]
+        values = 1.0 - probs.gather(1, targets[:, None]).squeeze(1)
+        grad = py * (p - onehot) / steps  # d(-p_y)/dU = -p_y (e_y - p)
+    elif loss == "cross-entropy":
+        logp = torch.log_softmax(membrane, dim=-1)
+        values = -logp.gather(2, idx).squeeze(2).mean(dim=0)
+        grad = (p - onehot) / steps
+    else:
+        raise ValueError(f"unknown attack loss {loss!r}")
+    return values, probs, grad
+
+
+class FastLIFOracle:
+    """``GradientOracle`` for LIF models with ``lif_layers()``: no autograd graph, input gradient only.
+
+    ``sparse_density``: binary inputs below this fraction of ones use the row-gather forward
+    (0 disables it). ``workers``: threads sharing the neuron-update chunks (default: torch's
+    thread count); matmuls use torch's own threads. Buffers are kept between calls of the same
+    ``[T, B]`` shape.
+    """
+
+    def __init__(self, model: TargetModel, sparse_density: float = SPARSE_DENSITY, workers: int | None = None) -> None:
+        lif_layers = getattr(model, "lif_layers", None)
+        if lif_layers is None:
+            raise NmprivacyError(f"model '{model.info.kind}' has no lif_layers(): use nmprivacy.attacks.oracle.AutogradOracle")
+        self.model = model
+        self.layers = [_prepare(layer) for layer in lif_layers()]
+        if not self.layers:
+            raise NmprivacyError(f"model '{model.info.kind}' returned no LIF layers")
+        n_in = 1
+        for s in model.info.input_shape:
+            n_in *= int(s)
+        if self.layers[0].weight.shape[1] != n_in:
+            raise NmprivacyError(
+                f"first LIF layer takes {self.layers[0].weight.shape[1]} inputs but the model's input_shape "
+                f"{tuple(model.info.input_shape)} has {n_in}: fix the model's lif_layers()"
+            )
+        self.sparse_density = float(sparse_density)
+        self.workers = workers
+        self.last_path = ""  # "sparse" or "dense": the input path of the last call
+        self._buffers: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def _buffers_for(self, steps: int, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer (currents/voltages, spikes/gradients), each ``[T, B, N]``, for this shape."""
+        key = (steps, batch)
+        if key not in self._buffers:
+            self._buffers.clear()  # one shape at a time: attacks call with a fixed shape
+            self._buffers[key] = [
+                (torch.empty(steps, batch, layer.size), torch.empty(steps, batch, layer.size)) for layer in self.layers
+            ]
+        return self._buffers[key]
+
+    def _check(self, x: torch.Tensor) -> None:
+        n_in = self.layers[0].weight.shape[1]
+        if x.dim() < 3 or x[0, 0].numel() != n_in:
+            raise NmprivacyError(
+                f"input of shape {tuple(x.shape)} does not fit model '{self.model.info.kind}': "
+                f"pass spikes [T, B, {', '.join(str(int(s)) for s in self.model.info.input_shape)}]"
+            )
+
+    def _each_chunk(self, fn: Callable[[slice], None], width: int) -> None:
+        """``fn(part)`` for every column chunk of a ``[T, width]`` plane, on ``workers`` threads."""
+        workers = max(1, min(self.workers or torch.get_num_threads(), math.ceil(width / MAX_CHUNK)))
+        count = workers * math.ceil(width / (workers * MAX_CHUNK))  # balanced: a multiple of workers
+        parts = chunks(width, math.ceil(width / count))
+        if workers == 1:
+            for part in parts:
+                fn(part)
+            return
+        groups = [parts[i::workers] for i in range(workers)]
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(lambda group: [fn(part) for part in group], groups):
+                pass
+
+    @torch.no_grad()
+    def membrane(self, x: torch.Tensor) -> torch.Tensor:
+        """Output read-out membrane ``[T, B, C]`` for ``x`` ``[T, B, *input_shape]`` (forward only)."""
+        self._check(x)
+        return self._forward(x)[0].clone()
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        steps, batch = x.shape[0], x.shape[1]
+        bufs = self._buffers_for(steps, batch)
+        rows = x.reshape(steps * batch, -1).to(torch.float32)
+        for i, (layer, (a, z)) in enumerate(zip(self.layers, bufs)):
+            if i == 0:
+                currents, self.last_path = input_currents(rows, layer, a.view(steps * batch, -1), self.sparse_density)
+                if currents.data_ptr() != a.data_ptr():  # the gather's result becomes this call's buffer
+                    a = currents.view(steps, batch, -1)
+                    bufs[0] = (a, z)
+            else:
+                _shifted_mm(bufs[i - 1][1], layer.weight_t, a, self.layers[i - 1].delay)
+            a2, z2 = a.view(steps, -1), z.view(steps, -1)
+            self._each_chunk(lambda part, a2=a2, z2=z2, layer=layer: lif_forward_(a2, z2, layer, part), a2.shape[1])
+        last = self.layers[-1]
+        a_out = bufs[-1][0]
+        membrane = a_out / last.membrane_scale if last.membrane_scale != 1.0 else a_out
+        return membrane, bufs
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind = "identity") -> OracleOutput:
+        """Loss ``[B]``, probabilities ``[B, C]`` and d(sum loss)/dx ``[T, B, *input_shape]``."""
+        self._check(x)
+        steps, batch = x.shape[0], x.shape[1]
+        membrane, bufs = self._forward(x)
+        values, probs, g_out = readout_loss(membrane, targets.to(torch.long), loss)
+        last = self.layers[-1]
+        g = bufs[-1][1]  # the output layer's spike buffer now holds its gradients
+        torch.div(g_out, last.membrane_scale, out=g)  # read-out gradient enters the pre-reset voltage
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            a2, g2 = bufs[i][0].view(steps, -1), g.view(steps, -1)
+            hidden = i < len(self.layers) - 1
+            self._each_chunk(lambda part, a2=a2, g2=g2, layer=layer, hidden=hidden: lif_backward_(g2, a2, layer, hidden, part), a2.shape[1])
+            if i == 0:  # g: dL/dI of the input layer
+                grad = torch.mm(g.view(steps * batch, -1), layer.weight)
+                return OracleOutput(loss=values, probs=probs, grad=grad.view(x.shape))
+            g_prev = bufs[i - 1][1]  # dL/d(spikes of layer i-1) overwrites its spike buffer
+            _shifted_mm(g, layer.weight, g_prev, -self.layers[i - 1].delay)
+            g = g_prev
+        raise AssertionError("unreachable")
+
+
+def _shifted_mm(src: torch.Tensor, weight: torch.Tensor, out: torch.Tensor, shift: int) -> None:
+    """``out[t] = src[t - shift] @ weight`` for ``[T, B, *]`` tensors (zero where out of range);
+    a negative shift reads from the future (the backward of a delay)."""
+    steps, batch = src.shape[0], src.shape[1]
+    if shift == 0:
+        torch.mm(src.view(steps * batch, -1), weight, out=out.view(steps * batch, -1))
+        return
+    n = steps - abs(shift)
+    if n <= 0:
+        out.zero_()
+        return
+    s_from, o_from = (0, shift) if shift > 0 else (-shift, 0)
+    torch.mm(src[s_from : s_from + n].reshape(n * batch, -1), weight, out=out[o_from : o_from + n].view(n * batch, -1))
+    if shift > 0:
+        out[:shift].zero_()
+    else:
+        out[n:].zero_()
+
+
+def make_oracle(model: TargetModel) -> GradientOracle:
+    """The fastest exact oracle for ``model``: ``FastLIFOracle`` when it exposes ``lif_layers()``,
+    else autograd (``nmprivacy.attacks.oracle.AutogradOracle``)."""
+    if callable(getattr(model, "lif_layers", None)):
+        return FastLIFOracle(model)
+    from nmprivacy.attacks.oracle import AutogradOracle
+
+    return AutogradOracle(model)

@@ -1,0 +1,68 @@
+"""``nmprivacy audit``: the end-to-end privacy audit (train or reuse, attack, evaluate, report)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``audit`` subcommand."""
+    p = subparsers.add_parser(
+        "audit",
+        help="train/reuse target, ANN and evaluators, run BL-v1, BL-v2 and MI-Face, write results.json + report.md",
+        description="Audit how much training data a spiking network leaks through model inversion.",
+    )
+    p.add_argument("--dataset", default="digits", help="data-set name (default: digits, bundled with scikit-learn)")
+    p.add_argument("--data-root", default=None, help="folder holding the data-set files")
+    p.add_argument("--out", default="runs/audit", help="output folder (default: runs/audit)")
+    p.add_argument("--seeds", type=int, default=1, help="repeat every attack over N seeds (mean ± std)")
+    p.add_argument("--evaluators", type=int, default=3, help="independently trained evaluation classifiers (default 3)")
+    p.add_argument("--target", default="snn-lava", help="snn-lava (default), snn-norse, or a NetX file FILE.net to audit")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--quick", dest="budget", action="store_const", const="quick", help="tiny smoke run")
+    budget.add_argument("--paper", dest="budget", action="store_const", const="paper", help="the paper's full training schedules")
+    p.set_defaults(budget="default")
+    p.add_argument("--variant", choices=("paper", "reference"), default="paper", help="attack variant: paper (default) or the published code's")
+    p.add_argument("--hardware", action="store_true", help="also export the target to NetX and validate it on the Lava simulator")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--hidden", type=int, default=None, help="override the hidden size of target and ANN")
+    p.add_argument("--redraws", type=int, default=None, help="BL-v2: Bernoulli re-draws of X_p for the paper's ± (default: 1000 with --paper, else 0)")
+    p.add_argument("--cache", default=None, help="checkpoint cache folder (default: $NMPRIVACY_CACHE or runs/cache)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the audit and print where the results are."""
+    from nmprivacy.audit import AuditConfig, run_audit
+
+    redraws = args.redraws if args.redraws is not None else (1000 if args.budget == "paper" else 0)
+    config = AuditConfig(
+        dataset=args.dataset,
+        data_root=args.data_root,
+        out=args.out,
+        seeds=args.seeds,
+        evaluators=args.evaluators,
+        target=args.target,
+        budget=args.budget,
+        variant=args.variant,
+        hardware=args.hardware,
+        seed=args.seed,
+        hidden=args.hidden,
+        redraws=redraws,
+        cache=args.cache,
+    )
+    results = run_audit(config)
+    print(summary_table(results))
+    print(f"results: {args.out}/results.json, report: {args.out}/report.md")
+    return 0
+
+
+def summary_table(results: dict) -> str:
+    """A short plain-text table of the attack metrics in percent."""
+    rows = ["attack    acc     top3    conf    DAA     target-conf"]
+    for name, a in results["attacks"].items():
+        rows.append(
+            f"{name:<9} {100 * a['attack_acc']:6.2f}  {100 * a['top3_acc']:6.2f}  {100 * a['avg_conf']:6.2f}  "
+            f"{100 * a['daa']:6.2f}  {100 * a['target_confidence']:6.2f}"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,58 @@
+"""``nmprivacy evaluate``: score reconstructions made elsewhere with evaluation classifiers."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` subcommand."""
+    p = subparsers.add_parser("evaluate", help="score reconstructions (attack accuracy, top-3, confidence, DAA)",
+                              description="Score one reconstruction per class with independent evaluation classifiers.")
+    p.add_argument("--reconstructions", required=True, help="inversion-*.pt file, or a tensor file [C,H,W] / [C,1,N] images or [C,T,1,N] spikes")
+    p.add_argument("--dataset", required=True, help="data set the attacked model was trained on")
+    p.add_argument("--data-root", default=None, help="folder holding the data-set files")
+    p.add_argument("--evaluator", action="append", default=None, help="evaluator checkpoint folder (repeatable); default: train/reuse --evaluators of them")
+    p.add_argument("--evaluators", type=int, default=3, help="evaluators to train or reuse when no --evaluator is given (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of Bernoulli sampling and rate encoding (default 0)")
+    p.add_argument("--steps", type=int, default=None, help="T for rate-encoding images for a spiking evaluator (default: preset)")
+    p.add_argument("--cache", default=None, help="checkpoint cache folder (default: $NMPRIVACY_CACHE or runs/cache)")
+    p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load reconstructions and evaluators, print (and optionally save) the metrics."""
+    from nmprivacy.attacks.io import load_reconstructions
+    from nmprivacy.audit import cache_root, evaluator_kind, train_evaluators
+    from nmprivacy.data import load_dataset
+    from nmprivacy.errors import NmprivacyError
+    from nmprivacy.evaluation.scoring import coerce_reconstructions, score, summarize
+    from nmprivacy.presets import preset_for
+    from nmprivacy.runinfo import atomic_write_json, run_metadata
+
+    recon, classes = load_reconstructions(args.reconstructions)
+    splits = load_dataset(args.dataset, root=args.data_root)
+    classes = classes or list(range(splits.num_classes))
+    if len(classes) != splits.num_classes:
+        raise NmprivacyError(f"{args.reconstructions} holds {len(classes)} classes but metrics need one reconstruction for each of the {splits.num_classes} classes of '{args.dataset}'")
+    recon = coerce_reconstructions(recon, splits.input_shape, len(classes), source=str(args.reconstructions))
+    preset = preset_for(args.dataset)
+    steps = args.steps or preset.steps
+    if args.evaluator:
+        from nmprivacy.models.checkpoint import load
+
+        judges = [load(d) for d in args.evaluator]
+    else:
+        kind = evaluator_kind(splits.domain)
+        train_steps = steps if splits.domain == "image" else None
+        judges = [tm.model for tm in train_evaluators(kind, splits, preset, args.evaluators, 0, train_steps, cache_root(args.cache))]
+    per = [score(j, recon, classes, args.seed, steps) for j in judges]
+    metrics = summarize([per])
+    for name in ("attack_acc", "top3_acc", "avg_conf", "daa"):
+        spread = f" (± {100 * metrics[name + '_evaluator_std']:.2f} across evaluators)" if name + "_evaluator_std" in metrics else ""
+        print(f"{name:<10} {100 * metrics[name]:6.2f} %{spread}")
+    if args.json:
+        atomic_write_json(args.json, {"reconstructions": args.reconstructions, "dataset": args.dataset, "per_evaluator": per, **metrics,
+                                      **run_metadata(config=vars(args) | {"func": None}, seed=args.seed)})
+    return 0

@@ -1,0 +1,145 @@
+"""``snn-lava``: the BrainLeaks SNN target built from Lava-DL slayer CUBA blocks (Loihi fixed point).
+
+Topology as ``snn-norse`` (input -> hidden -> classes, dense, no bias) from
+``lava.lib.dl.slayer.block.cuba.Dense`` blocks kept in ``self.blocks`` so that
+``blocks[i].export_hdf5(group)`` writes the NetX network. What trains is what Loihi runs:
+
+- weights pass through the block's ``pre_hook_fx`` (slayer ``quantize_8bit``): step 2/64 in
+  [-4, 3.97]; NetX stores them as ``w * 64``, even integers in [-256, 254];
+- neuron dynamics are slayer's CPU fixed-point CUBA (``current_decay = 1`` i.e. iDecay 4096:
+  no synaptic memory; ``voltage_decay = 0.3`` -> vDecay 1229, leak 0.69995; threshold
+  ``vThMant / 64``; hard reset to 0; spike when ``v * 4096 > vThMant << 6``);
+- ``delay_shift`` (slayer default) delays every block's spikes by one step, as Lava does.
+
+Layouts: input spikes ``[T, B, C, H, W]`` are fed to slayer as ``[B, N, T]``. ``forward``
+returns the output block's voltage *before reset* in slayer's float units (Loihi ``v`` / 4096)
+as ``[T, B, classes]``; index t is Lava's output-layer index t. Because the hidden block's
+spikes are delayed one step, the output voltage at t=0 is always 0 and the input of the last
+step never reaches the output within T steps (what the chip sees for a T-step input).
+
+Surrogate: slayer's CUBA default is an exponential ``scale_rho/(2 tau_rho) exp(-|v - th|/tau_rho)``
+with ``tau_rho = 100 * tau_grad * th`` and ``scale_rho = 0.1 * scale_grad`` (nearly flat:
+~5e-4 everywhere); ``surrogate="fast-sigmoid"`` (default) replaces only the block neuron's
+``spike`` backward by the spec's ``1 / (1 + 40 |v - th|)^2`` (v in float units), the forward is
+unchanged. ``surrogate="slayer"`` keeps slayer's own. Backward through the membrane is slayer's
+(``_li_dynamics_bwd``): it treats the voltage as a pure leaky integrator (the reset carries no
+gradient at all, not even the 1 - s factor).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from nmprivacy.lava_import import import_slayer
+from nmprivacy.models.base import LIFLayer, ModelInfo, TargetModel
+from nmprivacy.models.surrogates import spike
+
+import_slayer()
+from lava.lib.dl import slayer  # noqa: E402
+from lava.lib.dl.slayer.neuron import cuba  # noqa: E402
+
+STATE_SCALE = 1 << 12  # slayer CUBA s_scale: Loihi integer voltage per float unit (w_scale 64 * 64)
+
+
+@dataclass(frozen=True)
+class SNNLavaConfig:
+    """Everything that rebuilds an ``snn-lava`` model (spec section 4 defaults, Loihi CUBA)."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    hidden: int = 3000
+    threshold: float = 1.0  # truncated to a multiple of 1/64 (vThMant = int(threshold * 64))
+    current_decay: float = 1.0
+    voltage_decay: float = 0.3  # same leak as snn-norse (beta 0.7)
+    surrogate: Literal["fast-sigmoid", "slayer"] = "fast-sigmoid"
+    surrogate_slope: float = 40.0
+    weight_scale: float = 1.0  # slayer init scaling of the synapse weights
+
+
+class FastSigmoidCubaNeuron(cuba.Neuron):
+    """slayer CUBA neuron whose spike backward is the fast sigmoid (forward unchanged)."""
+
+    def __init__(self, *args, surrogate_slope: float = 40.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.surrogate_slope = float(surrogate_slope)
+
+    def spike(self, voltage: torch.Tensor) -> torch.Tensor:
+        """Spikes ``1[v > th]`` with the fast-sigmoid surrogate centred on ``th`` (= vThMant / 64).
+
+        For Loihi's integer voltages (``v * 4096`` integral) ``v > th`` is exactly slayer's test
+        ``v >= th + threshold_eps`` and the leaky integrator's internal reset test.
+        """
+        if self.persistent_state or self.graded_spike or self.drop is not None:
+            raise NotImplementedError("FastSigmoidCubaNeuron supports only stateless binary spikes")
+        return spike(voltage - self.threshold, "fast-sigmoid", self.surrogate_slope)
+
+
+def cuba_dense(in_neurons: int, out_neurons: int, config: SNNLavaConfig) -> slayer.block.cuba.Dense:
+    """One slayer CUBA Dense block (quantised weights, delay_shift) with the configured surrogate."""
+    params = {"threshold": config.threshold, "current_decay": config.current_decay, "voltage_decay": config.voltage_decay}
+    block = slayer.block.cuba.Dense(params, in_neurons, out_neurons, weight_scale=config.weight_scale, delay_shift=True)
+    if config.surrogate == "fast-sigmoid":
+        block.neuron = FastSigmoidCubaNeuron(**params, surrogate_slope=config.surrogate_slope)
+        block.synapse.pre_hook_fx = block.neuron.quantize_8bit
+    elif config.surrogate != "slayer":
+        raise ValueError(f"unknown snn-lava surrogate {config.surrogate!r}: use 'fast-sigmoid' or 'slayer'")
+    return block
+
+
+class SNNLava(TargetModel):
+    """Two CUBA Dense blocks (hidden, output); output read-out = output block's pre-reset voltage."""
+
+    def __init__(self, config: SNNLavaConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.info = ModelInfo("snn-lava", "spikes", tuple(config.input_shape), config.num_classes, reset="hard")
+        n_in = math.prod(config.input_shape)
+        self.blocks = nn.ModuleList([cuba_dense(n_in, config.hidden, config), cuba_dense(config.hidden, config.num_classes, config)])
+
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden spikes ``[T, B, hidden]`` (after the block's one-step delay) and output voltage ``[T, B, classes]``."""
+        t, b = x.shape[:2]
+        xs = x.reshape(t, b, -1).permute(1, 2, 0).contiguous()  # [B, N, T]
+        s1 = self.blocks[0](xs)  # [B, hidden, T], delayed by one step
+        out = self.blocks[1]
+        _, voltage = out.neuron.dynamics(out.synapse(s1))  # pre-reset, float units, [B, classes, T]
+        return s1.permute(2, 0, 1), voltage.permute(2, 0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output voltage ``[T, B, classes]`` (float units) for input spikes ``[T, B, C, H, W]``."""
+        return self.run(x)[1]
+
+    def integer_weights(self) -> list[torch.Tensor]:
+        """Each block's weight as NetX stores it: ``[out, in]`` integers (float dtype) = quantised w * 64."""
+        return [blk.synapse.pre_hook_fx(blk.synapse.weight, descale=True).reshape(blk.synapse.weight.shape[:2]).detach().clone() for blk in self.blocks]
+
+    def lif_layers(self) -> list[LIFLayer]:
+        """The network as Loihi fixed-point CUBA layers (integer weights, 12-bit decays, delay 1).
+
+        ``surrogate_scale`` and ``membrane_scale`` are 4096: Loihi's integer voltage for 1.0 in
+        slayer's float units (threshold ``vThMant << 6`` = 4096 for threshold 1.0).
+        """
+        layers = []
+        for blk, w in zip(self.blocks, self.integer_weights()):
+            n = blk.neuron
+            layers.append(
+                LIFLayer(
+                    weight=w,
+                    arithmetic="loihi",
+                    threshold=float(n.v_th_mant << 6),
+                    leak=1.0 - int(n.cx_voltage_decay) / STATE_SCALE,
+                    i_decay=int(n.cx_current_decay),
+                    v_decay=int(n.cx_voltage_decay),
+                    delay=1,
+                    surrogate_slope=self.config.surrogate_slope,
+                    surrogate_scale=float(STATE_SCALE),
+                    membrane_scale=float(STATE_SCALE),
+                    reset_grad="none",  # slayer's leaky-integrator backward ignores the reset
+                )
+            )
+        return layers

@@ -1,0 +1,80 @@
+"""``snn-norse``: the BrainLeaks SNN target (input -> hidden LIF -> classes LIF) on Norse neurons.
+
+Input ``x``: spikes ``[T, B, C, H, W]``; output: the output layer's pre-reset membrane
+``[T, B, classes]`` (spec section 1 read-out through ``spike_readout``). Linear layers have no
+bias (hardware-mappable); the input projection is one matmul over all ``T * B`` rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nmprivacy.models.base import LIFLayer, ModelInfo, TargetModel
+from nmprivacy.models.lif import LIFBox
+
+
+@dataclass(frozen=True)
+class SNNNorseConfig:
+    """Everything that rebuilds an ``snn-norse`` model (spec section 4 defaults)."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    hidden: int = 3000
+    leak: float = 0.7  # beta per step: Norse dt * tau_mem_inv = 1 - leak = 0.3
+    threshold: float = 1.0
+    surrogate_slope: float = 40.0  # fast sigmoid 1 / (1 + k |v - th|)^2
+    # Initial W is nn.Linear's default times this; None: 1 / (1 - leak), so that the effective
+    # weights (1 - leak) W start like the reference's snnTorch layer (U = beta U + W I).
+    init_gain: float | None = None
+
+
+class SNNNorse(TargetModel):
+    """Fully connected two-layer LIF network (Norse box-LIF, hard reset, fast-sigmoid surrogate)."""
+
+    def __init__(self, config: SNNNorseConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.info = ModelInfo("snn-norse", "spikes", tuple(config.input_shape), config.num_classes, reset="hard")
+        n_in = math.prod(config.input_shape)
+        self.fc1 = nn.Linear(n_in, config.hidden, bias=False)
+        self.fc2 = nn.Linear(config.hidden, config.num_classes, bias=False)
+        gain = config.init_gain if config.init_gain is not None else 1.0 / (1.0 - config.leak)
+        with torch.no_grad():
+            self.fc1.weight.mul_(gain)
+            self.fc2.weight.mul_(gain)
+        self.lif1 = LIFBox(config.leak, config.threshold, "fast-sigmoid", config.surrogate_slope)
+        self.lif2 = LIFBox(config.leak, config.threshold, "fast-sigmoid", config.surrogate_slope)
+
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden spikes ``[T, B, hidden]`` and output membrane ``[T, B, classes]`` for ``x`` ``[T, B, C, H, W]``."""
+        t, b = x.shape[:2]
+        cur1 = self.fc1(x.reshape(t * b, -1)).reshape(t, b, -1)  # one GEMM over all steps
+        s1, _ = self.lif1(cur1)
+        cur2 = self.fc2(s1.reshape(t * b, -1)).reshape(t, b, -1)
+        _, v2 = self.lif2(cur2)
+        return s1, v2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output membrane ``[T, B, classes]`` for input spikes ``[T, B, C, H, W]``."""
+        return self.run(x)[1]
+
+    def lif_layers(self) -> list[LIFLayer]:
+        """The network as float LIF layers: effective weights ``(1 - leak) * W`` as Norse applies them."""
+        return [
+            LIFLayer(
+                weight=(lif.input_gain * fc.weight).detach().clone(),
+                arithmetic="float",
+                threshold=lif.threshold,
+                leak=lif.leak,
+                delay=0,
+                surrogate_slope=lif.slope,
+                surrogate_scale=1.0,
+                membrane_scale=1.0,
+                reset_grad="detached",
+            )
+            for fc, lif in ((self.fc1, self.lif1), (self.fc2, self.lif2))
+        ]

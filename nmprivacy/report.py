@@ -1,0 +1,220 @@
+"""The audit's human-readable report: ``report.md`` plus PNG figures (matplotlib Agg).
+
+Reads the ``results.json`` contract (see ``nmprivacy.audit``) and the attacks' ``Inversion``s;
+puts our metrics side by side with the paper's (``nmprivacy.evaluation.paper``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from nmprivacy.attacks.base import Inversion
+from nmprivacy.evaluation.metrics import METRICS
+from nmprivacy.evaluation.paper import PAPER_ACCURACY, paper_attack
+from nmprivacy.runinfo import atomic_path, atomic_write_text
+
+METRIC_LABELS = {"attack_acc": "attack accuracy", "top3_acc": "top-3 accuracy", "avg_conf": "average confidence", "daa": "DAA"}
+
+
+def preview_images(inv: Inversion) -> torch.Tensor:
+    """Per-class ``[K, H, W]`` picture of an inversion: rate-decoded X_p (BL-v2) or spikes (mean
+    over T), images as they are; channels (e.g. event polarities) summed."""
+    x = inv.probabilities if inv.probabilities is not None else inv.reconstructions
+    x = x.float()
+    if x.dim() == 5:  # [K, T, C, H, W]
+        x = x.mean(dim=1)
+    return x.sum(dim=1) if x.dim() == 4 else x
+
+
+def time_bins(inv: Inversion, bins: int = 5) -> torch.Tensor:
+    """``[K, bins, H, W]``: a spike-form inversion averaged within ``bins`` equal time windows."""
+    x = (inv.probabilities if inv.probabilities is not None else inv.reconstructions).float()
+    chunks = torch.tensor_split(x, bins, dim=1)
+    return torch.stack([c.mean(dim=1).sum(dim=1) for c in chunks], dim=1)
+
+
+def _save(fig: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def _grid(rows: Mapping[str, torch.Tensor], col_labels: list[str], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = len(rows), max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.2 * n_cols + 1, 1.3 * n_rows + 0.6), squeeze=False)
+    for r, (name, imgs) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(imgs):  # one grey scale per row (0 .. row max) so noise does not look like structure
+                ax.imshow(imgs[c].numpy(), cmap="gray", vmin=0.0, vmax=max(float(imgs.max()), 1e-12))
+            if r == 0 and c < len(col_labels):
+                ax.set_title(col_labels[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def confidence_figure(inversions: Mapping[str, Inversion], path: Path) -> Path:
+    """Target-model confidence in the attacked class per iteration, one panel per attack."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(inversions), figsize=(4 * len(inversions), 3), squeeze=False)
+    for ax, (name, inv) in zip(axes[0], inversions.items()):
+        curve = inv.confidence_curve.float()
+        ax.plot(curve.numpy(), color="0.75", linewidth=0.7)
+        ax.plot(curve.mean(dim=1).numpy(), color="C0", linewidth=2, label="mean over classes")
+        ax.set_title(name)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("target confidence")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+        if curve.shape[0] > 200:
+            ax.set_xscale("log")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def write_figures(out: Path, inversions: Mapping[str, Inversion], class_names: list[str], events: bool) -> list[Path]:
+    """All report figures for ``inversions`` under ``out``; returns their paths."""
+    if not inversions:
+        return []
+    paths = [_grid({n: preview_images(i) for n, i in inversions.items()}, class_names, out / "reconstructions.png", "reconstruction per class")]
+    if "mi-face" in inversions and "bl-v2" in inversions:
+        rows = {"ANN (mi-face)": preview_images(inversions["mi-face"]), "SNN (bl-v2)": preview_images(inversions["bl-v2"])}
+        paths.append(_grid(rows, class_names, out / "ann-vs-snn.png", "ANN vs SNN"))
+    if events:
+        for name, inv in inversions.items():
+            if inv.reconstructions.dim() == 5:
+                bins = time_bins(inv)
+                rows = {class_names[c] if c < len(class_names) else str(c): bins[i] for i, c in enumerate(inv.classes)}
+                labels = [f"bin {b + 1}/{bins.shape[1]}" for b in range(bins.shape[1])]
+                paths.append(_grid(rows, labels, out / f"time-bins-{name}.png", f"{name}: X over time"))
+    paths.append(confidence_figure(inversions, out / "confidence.png"))
+    return paths
+
+
+def _pct(v: float | None, std: float | None = None) -> str:
+    if v is None:
+        return "–"
+    return f"{100 * v:.2f} ± {100 * std:.2f}" if std is not None else f"{100 * v:.2f}"
+
+
+def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
+    """The report text for ``results`` (the results.json dict) and the figure files."""
+    fam = results.get("family", "")
+    attacks: Mapping[str, Any] = results.get("attacks", {})
+    models: Mapping[str, Any] = results.get("models", {})
+    lines = [
+        f"# nmprivacy audit: {results.get('dataset')}",
+        "",
+        f"Budget `{results.get('budget')}`, target `{models.get('target', {}).get('kind')}` "
+        f"(reset: {models.get('target', {}).get('reset')}), seeds {results.get('seeds')}, "
+        f"{len(models.get('evaluators', []))} evaluator(s). Paper figures are for the `{fam}` family "
+        "(BrainLeaks Tables 1-4); the paper's targets use subtractive reset and its full training schedules.",
+        "",
+        "## Models (validation accuracy, %)",
+        "",
+        "| model | kind | ours | paper |",
+        "|---|---|---|---|",
+    ]
+    paper_acc = PAPER_ACCURACY.get(fam, {})
+    target = models.get("target", {})
+    lines.append(f"| target SNN | {target.get('kind')} | {_pct(target.get('val_acc'))} | {_pct(paper_acc.get('snn'))} |")
+    if "ann" in models:
+        lines.append(f"| ANN baseline | ann | {_pct(models['ann'].get('val_acc'))} | {_pct(paper_acc.get('ann'))} |")
+    for i, ev in enumerate(models.get("evaluators", [])):
+        key = "evaluator_snn" if ev.get("kind") == "evaluator-snn" else "evaluator_ann"
+        lines.append(f"| evaluator {i + 1} | {ev.get('kind')} | {_pct(ev.get('val_acc'))} | {_pct(paper_acc.get(key))} |")
+    names = list(attacks)
+    lines += ["", "## Attacks (%; ours as mean ± std over seeds, paper ± over Bernoulli re-draws)", ""]
+    lines.append("| metric | " + " | ".join(f"{n} ours | {n} paper" for n in names) + " |")
+    lines.append("|---|" + "---|---|" * len(names))
+    for m in METRICS:
+        cells = []
+        for n in names:
+            a = attacks[n]
+            p = (paper_attack(fam, n) or {}).get(m)
+            cells += [_pct(a.get(m), a.get(f"{m}_std")), _pct(*p) if p else "–"]
+        lines.append(f"| {METRIC_LABELS[m]} | " + " | ".join(cells) + " |")
+    for key, label, fmt in (
+        ("target_confidence", "target confidence", lambda v: _pct(v)),
+        ("iterations", "iterations", lambda v: f"{v}"),
+        ("seconds_per_iteration", "seconds / iteration", lambda v: f"{v:.3f}"),
+    ):
+        lines.append(f"| {label} | " + " | ".join(f"{fmt(attacks[n][key])} | –" if key in attacks[n] else "– | –" for n in names) + " |")
+    spread = [n for n in names if "attack_acc_evaluator_std" in attacks[n]]
+    if spread:
+        lines += ["", "Spread across evaluators (std of attack accuracy): " + ", ".join(f"{n} {_pct(attacks[n]['attack_acc_evaluator_std'])}" for n in spread) + "."]
+    redraw = [n for n in names if "attack_acc_redraw_std" in attacks[n]]
+    if redraw:
+        lines += ["", "Bernoulli re-draws of X_p (the paper's ±): " + ", ".join(
+            f"{n} attack acc {_pct(attacks[n]['attack_acc_redraw_mean'], attacks[n]['attack_acc_redraw_std'])}, "
+            f"top-3 {_pct(attacks[n]['top3_acc_redraw_mean'], attacks[n]['top3_acc_redraw_std'])}" for n in redraw) + "."]
+    lines += ["", "## Notes", ""] + notes(results)
+    if "hardware" in results:
+        lines += ["", "## Hardware validation (NetX export on the Lava simulator)", ""] + hardware_lines(results["hardware"])
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
+    timings = results.get("timings_s", {})
+    if timings:
+        lines += ["", "## Timings (s)", "", ", ".join(f"{k} {v:.1f}" for k, v in timings.items())]
+    return "\n".join(lines) + "\n"
+
+
+def notes(results: Mapping[str, Any]) -> list[str]:
+    """Known deviations from the paper's set-up that the numbers above depend on."""
+    models = results.get("models", {})
+    target = models.get("target", {})
+    out = [
+        f"- Target neurons reset {target.get('reset')} (Loihi/Lava); the paper's snnTorch target subtracts the threshold.",
+        f"- Budget `{results.get('budget')}`: training schedules from `nmprivacy.presets` (`--paper` for the published ones).",
+    ]
+    pads = {e.get("config", {}).get("padding") for e in models.get("evaluators", []) if isinstance(e.get("config"), dict)}
+    if pads - {0, None}:
+        out.append(f"- Evaluator convolutions use padding {sorted(pads - {0, None})}: the input is too small for two unpadded 5x5 convolutions.")
+    v2 = results.get("attacks", {}).get("bl-v2", {}).get("settings")
+    if isinstance(v2, Mapping):
+        out.append(
+            f"- BL-v2 `{v2.get('variant')}` variant: X_p starts at {v2.get('init')}, accumulator `{v2.get('accumulator')}`, loss `{v2.get('loss')}`; "
+            "the reconstruction is one Bernoulli sample of the final X_p (see the confidence curves)."
+        )
+    out.append("- Image evaluators judge spike reconstructions rate-decoded (mean over T); MI-Face images are min-max scaled to [0, 1].")
+    return out
+
+
+def hardware_lines(hw: Mapping[str, Any]) -> list[str]:
+    """Key figures of ``hw_export.validate``'s result (details in validation.md beside the report)."""
+    e = hw.get("export") or {}
+    lines = [
+        f"- export fidelity on {e.get('lava_samples')} test inputs: {e.get('total_mismatches')} spike mismatches, "
+        f"output-class agreement {_pct(e.get('class_agreement'))} %, accuracy torch {_pct(e.get('accuracy_torch'))} % vs Lava {_pct(e.get('accuracy_lava'))} %",
+    ]
+    a = hw.get("attack")
+    if a:
+        lines.append(f"- BL-v2 reconstructions on Lava: attacked class hit {_pct(a.get('lava_hit_rate'))} % (emulation {_pct(a.get('torch_hit_rate'))} %), "
+                     f"{a.get('samples_on_lava')} samples on Lava")
+    lines.append("- details: [validation.md](validation.md)")
+    return lines
+
+
+def write_report(out: Path, results: Mapping[str, Any], inversions: Mapping[str, Inversion], class_names: list[str], events: bool) -> Path:
+    """Write the figures and ``report.md`` into ``out``; returns the report's path."""
+    figures = write_figures(out, inversions, class_names, events)
+    return atomic_write_text(out / "report.md", markdown(results, figures))

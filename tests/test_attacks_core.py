@@ -1,0 +1,251 @@
+"""Attack core: autograd oracle, BrainLeaks-v1/v2 and MI-Face on tiny hand-made models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nmprivacy.attacks import ATTACKS, get_attack
+from nmprivacy.attacks.blv2 import BLv2State, blv2_update, population_weights
+from nmprivacy.attacks.oracle import AutogradOracle
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.models.base import ModelInfo, TargetModel
+from nmprivacy.presets import BLv1Settings, BLv2Settings, MIFaceSettings
+
+SHAPE = (1, 4, 4)
+
+
+class _Spike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v):  # type: ignore[override]
+        ctx.save_for_backward(v)
+        return (v > 1.0).float()
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (v,) = ctx.saved_tensors
+        return grad / (1 + 40 * (v - 1.0).abs()) ** 2
+
+
+class ToySNN(TargetModel):
+    """16 -> 12 LIF (hard reset) -> 3 leaky output membranes; input ``[T, B, 1, 4, 4]``."""
+
+    def __init__(self, seed: int = 0, steps: int = 6) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.fc1 = nn.Linear(16, 12)
+        self.fc2 = nn.Linear(12, 3)
+        with torch.no_grad():
+            self.fc1.weight.copy_(torch.rand(12, 16, generator=g) * 0.8)
+            self.fc1.bias.zero_()
+            self.fc2.weight.copy_(torch.randn(3, 12, generator=g))
+            self.fc2.bias.zero_()
+        self.steps = steps
+        self.info = ModelInfo("toy-snn", "spikes", SHAPE, 3, reset="hard")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = torch.zeros(x.shape[1], 12)
+        u = torch.zeros(x.shape[1], 3)
+        outs = []
+        for t in range(x.shape[0]):
+            v = 0.7 * v + self.fc1(x[t].flatten(1))
+            z = _Spike.apply(v)
+            v = v * (1 - z.detach())
+            u = 0.7 * u + self.fc2(z)
+            outs.append(u)
+        return torch.stack(outs)
+
+
+class ToyANN(TargetModel):
+    """16 -> 3 linear image classifier; input ``[B, 1, 4, 4]``."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.fc = nn.Linear(16, 3, bias=False)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.randn(3, 16, generator=g))
+        self.info = ModelInfo("toy-ann", "image", SHAPE, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+class CountingOracle(AutogradOracle):
+    """Autograd oracle recording the batch size of every call."""
+
+    def __init__(self, model: TargetModel) -> None:
+        super().__init__(model)
+        self.batches: list[int] = []
+
+    def __call__(self, x, targets, loss="identity"):  # type: ignore[override]
+        self.batches.append(int(targets.shape[0]))
+        return super().__call__(x, targets, loss)
+
+
+@pytest.mark.parametrize("loss", ["identity", "cross-entropy"])
+def test_batched_gradient_equals_per_sample_loop(loss: str) -> None:
+    model = ToySNN()
+    oracle = AutogradOracle(model)
+    g = torch.Generator().manual_seed(1)
+    x = torch.bernoulli(torch.full((6, 5, *SHAPE), 0.4), generator=g)  # [T, B, ...]
+    y = torch.tensor([0, 1, 2, 0, 1])
+    batched = oracle(x, y, loss)
+    assert batched.grad.abs().sum() > 0
+    for b in range(5):
+        single = oracle(x[:, b : b + 1], y[b : b + 1], loss)
+        torch.testing.assert_close(batched.grad[:, b : b + 1], single.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(batched.loss[b : b + 1], single.loss)
+    assert all(p.grad is None and not p.requires_grad for p in model.parameters())
+
+
+def test_identity_and_cross_entropy_losses_have_known_values() -> None:
+    model = ToySNN()
+    x = torch.bernoulli(torch.full((6, 2, *SHAPE), 0.5), generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([2, 1])
+    out = AutogradOracle(model)(x, y, "identity")
+    with torch.no_grad():
+        mem = model(x)
+        probs = torch.softmax(mem, -1).mean(0)
+        ce = -torch.log_softmax(mem, -1)[:, torch.arange(2), y].mean(0)
+    torch.testing.assert_close(out.loss, 1 - probs[torch.arange(2), y])
+    torch.testing.assert_close(AutogradOracle(model)(x, y, "cross-entropy").loss, ce)
+
+
+def test_registry_and_errors() -> None:
+    assert set(ATTACKS) == {"bl-v1", "bl-v2", "mi-face"}
+    with pytest.raises(NmprivacyError, match="unknown attack"):
+        get_attack("nope")
+    with pytest.raises(NmprivacyError, match="mi-face"):
+        get_attack("bl-v1").run(ToyANN(), [0])
+    with pytest.raises(NmprivacyError, match="class"):
+        get_attack("bl-v1").run(ToySNN(), [5])
+
+
+@pytest.mark.parametrize("mask", ["threshold", "bernoulli"])
+def test_blv1_keeps_spikes_binary_and_raises_confidence(mask: str) -> None:
+    model = ToySNN()
+    attack = get_attack("bl-v1", BLv1Settings(iterations=8, eta=0.5, mask=mask), oracle=AutogradOracle)
+    inv = attack.run(model, [0, 1, 2], seed=3)
+    x = inv.reconstructions
+    assert x.shape == (3, 6, *SHAPE)
+    assert bool(((x == 0) | (x == 1)).all()) and x.sum() > 0
+    assert inv.confidence_curve.shape == (8, 3)
+    with torch.no_grad():
+        final = model.probabilities(x.transpose(0, 1))[torch.arange(3), torch.arange(3)]
+    assert float(final.mean()) > float(inv.confidence_curve[0].mean()) + 0.05
+    again = attack.run(model, [0, 1, 2], seed=3)
+    assert torch.equal(again.reconstructions, x)
+
+
+def test_blv1_step_follows_gradient_sign() -> None:
+    from nmprivacy.attacks.blv1 import blv1_step
+
+    x = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
+    g = torch.tensor([[1.0, -1.0, 0.1, -0.2]])  # |g| minmax -> [1, 1, 0, 0.111]
+    out = blv1_step(x, g, BLv1Settings(eta=0.5), torch.Generator())
+    assert out.tolist() == [[1.0, 0.0, 1.0, 0.0]]
+
+
+def test_blv2_update_matches_hand_computed_step() -> None:
+    s = BLv2Settings(population=2, lr=0.5, momentum=0.9, rho=0.1, eps=0.0, sparsity=0.0)
+    state = BLv2State(xp=torch.tensor([[0.5, 0.2]]), r=torch.tensor([[0.4, 0.0]]), nu=torch.tensor([[1.0, 0.0]]))
+    grads = torch.tensor([[[1.0, -2.0], [3.0, 0.0]]])  # [K=1, P=2, N=2]
+    losses = torch.tensor([[0.0, torch.log(torch.tensor(3.0))]])  # e^-L = 1, 1/3 -> weights 3/4, 1/4
+    new = blv2_update(state, grads, losses, s)
+    g = torch.tensor([0.75 * 1 + 0.25 * 3, 0.75 * -2 + 0.25 * 0])  # [1.5, -1.5]
+    r = 0.1 * torch.tensor([0.4, 0.0]) + 0.9 * g**2
+    nu = 0.9 * torch.tensor([1.0, 0.0]) + g
+    xp = (torch.tensor([0.5, 0.2]) - 0.5 / r.sqrt() * nu).clamp_min(0)
+    xp = xp / xp.max() if xp.max() > 1 else xp
+    torch.testing.assert_close(new.r[0], r)
+    torch.testing.assert_close(new.nu[0], nu)
+    torch.testing.assert_close(new.xp[0], xp)
+    assert float(new.xp.max()) <= 1.0 and float(new.xp.min()) >= 0.0
+    # reference variant: L_i / sum L_j weights and the unbounded accumulator
+    ref = BLv2Settings(population=2, lr=0.5, rho=0.1, eps=0.0, variant="reference", accumulator="unbounded")
+    torch.testing.assert_close(population_weights(torch.tensor([[1.0, 3.0]]), "reference"), torch.tensor([[0.25, 0.75]]))
+    gr = 0.25 * grads[0, 0] + 0.75 * grads[0, 1]
+    new_ref = blv2_update(state, grads, torch.tensor([[1.0, 3.0]]), ref)
+    torch.testing.assert_close(new_ref.r[0], torch.tensor([0.4, 0.0]) * 1.1 + 0.9 * gr**2)
+
+
+def test_blv2_first_iteration_matches_per_sample_hand_computation() -> None:
+    model = ToySNN()
+    s = BLv2Settings(population=3, iterations=1, lr=0.2, momentum=0.9, rho=0.1, eps=1e-10, sparsity=0.05, init=0.4)
+    inv = get_attack("bl-v2", s, oracle=AutogradOracle, steps=6).run(model, [2, 0], seed=11)
+    gen = torch.Generator().manual_seed(11)
+    xp = torch.full((2, 6, *SHAPE), 0.4)
+    samples = torch.bernoulli(xp.unsqueeze(1).expand(2, 3, 6, *SHAPE), generator=gen)
+    voxels = 6 * 16
+    expected = []
+    for k, cls in enumerate([2, 0]):
+        losses, grads = [], []
+        for i in range(3):
+            x = samples[k, i].unsqueeze(1).clone().requires_grad_(True)  # [T, 1, ...]
+            loss = 1 - model.probabilities(x)[0, cls] + s.sparsity * x.sum() / voxels
+            (g,) = torch.autograd.grad(loss, x)
+            losses.append(float(loss))
+            grads.append(g[:, 0])
+        w = torch.exp(-torch.tensor(losses))
+        w = w / w.sum()
+        g = sum(wi * gi for wi, gi in zip(w, grads))
+        r = (1 - s.rho) * g * g
+        new = (0.4 - s.lr / (r.sqrt() + s.eps) * g).clamp_min(0)
+        expected.append(new / new.max() if new.max() > 1 else new)
+    torch.testing.assert_close(inv.probabilities, torch.stack(expected), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        BLv2Settings(population=4, iterations=6, lr=1.0),
+        BLv2Settings(population=4, iterations=6, lr=1.0, variant="reference", accumulator="unbounded", init=0.0),
+        BLv2Settings(population=4, iterations=6, lr=0.3, rho=0.3, variant="reference", loss="cross-entropy", init=0.0),
+    ],
+    ids=["paper", "reference-mnist", "reference-events"],
+)
+def test_blv2_variants_run_batched_and_leak(settings: BLv2Settings) -> None:
+    model = ToySNN()
+    oracles: list[CountingOracle] = []
+
+    def factory(m: TargetModel) -> CountingOracle:
+        oracles.append(CountingOracle(m))
+        return oracles[-1]
+
+    inv = get_attack("bl-v2", settings, oracle=factory).run(model, [0, 1, 2], seed=5)
+    assert oracles[0].batches == [3 * 4] * 6  # all classes x population in one call per iteration
+    assert inv.probabilities is not None and inv.probabilities.shape == (3, 6, *SHAPE)
+    assert float(inv.probabilities.min()) >= 0 and float(inv.probabilities.max()) <= 1
+    assert bool(((inv.reconstructions == 0) | (inv.reconstructions == 1)).all())
+    assert inv.iterations == 6 and inv.confidence_curve.shape == (6, 3)
+    assert float(inv.confidence_curve[-1].mean()) > float(inv.confidence_curve[0].mean())
+
+
+def test_blv2_plateau_stops_early() -> None:
+    s = BLv2Settings(population=2, iterations=50, plateau_patience=2, plateau_tol=1.0)
+    inv = get_attack("bl-v2", s, oracle=AutogradOracle).run(ToySNN(), [0, 1], seed=0)
+    assert inv.iterations == 3  # first iteration improves on -1, then two without an improvement of 1.0
+
+
+def test_miface_stops_per_class_and_clamps() -> None:
+    model = ToyANN()
+    oracles: list[CountingOracle] = []
+
+    def factory(m: TargetModel) -> CountingOracle:
+        oracles.append(CountingOracle(m))
+        return oracles[-1]
+
+    s = MIFaceSettings(lr=0.5, max_iterations=300, patience=20, cost_goal=0.3)
+    inv = get_attack("mi-face", s, oracle=factory).run(model, [0, 1, 2], seed=0)
+    x = inv.reconstructions
+    assert x.shape == (3, *SHAPE) and float(x.min()) >= 0 and float(x.max()) <= 1
+    assert inv.iterations == len(oracles[0].batches) <= 300
+    assert oracles[0].batches[0] == 3 and min(oracles[0].batches) >= 1
+    with torch.no_grad():
+        cost = 1 - model.probabilities(x)[torch.arange(3), torch.arange(3)]
+        start = 1 - model.probabilities(torch.zeros(3, *SHAPE))[torch.arange(3), torch.arange(3)]
+    assert bool((cost < start).all()) and bool((cost <= 0.3).all())
+    assert oracles[0].batches[-1] < 3  # some classes stopped before others
+    torch.testing.assert_close(cost.min(), inv.loss_curve.min(dim=0).values.min())
