@@ -82,6 +82,7 @@ class BenchOptions:
     warmup: bool = True  # one untimed run (1 attack iteration; the reference subset) before timing
     repeats: int = 3  # timed runs per measurement (reference and ours alike); the fastest is kept
     variants: bool = True  # also time the dense-only engine and the batched autograd oracle
+    loihi: bool = True  # also time BL-v2 on the snn-lava target (fixed-point engine path)
 
     @staticmethod
     def for_budget(quick: bool) -> "BenchOptions":
@@ -191,6 +192,12 @@ def reference_snn(snn: Any) -> Any:
 # ---------------------------------------------------------------- per attack
 
 
+def comparison(opts: BenchOptions) -> BenchOptions:
+    """Lighter settings for the slow comparison columns (batched autograd) and the sweeps:
+    at most 2 timed iterations, one repeat."""
+    return replace(opts, iterations=min(opts.iterations, 2), repeats=1)
+
+
 def _ours(make_attack: Callable[[Callable, int], Any], model: Any, classes: list[int], opts: BenchOptions, factory: Callable) -> tuple[float, float]:
     """Seconds per iteration of the real attack (fastest of ``opts.repeats`` runs, after a
     1-iteration warm-up) and peak RSS growth in MB."""
@@ -223,7 +230,7 @@ def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any
     dense, batched, batched_mb = None, None, None
     if opts.variants:
         dense, _ = _ours(attack, snn, classes, opts, lambda m: FastLIFOracle(m, sparse_density=0.0))
-        batched, batched_mb = _ours(attack, snn, classes, opts, AutogradOracle)
+        batched, batched_mb = _ours(attack, snn, classes, comparison(opts), AutogradOracle)
 
     net = reference_snn(snn)
     samples = opts.reference_samples or cfg.population
@@ -262,7 +269,7 @@ def measure_blv1(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any
     dense, batched, batched_mb = None, None, None
     if opts.variants:
         dense, _ = _ours(attack, snn, classes, opts, lambda m: FastLIFOracle(m, sparse_density=0.0))
-        batched, batched_mb = _ours(attack, snn, classes, opts, AutogradOracle)
+        batched, batched_mb = _ours(attack, snn, classes, comparison(opts), AutogradOracle)
 
     net = reference_snn(snn)
     rc = min(opts.reference_classes, cfg.classes)
@@ -309,6 +316,37 @@ def measure_miface(cfg: CostConfig, ann: Any, opts: BenchOptions) -> dict[str, A
                 "extrapolation": "linear in classes; per-iteration mean over the timed iterations"})
     row["oracle"] = type(make_oracle(ann)).__name__
     return row
+
+
+def measure_loihi_blv2(cfg: CostConfig, opts: BenchOptions) -> dict[str, Any]:
+    """BL-v2 on the Lava-DL target (``snn-lava``): the engine's exact fixed-point path vs batched
+    autograd through slayer's blocks (no reference structure exists for fixed point)."""
+    from nmprivacy.attacks.blv2 import BrainLeaksV2
+    from nmprivacy.attacks.engine import make_oracle
+    from nmprivacy.attacks.oracle import AutogradOracle
+    from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
+    from nmprivacy.presets import BLv2Settings
+
+    torch.manual_seed(opts.seed)
+    model = SNNLava(SNNLavaConfig(input_shape=cfg.input_shape, num_classes=cfg.classes, hidden=cfg.hidden)).freeze()
+    settings = BLv2Settings(population=cfg.population, init=opts.xp_init)
+    classes = list(range(cfg.classes))
+
+    def attack(factory: Callable, iterations: int) -> BrainLeaksV2:
+        return BrainLeaksV2(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
+
+    ours, ours_mb = _ours(attack, model, classes, opts, make_oracle)
+    batched, batched_mb = _ours(attack, model, classes, comparison(opts), AutogradOracle) if opts.variants else (None, None)
+    flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes)
+    row = {
+        "target": "snn-lava (loihi arithmetic)",
+        "ours_s_per_iter": ours,
+        "batched_autograd_s_per_iter": batched,
+        "speedup_vs_batched_autograd": batched / ours if batched else None,
+        "gflop_per_iter": flops / 1e9,
+        "peak_rss_mb": {"ours": ours_mb, "batched_autograd": batched_mb},
+    }
+    return apply_roofline(row, _PEAK["peak"])
 
 
 _PEAK: dict[str, float] = {}
@@ -372,7 +410,7 @@ def run_sweeps(opts: BenchOptions, base: CostConfig = MNIST, points: dict[str, l
             def attack(factory: Callable, iterations: int, cfg: CostConfig = cfg, settings: BLv2Settings = settings) -> BrainLeaksV2:
                 return BrainLeaksV2(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
 
-            seconds, mb = _ours(attack, snn, list(range(cfg.classes)), opts, make_oracle)
+            seconds, mb = _ours(attack, snn, list(range(cfg.classes)), comparison(opts), make_oracle)
             flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes)
             row = {param: value, "ours_s_per_iter": seconds, "gflop_per_iter": flops / 1e9, "peak_rss_mb": mb}
             rows.append(apply_roofline(row, _PEAK["peak"]))
@@ -427,6 +465,10 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
     taken from the first configuration)."""
     start = time.perf_counter()
     load_start = list(os.getloadavg())
+    if opts.loihi:
+        from hw_export.lava_env import lava_modules
+
+        lava_modules()  # Lava's import sets the fork start method; this tolerates an already-fixed fork
     measure_peak()
     results: dict[str, dict[str, Any]] = {}
     jobs = [(cfg, name) for cfg in configs for name in (("bl-v1", "bl-v2", "mi-face") if cfg.ann else ("bl-v1", "bl-v2"))]
@@ -441,11 +483,13 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
         row["config"] = {"name": cfg.name, "network": f"{cfg.inputs}-{cfg.hidden}-{cfg.classes}", "steps": cfg.steps if name != "mi-face" else None,
                          "population": cfg.population if name == "bl-v2" else None, "classes": cfg.classes}
         results.setdefault(cfg.name, {})[name] = row
+    loihi = {configs[0].name: {"bl-v2": measure_loihi_blv2(configs[0], opts)}} if opts.loihi else {}
     sweeps = run_sweeps(opts, configs[0]) if opts.sweeps else {}
     # the peak is re-measured at the end (the machine may be shared); the larger one is the roofline
     end_peak = measure_peak_gflops()
     peak = max(_PEAK["peak"], end_peak["peak"])
-    for row in [r for attacks in results.values() for r in attacks.values()] + [r for rows in sweeps.values() for r in rows]:
+    rows = [r for group in (results, loihi) for attacks in group.values() for r in attacks.values()]
+    for row in rows + [r for points in sweeps.values() for r in points]:
         apply_roofline(row, peak)
     out: dict[str, Any] = {
         "benchmark": "attack-cost",
@@ -462,7 +506,8 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
         "notes": [
             "reference = published-notebook structure (benchmarks/reference.py), timed on reference_timed subsets and extrapolated linearly",
             "ours = nmprivacy.attacks classes with make_oracle (FastLIFOracle for SNNs, autograd for the ANN); seconds_per_iteration of a run after a 1-iteration warm-up",
-            f"every time is the fastest of {opts.repeats} repeat(s), for the reference and ours alike (the machine may be shared: see load_average)",
+            f"every time is the fastest of {opts.repeats} repeat(s) of {opts.iterations} iteration(s), for the reference and ours alike "
+            "(the machine may be shared: see load_average); batched_autograd and the sweeps: 1 run of <= 2 iterations",
             f"BL-v2 X_p starts at {opts.xp_init} (preset: 0) so samples are not all zero; BL-v1 starts at 0",
             "targets are randomly initialised (cost does not depend on training)",
             "peak_rss_mb = resident-set growth over the measurement's baseline, sampled every 2 ms",
@@ -472,6 +517,7 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
     for name, row in results.get(main_cfg, {}).items():
         out[name] = {"config": main_cfg, "speedup_vs_reference": row["speedup_vs_reference"], "roofline_fraction": row["roofline_fraction"]}
     out["configs"] = results
+    out["loihi"] = loihi
     out["sweeps"] = sweeps
     out["run"] = run_metadata(config=opts, seed=opts.seed, timings={"total": time.perf_counter() - start})
     return out
@@ -491,6 +537,11 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{batched} {r['speedup_vs_reference']:7.0f}x {r['gflop_per_iter']:7.2f} "
                 f"{r['roofline_s_per_iter'] * 1e3:11.1f} {r['roofline_fraction'] * 100:6.0f}% {r['peak_rss_mb']['ours']:8.0f}"
             )
+    for cfg, attacks in result.get("loihi", {}).items():
+        for name, r in attacks.items():
+            batched = f", batched autograd (slayer) {r['batched_autograd_s_per_iter'] * 1e3:.0f} ms" if r["batched_autograd_s_per_iter"] else ""
+            lines.append(f"{cfg} {name} on snn-lava (loihi fixed point): ours {r['ours_s_per_iter'] * 1e3:.0f} ms, "
+                         f"roofline {r['roofline_fraction'] * 100:.0f}%{batched}")
     for param, rows in result.get("sweeps", {}).items():
         pts = ", ".join(f"{r[param]}: {r['ours_s_per_iter'] * 1e3:.0f} ms ({r['roofline_fraction'] * 100:.0f}%)" for r in rows)
         lines.append(f"sweep {param}: {pts}")
@@ -508,6 +559,7 @@ def build_parser(prog: str = "python -m benchmarks.attack_cost") -> argparse.Arg
     p.add_argument("--reference-samples", type=int, default=None, help="BL-v2 samples per timed reference class (default K)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--no-sweeps", action="store_true", help="skip the scaling sweeps")
+    p.add_argument("--no-loihi", action="store_true", help="skip BL-v2 on the snn-lava (fixed-point) target")
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -527,7 +579,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.at
             if value < 1:
                 raise NmprivacyError(f"--{field.replace('_', '-')} {value} is invalid: give a positive number")
             opts = replace(opts, **{field: value})
-    opts = replace(opts, seed=args.seed, sweeps=not args.no_sweeps)
+    opts = replace(opts, seed=args.seed, sweeps=not args.no_sweeps, loihi=not args.no_loihi)
     result = measure(opts)
     if result["sweeps"]:
         png = args.json.with_suffix(".png")

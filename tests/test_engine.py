@@ -26,6 +26,9 @@ def norse_model(seed: int = 0) -> SNNNorse:
 
 
 def lava_model(seed: int = 0, current_decay: float = 1.0):
+    from hw_export.lava_env import lava_modules
+
+    lava_modules()  # imports Lava even if tqdm already fixed the (fork) start method
     from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
 
     torch.manual_seed(seed)

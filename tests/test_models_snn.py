@@ -189,3 +189,15 @@ def test_norse_super_surrogate_ignores_its_slope() -> None:
     x = torch.tensor([0.1, -0.3], requires_grad=True)
     threshold(x, "super", 40.0).sum().backward()
     torch.testing.assert_close(x.grad, 1.0 / (1.0 + x.detach().abs()) ** 2)
+
+
+def test_snn_lava_with_slayer_surrogate_trains_but_has_no_lif_layers() -> None:
+    from nmprivacy.errors import NmprivacyError
+
+    torch.manual_seed(0)
+    model = SNNLava(SNNLavaConfig(SHAPE, 3, hidden=20, weight_scale=3.0, surrogate="slayer"))
+    x = (torch.rand(10, 4, *SHAPE) < 0.5).float()
+    model(x).sum().backward()
+    assert model.blocks[0].synapse.weight.grad.abs().sum() > 0
+    with pytest.raises(NmprivacyError, match="no LIFLayer description"):
+        model.lif_layers()

@@ -122,3 +122,10 @@ def test_cli_train_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
 def test_cli_train_user_errors_are_one_line(tmp_path: Path) -> None:
     proc = run_cli("train", "--dataset", "digits", "--model", "ann", "--epochs", "0", "--out", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.startswith("error: --epochs must be >= 1") and proc.stderr.count("\n") == 1
+
+
+def test_cli_model_choices_are_the_registry() -> None:
+    from nmprivacy.commands.train import KINDS
+    from nmprivacy.models import MODEL_KINDS
+
+    assert KINDS == tuple(MODEL_KINDS)

@@ -11,9 +11,9 @@ without weight gradients:
 - backward (manual BPTT): the read-out gradient is analytic, each layer's time loop runs
   backwards with the fast-sigmoid surrogate, and each synapse costs one matmul (``dL/dI @ W``).
 - threads: matmuls use torch's threads; the neuron time loops run on column chunks small enough
-  for ATen to keep every op serial, shared by ``workers`` Python threads (torch releases the GIL),
-  so no op waits at an OpenMP barrier (on a loaded 2-core machine each barrier can cost a
-  scheduler time slice).
+  for ATen to keep every op serial (optionally shared by ``workers`` Python threads), so no op
+  waits at an OpenMP barrier (on a loaded 2-core machine each barrier can cost a scheduler time
+  slice: 0.4-1.2 s instead of 30 ms for the MNIST BL-v2 neuron loops).
 
 Model conventions this mirrors (``nmprivacy.models.lif.LIFBox``, ``snn_lava``, spec section 2):
 the read-out is the output layer's *pre-reset* voltage divided by ``membrane_scale``; the hard
@@ -47,7 +47,7 @@ LOIHI_CURRENT_SHIFT = 64.0  # a_in << 6 in CUBA fixed point
 LOIHI_DECAY_UNIT = 4096.0  # decays are 12-bit integers
 
 # Neuron updates run on contiguous column chunks below ATen's parallel grain (32768 elements), so
-# every elementwise op is serial; ``workers`` Python threads share the chunks.
+# every elementwise op is serial.
 MAX_CHUNK = 32000
 
 # Measured on the project's 2-core CPU (784x3000, T*B = 1750 rows): the embedding_bag gather
@@ -219,12 +219,12 @@ class FastLIFOracle:
     """``GradientOracle`` for LIF models with ``lif_layers()``: no autograd graph, input gradient only.
 
     ``sparse_density``: binary inputs below this fraction of ones use the row-gather forward
-    (0 disables it). ``workers``: threads sharing the neuron-update chunks (default: torch's
-    thread count); matmuls use torch's own threads. Buffers are kept between calls of the same
-    ``[T, B]`` shape.
+    (0 disables it). ``workers``: Python threads sharing the neuron-update chunks (default 1:
+    on 2 idle cores, GIL contention made 2 workers slower, 19 vs 13.5 ms per MNIST BL-v2 call);
+    matmuls use torch's own threads. Buffers are kept between calls of the same ``[T, B]`` shape.
     """
 
-    def __init__(self, model: TargetModel, sparse_density: float = SPARSE_DENSITY, workers: int | None = None) -> None:
+    def __init__(self, model: TargetModel, sparse_density: float = SPARSE_DENSITY, workers: int = 1) -> None:
         lif_layers = getattr(model, "lif_layers", None)
         if lif_layers is None:
             raise NmprivacyError(f"model '{model.info.kind}' has no lif_layers(): use nmprivacy.attacks.oracle.AutogradOracle")
@@ -265,7 +265,7 @@ class FastLIFOracle:
 
     def _each_chunk(self, fn: Callable[[slice], None], width: int) -> None:
         """``fn(part)`` for every column chunk of a ``[T, width]`` plane, on ``workers`` threads."""
-        workers = max(1, min(self.workers or torch.get_num_threads(), math.ceil(width / MAX_CHUNK)))
+        workers = max(1, min(self.workers, math.ceil(width / MAX_CHUNK)))
         count = workers * math.ceil(width / (workers * MAX_CHUNK))  # balanced: a multiple of workers
         parts = chunks(width, math.ceil(width / count))
         if workers == 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-KINDS = ("snn-norse", "snn-lava", "ann", "evaluator", "evaluator-snn")
+KINDS = ("snn-norse", "snn-lava", "ann", "evaluator", "evaluator-snn")  # = nmprivacy.models.MODEL_KINDS (tested); no torch import for --help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

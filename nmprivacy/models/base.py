@@ -84,7 +84,7 @@ class LIFLayer:
       ``v_t = rstz(v_{t-1} * (4096 - v_decay), 12) + u_t``; spike ``v_t > threshold``; ``v_t <- 0``.
     ``delay`` steps are added by the layer (1 for slayer's ``delay_shift``/Lava, 0 for Norse).
     The surrogate is the fast sigmoid ``1 / (1 + slope * |v - threshold| / scale)^2`` with
-    ``scale`` the threshold's unit (1 for float, 64 for loihi); ``membrane_scale`` divides the
+    ``scale`` the threshold's unit (1 for float; 4096 = ``1 << 12`` for loihi, the integer voltage of 1.0, times any per-layer weight scale); ``membrane_scale`` divides the
     voltage before it is used as the output read-out.
     ``reset_grad`` says how the model's own autograd treats the hard reset: ``"detached"``
     (``v <- (1 - z.detach()) v``, d v_after / d v_before = 1 - z; ``nmprivacy.models.lif``),

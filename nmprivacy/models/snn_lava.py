@@ -35,6 +35,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from nmprivacy.errors import NmprivacyError
 from nmprivacy.lava_import import import_slayer
 from nmprivacy.models.base import LIFLayer, ModelInfo, TargetModel
 from nmprivacy.models.surrogates import spike
@@ -123,7 +124,13 @@ class SNNLava(TargetModel):
 
         ``surrogate_scale`` and ``membrane_scale`` are 4096: Loihi's integer voltage for 1.0 in
         slayer's float units (threshold ``vThMant << 6`` = 4096 for threshold 1.0).
+        Only for the fast-sigmoid surrogate (``LIFLayer`` cannot describe slayer's exponential).
         """
+        if self.config.surrogate != "fast-sigmoid":
+            raise NmprivacyError(
+                f"snn-lava with surrogate '{self.config.surrogate}' has no LIFLayer description; attack it with "
+                "nmprivacy.attacks.oracle.AutogradOracle or train it with the fast-sigmoid surrogate"
+            )
         layers = []
         for blk, w in zip(self.blocks, self.integer_weights()):
             n = blk.neuron
