@@ -18,7 +18,7 @@ side in one process:
    no elementwise neuron updates; dense even when the sparse input path skips zeros.
 
 Targets are randomly initialised (``snn-norse``, ``ann``): costs do not depend on training. BL-v2's
-X_p starts at ``xp_init`` (default 0.2, about MNIST's ink density) instead of the preset's 0 so
+X_p starts at ``xp_init`` (default 0.13, MNIST's mean pixel intensity) instead of the preset's 0 so
 that its samples are not all zero; BL-v1 starts from 0 as the attack does. Peak memory is the
 resident-set growth over the run's baseline, sampled every 2 ms.
 
@@ -76,7 +76,7 @@ class BenchOptions:
     iterations: int = 5  # attack iterations timed per measurement (after a 1-iteration warm-up)
     reference_classes: int = 1
     reference_samples: int | None = None  # BL-v2 samples per reference class (None: K)
-    xp_init: float = 0.2
+    xp_init: float = 0.13  # MNIST mean pixel intensity: a typical rate-coded spike density
     seed: int = 0
     sweeps: bool = True
     warmup: bool = True  # one untimed run (1 attack iteration; the reference subset) before timing
@@ -193,8 +193,8 @@ def reference_snn(snn: Any) -> Any:
 
 
 def comparison(opts: BenchOptions) -> BenchOptions:
-    """Lighter settings for the slow comparison columns (batched autograd) and the sweeps:
-    at most 2 timed iterations, one repeat."""
+    """Lighter settings for the slow comparison column (batched autograd): at most 2 timed
+    iterations, one repeat."""
     return replace(opts, iterations=min(opts.iterations, 2), repeats=1)
 
 
@@ -410,7 +410,7 @@ def run_sweeps(opts: BenchOptions, base: CostConfig = MNIST, points: dict[str, l
             def attack(factory: Callable, iterations: int, cfg: CostConfig = cfg, settings: BLv2Settings = settings) -> BrainLeaksV2:
                 return BrainLeaksV2(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
 
-            seconds, mb = _ours(attack, snn, list(range(cfg.classes)), comparison(opts), make_oracle)
+            seconds, mb = _ours(attack, snn, list(range(cfg.classes)), replace(opts, repeats=1), make_oracle)
             flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes)
             row = {param: value, "ours_s_per_iter": seconds, "gflop_per_iter": flops / 1e9, "peak_rss_mb": mb}
             rows.append(apply_roofline(row, _PEAK["peak"]))
@@ -465,10 +465,6 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
     taken from the first configuration)."""
     start = time.perf_counter()
     load_start = list(os.getloadavg())
-    if opts.loihi:
-        from hw_export.lava_env import lava_modules
-
-        lava_modules()  # Lava's import sets the fork start method; this tolerates an already-fixed fork
     measure_peak()
     results: dict[str, dict[str, Any]] = {}
     jobs = [(cfg, name) for cfg in configs for name in (("bl-v1", "bl-v2", "mi-face") if cfg.ann else ("bl-v1", "bl-v2"))]
@@ -507,10 +503,12 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
             "reference = published-notebook structure (benchmarks/reference.py), timed on reference_timed subsets and extrapolated linearly",
             "ours = nmprivacy.attacks classes with make_oracle (FastLIFOracle for SNNs, autograd for the ANN); seconds_per_iteration of a run after a 1-iteration warm-up",
             f"every time is the fastest of {opts.repeats} repeat(s) of {opts.iterations} iteration(s), for the reference and ours alike "
-            "(the machine may be shared: see load_average); batched_autograd and the sweeps: 1 run of <= 2 iterations",
+            "(the machine may be shared: see load_average); batched_autograd: 1 run of <= 2 iterations; sweeps: 1 run",
             f"BL-v2 X_p starts at {opts.xp_init} (preset: 0) so samples are not all zero; BL-v1 starts at 0",
             "targets are randomly initialised (cost does not depend on training)",
             "peak_rss_mb = resident-set growth over the measurement's baseline, sampled every 2 ms",
+            "on a shared (loaded) machine every multi-threaded torch op waits for a descheduled peer at its barrier: "
+            "small-batch attacks (MI-Face, BL-v1) and the batched autograd suffer most; compare a --threads 1 run",
         ],
     }
     main_cfg = configs[0].name
@@ -580,6 +578,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.at
                 raise NmprivacyError(f"--{field.replace('_', '-')} {value} is invalid: give a positive number")
             opts = replace(opts, **{field: value})
     opts = replace(opts, seed=args.seed, sweeps=not args.no_sweeps, loihi=not args.no_loihi)
+    folder = args.json.parent
+    try:  # fail before minutes of measuring, not after
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NmprivacyError(f"cannot create the result folder {folder} ({exc.strerror}): pass --json in a writable folder") from None
+    if not os.access(folder, os.W_OK):
+        raise NmprivacyError(f"result folder {folder} is not writable: pass --json in a writable folder")
     result = measure(opts)
     if result["sweeps"]:
         png = args.json.with_suffix(".png")

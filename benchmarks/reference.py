@@ -1,9 +1,10 @@
 """The published notebooks' loop structure (spec section 8), kept only to time it.
 
-Everything is sequential, as in the BrainLeaks notebooks: one class at a time, one population
-sample at a time (batch 1), a Python loop over time steps inside each forward (snnTorch-like
-``Leaky`` neurons in plain torch), and autograd through *trainable* parameters, so every
-backward also computes weight gradients. The numbers it produces are not used anywhere; the
+Everything is sequential, as in the BrainLeaks notebooks (e.g. ``MNIST/SNN/MNIST_SNN_Attack.ipynb``):
+one class at a time, one population sample at a time (batch 1), a Python loop over time steps
+inside each forward (snnTorch-like ``Leaky`` neurons in plain torch, without snnTorch's own
+per-call overhead), and autograd through *trainable* parameters, so every backward also
+computes (and accumulates) weight gradients. The numbers it produces are not used anywhere; the
 project's attacks live in ``nmprivacy.attacks``.
 
 Layouts: SNN input ``[T, 1, N]`` (batch 1), output membrane record ``[T, 1, C]``; ANN input
@@ -38,15 +39,17 @@ class ReferenceLeaky(nn.Module):
 
 
 class ReferenceSNN(nn.Module):
-    """input -> hidden Leaky -> classes Leaky with trainable ``nn.Linear`` weights, stepped in Python."""
+    """input -> hidden Leaky -> classes Leaky with trainable ``nn.Linear`` layers (with biases, as
+    the notebooks' ``Net``; zero here), stepped in Python."""
 
     def __init__(self, w1: torch.Tensor, w2: torch.Tensor, beta: float = 0.7, threshold: float = 1.0) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(w1.shape[1], w1.shape[0], bias=False)
-        self.fc2 = nn.Linear(w2.shape[1], w2.shape[0], bias=False)
+        self.fc1 = nn.Linear(w1.shape[1], w1.shape[0])
+        self.fc2 = nn.Linear(w2.shape[1], w2.shape[0])
         with torch.no_grad():
-            self.fc1.weight.copy_(w1)
-            self.fc2.weight.copy_(w2)
+            for fc, w in ((self.fc1, w1), (self.fc2, w2)):
+                fc.weight.copy_(w)
+                fc.bias.zero_()
         self.lif1 = ReferenceLeaky(beta, threshold)
         self.lif2 = ReferenceLeaky(beta, threshold)
 
@@ -79,32 +82,31 @@ class ReferenceBLv2State:
 def blv2_class_iteration(
     net: ReferenceSNN, label: int, state: ReferenceBLv2State, settings: BLv2Settings, samples: int | None = None
 ) -> ReferenceBLv2State:
-    """One BL-v2 iteration for one class as the notebook runs it: ``samples`` (default K) sequential
-    batch-1 forward/backward passes, then the weighted update of X_p."""
+    """One BL-v2 iteration for one class as the MNIST notebook runs it: ``samples`` (default K)
+    sequential batch-1 forward/backward passes (weight gradients accumulate, never zeroed), then
+    the loss-share weighted update of X_p (the published code's weighting)."""
     k = samples or settings.population
     grads, losses = [], []
     for _ in range(k):
         xs = torch.bernoulli(state.xp).unsqueeze(1).requires_grad_(True)  # [T, 1, N]
-        net.zero_grad()
         loss = 1.0 - confidence(net(xs), label) + settings.sparsity * xs.mean()
         loss.backward()
         grads.append(xs.grad[:, 0])
-        losses.append(loss.item())
-    w = torch.softmax(-torch.tensor(losses), dim=0)
-    g = sum(wi * gi for wi, gi in zip(w, grads))
-    r = settings.rho * state.r + (1 - settings.rho) * g * g
-    nu = settings.momentum * state.nu + g
-    xp = (state.xp - settings.lr / (r.sqrt() + settings.eps) * nu).clamp_min(0.0)
-    if xp.max() > 1:
-        xp = xp / xp.max()
+        losses.append(loss)
+    with torch.no_grad():
+        g = sum(gi * li / sum(losses) for gi, li in zip(grads, losses))
+        r = settings.rho * state.r + (1 - settings.rho) * g * g
+        nu = settings.momentum * state.nu + g
+        xp = (state.xp - settings.lr / (r.sqrt() + settings.eps) * nu).clamp_min(0.0)
+        if xp.max() > 1:
+            xp = xp / xp.max()
     return ReferenceBLv2State(xp=xp, r=r, nu=nu)
 
 
 def blv1_class_iteration(net: ReferenceSNN, label: int, x: torch.Tensor, settings: BLv1Settings) -> torch.Tensor:
     """One BL-v1 iteration for one class (batch 1): gradient of the confidence, min-max, mask, flip."""
     xs = x.unsqueeze(1).clone().requires_grad_(True)
-    net.zero_grad()
-    confidence(net(xs), label).backward()
+    confidence(net(xs), label).backward()  # weight gradients accumulate, as in the notebook
     g = xs.grad[:, 0]
     p = g.abs()
     p = (p - p.min()) / (p.max() - p.min()).clamp_min(1e-12)

@@ -104,6 +104,13 @@ def test_bench_cli_rejects_bad_options() -> None:
         bench_cli(["bench", "attack-cost", "--iterations", "0"])
 
 
+def test_unwritable_result_folder_fails_before_measuring(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(NmprivacyError, match="cannot create the result folder"):
+        ac.main(["--quick", "--json", str(blocker / "sub" / "cost.json")])
+
+
 def test_missing_benchmark_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(bench.BENCHMARKS, "lava-throughput", ("benchmarks.no_such_benchmark", "x"))
     with pytest.raises(NmprivacyError, match="benchmarks/no_such_benchmark.py is missing"):

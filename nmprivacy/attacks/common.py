@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -67,3 +68,14 @@ def model_steps(model: TargetModel, steps: int | None = None) -> int:
     if not steps:
         raise NmprivacyError(f"model '{model.info.kind}' does not say its number of time steps: pass --steps T (or steps=T)")
     return int(steps)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -6,7 +6,7 @@ autograd through the model's own forward (``AutogradOracle``), without an autogr
 without weight gradients:
 
 - forward: per layer, one matmul over all ``T * B`` rows for the input currents (an
-  ``embedding_bag`` row-gather when the input is binary and sparse), then a time loop of in-place
+  ``embedding_bag`` row-gather when the input is sparse), then a time loop of in-place
   LIF updates on preallocated ``[T, B, N]`` buffers (the pre-reset voltage overwrites the current);
 - backward (manual BPTT): the read-out gradient is analytic, each layer's time loop runs
   backwards with the fast-sigmoid surrogate, and each synapse costs one matmul (``dL/dI @ W``).
@@ -50,16 +50,17 @@ LOIHI_DECAY_UNIT = 4096.0  # decays are 12-bit integers
 # every elementwise op is serial.
 MAX_CHUNK = 32000
 
-# Measured on the project's 2-core CPU (784x3000, T*B = 1750 rows): the embedding_bag gather
-# beats the dense GEMM below ~30 % input density; keep a margin.
-SPARSE_DENSITY = 0.25
+# Measured on the project's 2-core CPU (784x3000 and 1156x3000 weights, 1750 and 5000 rows): the
+# embedding_bag gather beats the dense GEMM by 2-3x at 5-10 % ones and breaks even at 25-30 %.
+SPARSE_DENSITY = 0.2
 
 
 @dataclass(frozen=True)
 class _Layer:
     """One layer prepared for the engine: weights in both layouts plus scalar constants."""
 
-    weight: torch.Tensor  # [out, in] float32 contiguous (backward: dL/dI @ weight)
+    weight: torch.Tensor  # [out, in] float32 contiguous
+    weight_grad: torch.Tensor  # [out, in]: d(voltage input)/d(spikes in): weight, x 64 for loihi (backward GEMMs)
     weight_t: torch.Tensor  # [in, out] float32 contiguous (forward GEMM / embedding_bag table)
     loihi: bool
     threshold: float
@@ -84,6 +85,7 @@ def _prepare(layer: LIFLayer) -> _Layer:
         raise ValueError(f"unknown LIF arithmetic {layer.arithmetic!r}")
     return _Layer(
         weight=w,
+        weight_grad=w * LOIHI_CURRENT_SHIFT if loihi else w,
         weight_t=w.t().contiguous(),
         loihi=loihi,
         threshold=float(layer.threshold),
@@ -98,28 +100,27 @@ def _prepare(layer: LIFLayer) -> _Layer:
     )
 
 
-def sparse_rows(x2d: torch.Tensor, max_density: float) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(rows, cols)`` of the ones of ``x2d`` ``[R, N]`` if it is binary with fewer than
-    ``max_density`` ones, else None (relaxed or dense inputs take the GEMM)."""
+def sparse_entries(x2d: torch.Tensor, max_density: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``(rows, cols, values)`` of the non-zeros of ``x2d`` ``[R, N]`` if fewer than
+    ``max_density`` of its entries are non-zero, else None (dense inputs take the GEMM)."""
     if max_density <= 0 or int(torch.count_nonzero(x2d)) >= max_density * x2d.numel():
         return None
     rows, cols = x2d.nonzero(as_tuple=True)
-    if not bool((x2d[rows, cols] == 1).all()):
-        return None
-    return rows, cols
+    return rows, cols, x2d[rows, cols]
 
 
 def input_currents(x2d: torch.Tensor, layer: _Layer, out: torch.Tensor, sparse: float = SPARSE_DENSITY) -> tuple[torch.Tensor, str]:
     """Currents ``x2d @ weight.T`` ``[R, out]`` for rows ``x2d`` ``[R, in]`` and the path taken:
-    "dense" (GEMM written into ``out``) or "sparse" (row-gather of the weight rows of the ones,
-    binary inputs below ``sparse`` density; returns a new tensor)."""
-    ones = sparse_rows(x2d, sparse)
-    if ones is None:
+    "dense" (GEMM written into ``out``) or "sparse" (weighted row-gather of the weight rows of the
+    non-zeros, for inputs below ``sparse`` density; returns a new tensor). Binary inputs gather
+    with weights 1, so integer (loihi) weights still sum exactly."""
+    entries = sparse_entries(x2d, sparse)
+    if entries is None:
         return torch.mm(x2d, layer.weight_t, out=out), "dense"
-    rows, cols = ones
+    rows, cols, values = entries
     offsets = torch.zeros(x2d.shape[0], dtype=torch.long)
     torch.cumsum(torch.bincount(rows, minlength=x2d.shape[0])[:-1], 0, out=offsets[1:])
-    return F.embedding_bag(cols, layer.weight_t, offsets, mode="sum"), "sparse"
+    return F.embedding_bag(cols, layer.weight_t, offsets, mode="sum", per_sample_weights=values), "sparse"
 
 
 def surrogate_(a: torch.Tensor, out: torch.Tensor, layer: _Layer) -> torch.Tensor:
@@ -135,6 +136,13 @@ def chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def rstz_(state: torch.Tensor, keep: float) -> torch.Tensor:
+    """``state <- rstz(state * keep, 12)`` in place: exact for float64 integers (|state * keep| <
+    2^53). ``div(rounding_mode="trunc")`` stays serial on small tensors, unlike ``trunc_`` (a VML
+    op that opens a parallel region for 2048+ elements: 12 ms instead of 10 us under load)."""
+    return torch.div(state.mul_(keep), LOIHI_DECAY_UNIT, rounding_mode="trunc", out=state)
+
+
 def lif_forward_(a: torch.Tensor, z: torch.Tensor, layer: _Layer, part: slice | None = None) -> None:
     """LIF time loop in place: ``a`` ``[T, M]`` (``M = B * N`` flattened) holds input currents on
     entry and pre-reset voltages on exit; spikes are written into ``z`` ``[T, M]`` (float32 0/1).
@@ -147,8 +155,8 @@ def lif_forward_(a: torch.Tensor, z: torch.Tensor, layer: _Layer, part: slice | 
         u = torch.zeros_like(v) if layer.i_keep else None
         for t in range(steps):
             if u is not None:
-                u.mul_(layer.i_keep).div_(LOIHI_DECAY_UNIT).trunc_().add_(a[t], alpha=LOIHI_CURRENT_SHIFT)
-            v.mul_(layer.v_keep).div_(LOIHI_DECAY_UNIT).trunc_()  # rstz(v * (4096 - v_decay), 12)
+                rstz_(u, layer.i_keep).add_(a[t], alpha=LOIHI_CURRENT_SHIFT)
+            rstz_(v, layer.v_keep)
             if u is not None:
                 v.add_(u)
             else:
@@ -169,26 +177,29 @@ def lif_backward_(g: torch.Tensor, a: torch.Tensor, layer: _Layer, spike_grads: 
     """Manual BPTT in place on ``[T, M]`` tensors (columns ``part``, default all). On entry ``g``
     holds each step's direct gradient: dL/d(spikes) when ``spike_grads`` (hidden layers; multiplied
     here by the surrogate), else dL/d(pre-reset voltage) (the output layer's read-out). On exit it
-    holds dL/d(input current). ``a`` is the forward's pre-reset voltage."""
+    holds dL/d(voltage input) (the loihi x64 input shift lives in ``weight_grad``). ``a`` is the
+    forward's pre-reset voltage."""
     part = part or slice(0, a.shape[1])
     g, a = g[:, part], a[:, part]
     steps, width = a.shape
     sg, keep = torch.empty(width), torch.empty(width)
+    current = layer.loihi and layer.i_keep > 0  # synaptic current state u between input and voltage
+    if current:
+        ga_next, gu = torch.empty(width), torch.zeros(width)
     for t in range(steps - 1, -1, -1):
         if spike_grads:
             g[t].mul_(surrogate_(a[t], sg, layer))
         if t < steps - 1:
+            carry = ga_next if current else g[t + 1]  # dL/da_{t+1}
             if layer.reset_detached:  # dL/da_t += (1 - z_t) * leak * dL/da_{t+1}
                 torch.le(a[t], layer.threshold, out=keep)
-                g[t].addcmul_(keep, g[t + 1], value=layer.leak)
+                g[t].addcmul_(keep, carry, value=layer.leak)
             else:  # dL/da_t += leak * dL/da_{t+1}
-                g[t].add_(g[t + 1], alpha=layer.leak)
-    if layer.loihi:
-        if layer.i_keep:  # synaptic current state: dL/du_t = dL/da_t + (i_keep / 4096) dL/du_{t+1}
-            c = layer.i_keep / LOIHI_DECAY_UNIT
-            for t in range(steps - 2, -1, -1):
-                g[t].add_(g[t + 1], alpha=c)
-        g.mul_(LOIHI_CURRENT_SHIFT)
+                g[t].add_(carry, alpha=layer.leak)
+        if current:  # dL/du_t = dL/da_t + (i_keep / 4096) dL/du_{t+1}
+            ga_next.copy_(g[t])
+            gu.mul_(layer.i_keep / LOIHI_DECAY_UNIT).add_(g[t])
+            g[t].copy_(gu)
 
 
 def readout_loss(
@@ -218,8 +229,8 @@ def readout_loss(
 class FastLIFOracle:
     """``GradientOracle`` for LIF models with ``lif_layers()``: no autograd graph, input gradient only.
 
-    ``sparse_density``: binary inputs below this fraction of ones use the row-gather forward
-    (0 disables it). ``workers``: Python threads sharing the neuron-update chunks (default 1:
+    ``sparse_density``: inputs with fewer non-zeros than this fraction use the row-gather
+    forward (0 disables it). ``workers``: Python threads sharing the neuron-update chunks (default 1:
     on 2 idle cores, GIL contention made 2 workers slower, 19 vs 13.5 ms per MNIST BL-v2 call);
     matmuls use torch's own threads. Buffers are kept between calls of the same ``[T, B]`` shape.
     """
@@ -318,10 +329,10 @@ class FastLIFOracle:
             hidden = i < len(self.layers) - 1
             self._each_chunk(lambda part, a2=a2, g2=g2, layer=layer, hidden=hidden: lif_backward_(g2, a2, layer, hidden, part), a2.shape[1])
             if i == 0:  # g: dL/dI of the input layer
-                grad = torch.mm(g.view(steps * batch, -1), layer.weight)
+                grad = torch.mm(g.view(steps * batch, -1), layer.weight_grad)
                 return OracleOutput(loss=values, probs=probs, grad=grad.view(x.shape))
             g_prev = bufs[i - 1][1]  # dL/d(spikes of layer i-1) overwrites its spike buffer
-            _shifted_mm(g, layer.weight, g_prev, -self.layers[i - 1].delay)
+            _shifted_mm(g, layer.weight_grad, g_prev, -self.layers[i - 1].delay)
             g = g_prev
         raise AssertionError("unreachable")
 
@@ -346,10 +357,14 @@ def _shifted_mm(src: torch.Tensor, weight: torch.Tensor, out: torch.Tensor, shif
 
 
 def make_oracle(model: TargetModel) -> GradientOracle:
-    """The fastest exact oracle for ``model``: ``FastLIFOracle`` when it exposes ``lif_layers()``,
-    else autograd (``nmprivacy.attacks.oracle.AutogradOracle``)."""
-    if callable(getattr(model, "lif_layers", None)):
-        return FastLIFOracle(model)
+    """The fastest exact oracle for ``model``: ``FastLIFOracle`` when it describes itself through
+    ``lif_layers()``, else autograd (``nmprivacy.attacks.oracle.AutogradOracle``). A model whose
+    ``lif_layers()`` refuses (e.g. snn-lava trained with slayer's own surrogate) gets autograd."""
     from nmprivacy.attacks.oracle import AutogradOracle
 
+    if callable(getattr(model, "lif_layers", None)):
+        try:
+            return FastLIFOracle(model)
+        except NmprivacyError:
+            return AutogradOracle(model)  # same numbers through the model's own forward, only slower
     return AutogradOracle(model)
