@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ class AuditConfig:
 
     dataset: str = "digits"
     data_root: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)  # loader options (limit_train, ...)
     out: str = "runs/audit"
     seeds: int = 1  # attack repeats (seed, seed + 1, ...)
     evaluators: int = 3  # independently trained evaluation classifiers per input form
@@ -163,7 +164,7 @@ def _run_audit(config: AuditConfig) -> dict[str, Any]:
     sw = Stopwatch()
     out = Path(config.out)
     with sw("data"):
-        splits = load_dataset(config.dataset, root=config.data_root)
+        splits = load_dataset(config.dataset, root=config.data_root, **config.data_options)
     preset = preset_for(config.dataset, config.budget)
     if config.variant == "reference":
         preset = reference_variant(config.dataset, preset)

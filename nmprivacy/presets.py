@@ -122,6 +122,7 @@ PAPER: dict[str, Preset] = {
 # Which family each registered data set belongs to (saccade versions of image sets are events).
 FAMILY: dict[str, str] = {
     "digits": "mnist",
+    "digits-28": "mnist",
     "mnist": "mnist",
     "fashion-mnist": "mnist",
     "att-faces": "faces",
@@ -134,13 +135,12 @@ FAMILY: dict[str, str] = {
 # Data sets ~40x smaller than MNIST (digits: 1437 training images) need more epochs in the
 # default budget to take enough optimiser steps. Measured on 2 cores (1 torch thread, seed 0):
 # snn-lava 96.4 % in ~60 s, ANN 95.6 %, evaluators ~94.5 %.
-SMALL_DATA_DEFAULTS: dict[str, dict[str, TrainSettings]] = {
-    "digits": {
-        "snn_train": TrainSettings(epochs=6, batch_size=100, lr=5e-4, grad_clip=1.0),
-        "ann_train": TrainSettings(epochs=30, batch_size=100, lr=1e-3),
-        "evaluator_train": TrainSettings(epochs=10, batch_size=50, lr=1e-3),
-    },
+_DIGITS_SCHEDULES: dict[str, TrainSettings] = {
+    "snn_train": TrainSettings(epochs=6, batch_size=100, lr=5e-4, grad_clip=1.0),
+    "ann_train": TrainSettings(epochs=30, batch_size=100, lr=1e-3),
+    "evaluator_train": TrainSettings(epochs=10, batch_size=50, lr=1e-3),
 }
+SMALL_DATA_DEFAULTS: dict[str, dict[str, TrainSettings]] = {"digits": _DIGITS_SCHEDULES, "digits-28": _DIGITS_SCHEDULES}
 
 
 def family_of(dataset: str) -> str:

@@ -220,3 +220,14 @@ def test_real_fashion_mnist_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert "train 60000, test 10000" in out and "1x28x28" in out and str(FASHION) in out
     rows = [line.split() for line in out.splitlines() if line.strip().endswith("6000    1000")]
     assert len(rows) == 10 and rows[0][1] == "T-shirt/top" and rows[9][1:3] == ["Ankle", "boot"]
+
+
+def test_digits_28_is_the_digits_split_upscaled_to_mnist_layout() -> None:
+    small, big = load_dataset("digits"), load_dataset("digits-28")
+    assert big.input_shape == (1, 28, 28) and big.train.x.shape == (1437, 1, 28, 28)
+    assert torch.equal(small.train.y, big.train.y) and torch.equal(small.test.y, big.test.y)
+    assert float(big.train.x.min()) >= 0.0 and float(big.train.x.max()) <= 1.0
+    assert float(big.train.x[..., :4, :].abs().max()) == 0.0  # MNIST-like empty border
+    # the upscaled image averages back to the original intensities (bilinear keeps the mean roughly)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(big.train.x[..., 4:24, 4:24], 8)
+    assert torch.corrcoef(torch.stack([pooled.flatten(), small.train.x.flatten()]))[0, 1] > 0.95

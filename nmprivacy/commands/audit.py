@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nmprivacy.commands.data import add_data_option_arguments, data_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``audit`` subcommand."""
@@ -14,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", default="digits", help="data-set name (default: digits, bundled with scikit-learn)")
     p.add_argument("--data-root", default=None, help="folder holding the data-set files")
+    add_data_option_arguments(p)
     p.add_argument("--out", default="runs/audit", help="output folder (default: runs/audit)")
     p.add_argument("--seeds", type=int, default=1, help="repeat every attack over N seeds (mean ± std)")
     p.add_argument("--evaluators", type=int, default=3, help="independently trained evaluation classifiers (default 3)")
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     config = AuditConfig(
         dataset=args.dataset,
         data_root=args.data_root,
+        data_options=data_options(args),
         out=args.out,
         seeds=args.seeds,
         evaluators=args.evaluators,

@@ -58,11 +58,7 @@ def run_info(args: argparse.Namespace) -> int:
     from nmprivacy.data import load_dataset
     from nmprivacy.runinfo import Stopwatch, atomic_write_json, run_metadata
 
-    options = parse_options(args.option or [])
-    if args.limit_train is not None:
-        options["limit_train"] = args.limit_train
-    if args.limit_test is not None:
-        options["limit_test"] = args.limit_test
+    options = data_options(args)
     sw = Stopwatch()
     with sw("load"):
         splits = load_dataset(args.dataset, root=args.data_root, **options)
@@ -102,6 +98,23 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_data_option_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--limit-train``, ``--limit-test`` and ``--option KEY=VALUE`` (loader options) to ``parser``."""
+    parser.add_argument("--limit-train", type=int, help="at most this many class-balanced training samples")
+    parser.add_argument("--limit-test", type=int, help="at most this many class-balanced test samples")
+    parser.add_argument("--option", action="append", metavar="KEY=VALUE", help="loader option, e.g. steps=50, downsample=4, seed=1, variant=olivetti (repeatable)")
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The loader options given by ``add_data_option_arguments``' flags."""
+    options = parse_options(args.option or [])
+    if args.limit_train is not None:
+        options["limit_train"] = args.limit_train
+    if args.limit_test is not None:
+        options["limit_test"] = args.limit_test
+    return options
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``data info`` and ``data list`` to the CLI."""
     p = subparsers.add_parser("data", help="inspect the data sets (counts, shapes, where the files are)")
@@ -109,9 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="counts per split and class, input shape, domain, where the files were found")
     info.add_argument("--dataset", required=True, help="data set name (see 'nmprivacy data list')")
     info.add_argument("--data-root", help="folder holding the data-set files (else $NMPRIVACY_DATA, ~/.nmprivacy/data, /usr/share/datasets)")
-    info.add_argument("--limit-train", type=int, help="at most this many class-balanced training samples")
-    info.add_argument("--limit-test", type=int, help="at most this many class-balanced test samples")
-    info.add_argument("--option", action="append", metavar="KEY=VALUE", help="loader option, e.g. steps=50, downsample=4, seed=1, variant=olivetti (repeatable)")
+    add_data_option_arguments(info)
     info.add_argument("--json", help="also write the summary and run record to this JSON file")
     info.set_defaults(func=run_info)
     lst = sub.add_parser("list", help="all registered data sets and whether their files were found")

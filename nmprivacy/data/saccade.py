@@ -26,7 +26,7 @@ from nmprivacy.data.events import NMNIST_PIPELINE, EventPipeline, check_pipeline
 from nmprivacy.errors import NmprivacyError
 
 EVENT_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])  # tonic's N-MNIST dtype
-BASES = ("digits", "mnist", "fashion-mnist", "att-faces", "olivetti")
+BASES = ("digits", "digits-28", "mnist", "fashion-mnist", "att-faces", "olivetti")
 
 
 @dataclass(frozen=True)
