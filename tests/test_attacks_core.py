@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -173,7 +175,7 @@ def test_blv2_update_matches_hand_computed_step() -> None:
 
 def test_blv2_first_iteration_matches_per_sample_hand_computation() -> None:
     model = ToySNN()
-    s = BLv2Settings(population=3, iterations=1, lr=0.2, momentum=0.9, rho=0.1, eps=1e-10, sparsity=0.05, init=0.4)
+    s = BLv2Settings(population=3, iterations=1, lr=0.2, momentum=0.9, rho=0.1, eps=1e-10, sparsity=0.05, init=0.4, keep="last")
     inv = get_attack("bl-v2", s, oracle=AutogradOracle, steps=6).run(model, [2, 0], seed=11)
     gen = torch.Generator().manual_seed(11)
     xp = torch.full((2, 6, *SHAPE), 0.4)
@@ -249,3 +251,20 @@ def test_miface_stops_per_class_and_clamps() -> None:
     assert bool((cost < start).all()) and bool((cost <= 0.3).all())
     assert oracles[0].batches[-1] < 3  # some classes stopped before others
     torch.testing.assert_close(cost.min(), inv.loss_curve.min(dim=0).values.min())
+
+
+def test_blv2_keep_best_returns_the_highest_scoring_xp_of_each_class() -> None:
+    model = ToySNN()
+    s = BLv2Settings(population=3, iterations=5, lr=1.0, init=0.4)
+    last = get_attack("bl-v2", replace(s, keep="last"), oracle=AutogradOracle, steps=6).run(model, [2, 0], seed=3)
+    best = get_attack("bl-v2", replace(s, keep="best"), oracle=AutogradOracle, steps=6).run(model, [2, 0], seed=3)
+    # same trajectory (same seed, same draws); only the returned X_p differs
+    torch.testing.assert_close(best.confidence_curve, last.confidence_curve)
+    peak = best.confidence_curve.argmax(dim=0)  # iteration whose samples scored best, per class
+    for k in range(2):
+        if int(peak[k]) == 0:
+            torch.testing.assert_close(best.probabilities[k], torch.full_like(best.probabilities[k], 0.4))
+        else:
+            # iteration i's samples were drawn from the X_p after i updates: rerun with i iterations, keep="last"
+            upto = get_attack("bl-v2", replace(s, iterations=int(peak[k]), keep="last"), oracle=AutogradOracle, steps=6)
+            torch.testing.assert_close(best.probabilities[k], upto.run(model, [2, 0], seed=3).probabilities[k])

@@ -4,7 +4,9 @@ State ``X_p`` is ``[K, T, *input_shape]`` in [0, 1]. Each iteration draws ``P`` 
 per class (``[K, P, T, ...]``, all ``K * P`` in one forward/backward), weights their surrogate
 gradients by ``e^{-L_i}`` normalised over the population (paper) or ``L_i / sum L_j``
 (reference), and takes an RMSProp-with-momentum step; negatives are clamped to 0 and a class
-whose maximum exceeds 1 is divided by it. The reconstruction is one Bernoulli sample of X_p.
+whose maximum exceeds 1 is divided by it. The returned X_p is, per class, the best one seen
+(``keep="best"``: highest mean population confidence) or the last (``keep="last"``); the
+reconstruction is one Bernoulli sample of it.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class BrainLeaksV2:
         pop_targets = targets.repeat_interleave(p)
         losses, confs = [], []
         best = torch.full((k,), -1.0)
+        best_xp = state.xp.clone()
         stale = torch.zeros(k, dtype=torch.long)
         timer = Timer()
         done = 0
@@ -100,29 +103,32 @@ class BrainLeaksV2:
             out = oracle(to_model_layout(samples.reshape(k * p, *shape[1:]), "spikes"), pop_targets, s.loss)
             sample_loss = out.loss.reshape(k, p) + s.sparsity * samples.reshape(k, p, -1).mean(dim=2)
             grads = from_model_layout(out.grad, "spikes").reshape(k, p, *shape[1:]) + s.sparsity / voxels
-            state = blv2_update(state, grads, sample_loss, s)
             conf = out.probs.gather(1, pop_targets[:, None]).reshape(k, p).mean(dim=1)
+            better = conf > best
+            best_xp[better] = state.xp[better]  # the X_p these samples were drawn from
+            state = blv2_update(state, grads, sample_loss, s)
             losses.append(sample_loss.mean(dim=1))
             confs.append(conf)
             done += 1
             bar.set_postfix(conf=f"{conf.mean():.3f}")
+            improved = conf > best + s.plateau_tol
+            best = torch.where(better, conf, best)
             if s.plateau_patience > 0:
-                improved = conf > best + s.plateau_tol
-                best = torch.where(improved, conf, best)
                 stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
                 if bool((stale >= s.plateau_patience).all()):
                     break
         bar.close()
         seconds = timer.elapsed()
+        xp = best_xp if s.keep == "best" else state.xp
         return Inversion(
             attack=self.name,
             classes=targets.tolist(),
-            reconstructions=torch.bernoulli(state.xp, generator=gen),
+            reconstructions=torch.bernoulli(xp, generator=gen),
             loss_curve=torch.stack(losses),
             confidence_curve=torch.stack(confs),
             iterations=done,
             seconds_per_iteration=seconds / max(done, 1),
             seed=seed,
-            probabilities=state.xp,
+            probabilities=xp,
             config={**asdict(s), "steps": steps},
         )
