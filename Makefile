@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@if [ ! -x $(VENV)/bin/python ] || ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
 	  rm -rf $(VENV) && "$(PYTHON310)" -m venv $(VENV); fi
 	$(VENV)/bin/python -m pip install --quiet --upgrade "pip>=23"
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	@touch $(STAMP)
 
 test: setup

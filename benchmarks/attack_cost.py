@@ -159,11 +159,17 @@ def measure_peak_gflops(shapes: Sequence[tuple[int, int, int]] = ((2048, 2048, 2
     return out
 
 
-def snn_iteration_flops(steps: int, batch: int, inputs: int, hidden: int, classes: int) -> float:
-    """FLOPs of one forward + input-gradient backward of ``inputs -> hidden -> classes`` over
-    ``steps * batch`` rows (2 x MACs; the ANN is ``steps = 1``)."""
+def snn_iteration_flops(steps: int, batch: int, inputs: int, hidden: int, classes: int, groups: int | None = None) -> float:
+    """FLOPs (2 x MACs) an iteration needs for ``inputs -> hidden -> classes`` over ``steps * batch``
+    rows (the ANN is ``steps = 1``): the forward and dL/dz1 = dL/dI2 @ W2 per row; the input
+    gradient dL/dI1 @ W1 per row, or, for a population of ``groups`` weighted sums (BL-v2), the
+    weighting (``steps * batch * hidden`` MACs) and dL/dI1 @ W1 over ``steps * groups`` rows."""
     macs_forward = steps * batch * (inputs * hidden + hidden * classes)
-    macs_backward = steps * batch * (hidden * classes + hidden * inputs)
+    macs_backward = steps * batch * hidden * classes
+    if groups is None:
+        macs_backward += steps * batch * hidden * inputs
+    else:
+        macs_backward += steps * batch * hidden + steps * groups * hidden * inputs
     return 2.0 * (macs_forward + macs_backward)
 
 
@@ -245,10 +251,11 @@ def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any
 
     ref_s, ref_mb = timed(reference, opts.repeats, opts.warmup)
     scale = (cfg.classes * cfg.population) / (rc * samples)
-    flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes)
+    flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes, groups=cfg.classes)
     return _row(ref_s * scale, ours, dense, batched, flops, ref_mb, ours_mb, batched_mb,
                 {"classes": rc, "samples_per_class": samples, "seconds": ref_s, "scale": scale,
-                 "extrapolation": "linear: seconds x (classes x K) / (timed classes x timed samples); includes the per-class update"})
+                 "extrapolation": "linear: seconds x (classes x K) / (timed classes x timed samples); includes the per-class update",
+                 "implementation": f"snnTorch {snntorch_version()} snn.Leaky"})
 
 
 def measure_blv1(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any]:
@@ -278,7 +285,8 @@ def measure_blv1(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any
     scale = cfg.classes / rc
     flops = snn_iteration_flops(cfg.steps, cfg.classes, cfg.inputs, cfg.hidden, cfg.classes)
     return _row(ref_s * scale, ours, dense, batched, flops, ref_mb, ours_mb, batched_mb,
-                {"classes": rc, "seconds": ref_s, "scale": scale, "extrapolation": "linear in classes"})
+                {"classes": rc, "seconds": ref_s, "scale": scale, "extrapolation": "linear in classes",
+                 "implementation": f"snnTorch {snntorch_version()} snn.Leaky"})
 
 
 def measure_miface(cfg: CostConfig, ann: Any, opts: BenchOptions) -> dict[str, Any]:

@@ -2,10 +2,12 @@
 
 Everything is sequential, as in the BrainLeaks notebooks (e.g. ``MNIST/SNN/MNIST_SNN_Attack.ipynb``):
 one class at a time, one population sample at a time (batch 1), a Python loop over time steps
-inside each forward (snnTorch-like ``Leaky`` neurons in plain torch, without snnTorch's own
-per-call overhead), and autograd through *trainable* parameters, so every backward also
-computes (and accumulates) weight gradients. The numbers it produces are not used anywhere; the
-project's attacks live in ``nmprivacy.attacks``.
+inside each forward through snnTorch's own ``snn.Leaky`` neurons (beta 0.7, threshold 1,
+subtractive delayed reset, ``surrogate.fast_sigmoid(slope=40)``; ``init_leaky()`` then
+``spk, mem = lif(cur, mem)`` per step), ``nn.Linear`` layers with biases, and autograd through
+*trainable* parameters, so every backward also computes (and accumulates) weight gradients. The
+numbers it produces are not used anywhere; the project's attacks live in ``nmprivacy.attacks``.
+snnTorch is the optional ``bench`` extra (``pip install -e '.[bench]'``).
 
 Layouts: SNN input ``[T, 1, N]`` (batch 1), output membrane record ``[T, 1, C]``; ANN input
 ``[1, N]``. X_p / X per class ``[T, N]``.
@@ -19,48 +21,53 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nmprivacy.models.surrogates import spike
+from nmprivacy.errors import NmprivacyError
 from nmprivacy.presets import BLv1Settings, BLv2Settings, MIFaceSettings
 
+SURROGATE_SLOPE = 40.0  # the notebooks' surrogate.fast_sigmoid(slope=40)
 
-class ReferenceLeaky(nn.Module):
-    """snnTorch ``Leaky`` in plain torch: ``U_t = beta U_{t-1} + I_t - S_{t-1} theta`` (subtractive,
-    delayed, reset detached), ``S_t = H(U_t - theta)`` with the fast-sigmoid surrogate (spec section 2)."""
 
-    def __init__(self, beta: float = 0.7, threshold: float = 1.0, slope: float = 40.0) -> None:
-        super().__init__()
-        self.beta, self.threshold, self.slope = beta, threshold, slope
-
-    def forward(self, current: torch.Tensor, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step: spikes and membrane ``[1, N]`` from input current and previous membrane."""
-        reset = spike(mem - self.threshold, "fast-sigmoid", self.slope).detach()
-        mem = self.beta * mem + current - reset * self.threshold
-        return spike(mem - self.threshold, "fast-sigmoid", self.slope), mem
+def snntorch_version() -> str:
+    """Installed snnTorch version; NmprivacyError naming the fix if it is missing."""
+    try:
+        import snntorch
+    except ImportError:
+        raise NmprivacyError(
+            "the reference structure needs snnTorch, which is not installed: pip install -e '.[bench]' (snntorch==1.0.0)"
+        ) from None
+    return str(snntorch.__version__)
 
 
 class ReferenceSNN(nn.Module):
-    """input -> hidden Leaky -> classes Leaky with trainable ``nn.Linear`` layers (with biases, as
-    the notebooks' ``Net``; zero here), stepped in Python."""
+    """The notebooks' ``Net``: ``fc1 -> snn.Leaky -> fc2 -> snn.Leaky`` with trainable ``nn.Linear``
+    layers (with biases; zero here, weights copied from the target), stepped in Python."""
 
     def __init__(self, w1: torch.Tensor, w2: torch.Tensor, beta: float = 0.7, threshold: float = 1.0) -> None:
         super().__init__()
+        snntorch_version()
+        import snntorch as snn
+        from snntorch import surrogate
+
         self.fc1 = nn.Linear(w1.shape[1], w1.shape[0])
         self.fc2 = nn.Linear(w2.shape[1], w2.shape[0])
         with torch.no_grad():
             for fc, w in ((self.fc1, w1), (self.fc2, w2)):
                 fc.weight.copy_(w)
                 fc.bias.zero_()
-        self.lif1 = ReferenceLeaky(beta, threshold)
-        self.lif2 = ReferenceLeaky(beta, threshold)
+        spike_grad = surrogate.fast_sigmoid(slope=SURROGATE_SLOPE)
+        self.lif1 = snn.Leaky(beta=beta, threshold=threshold, spike_grad=spike_grad)
+        self.lif2 = snn.Leaky(beta=beta, threshold=threshold, spike_grad=spike_grad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output membrane record ``[T, 1, C]`` for spikes ``[T, 1, N]``."""
-        mem1 = torch.zeros(1, self.fc1.out_features)
-        mem2 = torch.zeros(1, self.fc2.out_features)
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
         record = []
-        for t in range(x.shape[0]):
-            spk1, mem1 = self.lif1(self.fc1(x[t]), mem1)
-            _, mem2 = self.lif2(self.fc2(spk1), mem2)
+        for step in range(x.shape[0]):
+            cur1 = self.fc1(x[step])
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = self.fc2(spk1)
+            _, mem2 = self.lif2(cur2, mem2)
             record.append(mem2)
         return torch.stack(record)
 

@@ -170,13 +170,13 @@ def _load_inversion(path: Path) -> dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- the two checks
 def export_fidelity(
-    emulation: NetxEmulation, netx_path: Path, x: torch.Tensor, y: torch.Tensor, lava_samples: int,
+    emulation: NetxEmulation, netx_path: Path, x: torch.Tensor, y: torch.Tensor, lava_samples: int | None,
     source: TargetModel | None = None, progress: bool = True,
 ) -> dict[str, Any]:
     """Emulation vs Lava (and source vs emulation) on spike inputs ``x`` ``[T, B, ...]`` with labels ``y``."""
     emu_layers, emu_mem = emulate(emulation, x, progress=progress)
     emu_pred = spike_readout(emu_mem).argmax(-1)
-    n_lava = min(lava_samples, x.shape[1])
+    n_lava = x.shape[1] if lava_samples is None else min(lava_samples, x.shape[1])
     result: dict[str, Any] = {
         "samples": int(x.shape[1]),
         "steps": int(x.shape[0]),
@@ -244,12 +244,12 @@ def _hit_summary(lava: torch.Tensor | None, torch_on_lava: torch.Tensor | None, 
 
 
 def attack_validation(
-    emulation: NetxEmulation, netx_path: Path, inversion: str | os.PathLike[str], samples: int, lava_samples: int, seed: int = 0,
+    emulation: NetxEmulation, netx_path: Path, inversion: str | os.PathLike[str], samples: int, lava_samples: int | None, seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Reconstructions (and Bernoulli draws of X_p) of every spiking inversion in ``inversion`` on
-    the emulation (``samples`` draws per class) and on Lava (``lava_samples // K`` draws per class,
-    at least 1). Top-level rates pool every spiking run; ``runs`` and ``per_class`` break them down."""
+    the emulation (``samples`` draws per class) and on Lava (every draw when ``lava_samples`` is
+    None, else ``lava_samples // K`` draws per class, at least 1). Top-level rates pool every spiking run; ``runs`` and ``per_class`` break them down."""
     gen = torch.Generator().manual_seed(int(seed))
     per_class: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
@@ -273,7 +273,7 @@ def attack_validation(
         else:
             draws = rec.unsqueeze(0)  # one deterministic reconstruction per class
         d = draws.shape[0]
-        d_lava = max(1, min(d, lava_samples // k)) if lava_samples > 0 else 0
+        d_lava = d if lava_samples is None else (max(1, min(d, lava_samples // k)) if lava_samples > 0 else 0)
         batch = draws.transpose(0, 1).reshape(k * d, *draws.shape[2:])  # class-major [K * D, T, ...]
         target = classes.repeat_interleave(d)
         emu_layers, emu_mem = emulate(emulation, batch.transpose(0, 1), desc=f"attack {path.stem}", progress=progress)
@@ -312,7 +312,7 @@ def validate(
     splits: Any = None,
     inversion: str | os.PathLike[str] | None = None,
     samples: int = 100,
-    lava_samples: int = 50,
+    lava_samples: int | None = None,
     steps: int | None = None,
     out: str | os.PathLike[str] | None = None,
     data_root: str | os.PathLike[str] | None = None,
@@ -323,7 +323,7 @@ def validate(
     """Export fidelity (emulation vs Lava, source vs emulation) and, with ``inversion``, attack
     validation on Lava; returns the results dict and, with ``out``, writes ``validation.json``,
     ``validation.md`` and the NetX file there."""
-    if samples < 1 or lava_samples < 0:
+    if samples < 1 or (lava_samples is not None and lava_samples < 0):
         raise NmprivacyError(f"--samples must be >= 1 and --lava-samples >= 0 (got {samples}, {lava_samples})")
     sw = Stopwatch()
     with tempfile.TemporaryDirectory(prefix="nmprivacy-validate-") as tmp:

@@ -251,11 +251,11 @@ def _run_audit(config: AuditConfig) -> dict[str, Any]:
 
 def hardware_check(model: TargetModel, splits: Any, steps: int, out: Path, config: AuditConfig) -> dict[str, Any]:
     """``hw_export.validate`` of the target: NetX export fidelity on the Lava simulator and the
-    BL-v2 reconstructions run on Lava (writes validation.json/.md and model.net into ``out``)."""
+    BL-v1 / BL-v2 reconstructions run on Lava (writes validation.json/.md and model.net into ``out``)."""
     try:
         from hw_export import validate
     except ImportError as exc:
         raise NmprivacyError(f"--hardware needs the hw_export package ({exc}); reinstall nmprivacy with `make setup`") from None
-    inversion = out / "inversion-bl-v2.pt"
-    result = validate(model, splits, inversion=inversion if inversion.exists() else None, steps=steps, out=out, seed=config.seed)
+    spiking_runs = any(out.glob("inversion-bl-v*.pt"))  # validate reads every spiking inversion-*.pt in out
+    result = validate(model, splits, inversion=out if spiking_runs else None, steps=steps, out=out, seed=config.seed)
     return to_jsonable(result)

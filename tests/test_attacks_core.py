@@ -155,8 +155,10 @@ def test_blv2_update_matches_hand_computed_step() -> None:
     state = BLv2State(xp=torch.tensor([[0.5, 0.2]]), r=torch.tensor([[0.4, 0.0]]), nu=torch.tensor([[1.0, 0.0]]))
     grads = torch.tensor([[[1.0, -2.0], [3.0, 0.0]]])  # [K=1, P=2, N=2]
     losses = torch.tensor([[0.0, torch.log(torch.tensor(3.0))]])  # e^-L = 1, 1/3 -> weights 3/4, 1/4
-    new = blv2_update(state, grads, losses, s)
+    w = population_weights(losses, "paper")
+    torch.testing.assert_close(w, torch.tensor([[0.75, 0.25]]))
     g = torch.tensor([0.75 * 1 + 0.25 * 3, 0.75 * -2 + 0.25 * 0])  # [1.5, -1.5]
+    new = blv2_update(state, (w[..., None] * grads).sum(dim=1), s)
     r = 0.1 * torch.tensor([0.4, 0.0]) + 0.9 * g**2
     nu = 0.9 * torch.tensor([1.0, 0.0]) + g
     xp = (torch.tensor([0.5, 0.2]) - 0.5 / r.sqrt() * nu).clamp_min(0)
@@ -169,7 +171,7 @@ def test_blv2_update_matches_hand_computed_step() -> None:
     ref = BLv2Settings(population=2, lr=0.5, rho=0.1, eps=0.0, variant="reference", accumulator="unbounded")
     torch.testing.assert_close(population_weights(torch.tensor([[1.0, 3.0]]), "reference"), torch.tensor([[0.25, 0.75]]))
     gr = 0.25 * grads[0, 0] + 0.75 * grads[0, 1]
-    new_ref = blv2_update(state, grads, torch.tensor([[1.0, 3.0]]), ref)
+    new_ref = blv2_update(state, gr[None], ref)
     torch.testing.assert_close(new_ref.r[0], torch.tensor([0.4, 0.0]) * 1.1 + 0.9 * gr**2)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nmprivacy.attacks import engine
-from nmprivacy.attacks.blv2 import BrainLeaksV2
+from nmprivacy.attacks.blv2 import BLv2State, BrainLeaksV2, blv2_update, population_weights
 from nmprivacy.attacks.engine import FastLIFOracle, _prepare, input_currents, make_oracle
 from nmprivacy.attacks.oracle import AutogradOracle
 from nmprivacy.errors import NmprivacyError
@@ -124,6 +124,53 @@ def test_blv2_trajectory_is_the_same_with_either_oracle() -> None:
     assert ref.probabilities.sub(settings.init).abs().max() > 1e-3  # X_p moved
     assert torch.allclose(fast.probabilities, ref.probabilities, atol=1e-4)
     assert torch.allclose(fast.loss_curve, ref.loss_curve, atol=1e-5)
+
+
+def test_population_gradient_is_the_weighted_sum_of_per_sample_gradients() -> None:
+    x, y = spikes(batch=6), targets(6)
+    weights_fn = lambda loss: torch.softmax(-loss.reshape(2, 3) * 5, dim=1)  # noqa: E731  K=2 groups of P=3
+    for model in (norse_model(), lava_model()):
+        for oracle in (FastLIFOracle(model), AutogradOracle(model)):
+            per_sample = AutogradOracle(model)(x, y)
+            out = oracle.population_gradient(x, y, weights_fn)
+            w = weights_fn(per_sample.loss)
+            assert not torch.allclose(w, torch.full_like(w, 1 / 3), atol=1e-3)  # the weights matter
+            expected = (per_sample.grad.reshape(10, 2, 3, *SHAPE) * w.reshape(1, 2, 3, 1, 1, 1)).sum(dim=2)
+            assert out.grad.shape == (10, 2, *SHAPE) and torch.allclose(out.weights, w, atol=1e-6)
+            assert (out.grad - expected).abs().max() <= 1e-4 * expected.abs().max()
+            assert torch.allclose(out.loss, per_sample.loss, atol=1e-6)
+
+
+def per_sample_blv2(model, oracle, s: BLv2Settings, classes: list[int], steps: int, seed: int) -> list[torch.Tensor]:
+    """X_p after each iteration of BL-v2 in its previous formulation: per-sample gradients of the
+    full loss (sparsity gradient added to each), then their weighted sum."""
+    gen = torch.Generator().manual_seed(seed)
+    k, p = len(classes), s.population
+    shape = (k, steps, *SHAPE)
+    state = BLv2State(xp=torch.full(shape, s.init), r=torch.zeros(shape), nu=torch.zeros(shape))
+    pop_targets = torch.tensor(classes).repeat_interleave(p)
+    trajectory = []
+    for _ in range(s.iterations):
+        samples = torch.bernoulli(state.xp.unsqueeze(1).expand(k, p, *shape[1:]), generator=gen)
+        out = oracle(samples.reshape(k * p, *shape[1:]).transpose(0, 1), pop_targets, s.loss)
+        losses = out.loss.reshape(k, p) + s.sparsity * samples.reshape(k, p, -1).mean(dim=2)
+        grads = out.grad.transpose(0, 1).reshape(k, p, *shape[1:]) + s.sparsity / state.xp[0].numel()
+        w = population_weights(losses, s.variant)
+        state = blv2_update(state, (w.reshape(k, p, 1, 1, 1, 1) * grads).sum(dim=1), s)
+        trajectory.append(state.xp)
+    return trajectory
+
+
+@pytest.mark.parametrize("variant", ["paper", "reference"])
+@pytest.mark.parametrize("oracle", [AutogradOracle, FastLIFOracle], ids=["autograd", "engine"])
+def test_blv2_trajectory_equals_the_per_sample_formulation(variant: str, oracle) -> None:
+    model = norse_model()
+    s = BLv2Settings(population=3, iterations=4, init=0.3, lr=0.05, sparsity=0.5, variant=variant, keep="last")
+    old = per_sample_blv2(model, oracle(model), s, [0, 2, 3], steps=8, seed=7)
+    assert (old[-1] - s.init).abs().max() > 1e-3  # X_p moved
+    for n in (1, s.iterations):
+        new = BrainLeaksV2(replace(s, iterations=n), oracle=oracle, steps=8).run(model, [0, 2, 3], seed=7)
+        assert torch.allclose(new.probabilities, old[n - 1], atol=1e-5)
 
 
 def test_make_oracle_picks_the_engine_only_for_lif_models() -> None:

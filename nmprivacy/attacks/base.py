@@ -50,6 +50,17 @@ class OracleOutput:
     grad: torch.Tensor
 
 
+@dataclass
+class PopulationOutput:
+    """A population's loss ``[K * P]``, probabilities ``[K * P, classes]``, weights ``[K, P]`` and
+    weighted input gradient ``sum_p w[k, p] dL_{k,p}/dx_{k,p}`` ``[T, K, *input_shape]``."""
+
+    loss: torch.Tensor
+    probs: torch.Tensor
+    weights: torch.Tensor
+    grad: torch.Tensor
+
+
 class GradientOracle(Protocol):
     """Computes the attack loss of a batch and its gradient with respect to the input only."""
 

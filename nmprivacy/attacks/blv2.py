@@ -3,7 +3,10 @@
 State ``X_p`` is ``[K, T, *input_shape]`` in [0, 1]. Each iteration draws ``P`` binary samples
 per class (``[K, P, T, ...]``, all ``K * P`` in one forward/backward), weights their surrogate
 gradients by ``e^{-L_i}`` normalised over the population (paper) or ``L_i / sum L_j``
-(reference), and takes an RMSProp-with-momentum step; negatives are clamped to 0 and a class
+(reference), and takes an RMSProp-with-momentum step. Only the weighted sum of the gradients is
+needed, so the oracle forms it directly (``population_gradient``: one input-gradient matmul per
+class, not per sample); the sparsity term's gradient ``xi / voxels`` is the same for every sample
+and is added once, times the weights' sum. negatives are clamped to 0 and a class
 whose maximum exceeds 1 is divided by it. The returned X_p is, per class, the best one seen
 (``keep="best"``: highest mean population confidence) or the last (``keep="last"``); the
 reconstruction is one Bernoulli sample of it.
@@ -28,6 +31,7 @@ from nmprivacy.attacks.common import (
     require_domain,
 )
 from nmprivacy.attacks.layout import from_model_layout, to_model_layout
+from nmprivacy.attacks.oracle import population_gradient
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import BLv2Settings
 
@@ -50,10 +54,9 @@ def population_weights(losses: torch.Tensor, variant: str) -> torch.Tensor:
     raise ValueError(f"unknown BL-v2 variant {variant!r}")
 
 
-def blv2_update(state: BLv2State, grads: torch.Tensor, losses: torch.Tensor, settings: BLv2Settings) -> BLv2State:
-    """One BL-v2 step from per-sample gradients ``[K, P, T, ...]`` of the full loss and losses ``[K, P]``."""
-    w = population_weights(losses, settings.variant)
-    g = (w.reshape(*w.shape, *([1] * (grads.dim() - 2))) * grads).sum(dim=1)
+def blv2_update(state: BLv2State, g: torch.Tensor, settings: BLv2Settings) -> BLv2State:
+    """One BL-v2 step from the population-weighted gradient ``g`` ``[K, T, ...]`` of the full loss
+    (``sum_i w_i dL_i/dx_i`` with :func:`population_weights`)."""
     if settings.accumulator == "rmsprop":
         r = settings.rho * state.r + (1 - settings.rho) * g * g
     elif settings.accumulator == "unbounded":
@@ -100,13 +103,20 @@ class BrainLeaksV2:
         bar = tqdm(range(s.iterations), desc=self.name, leave=False)
         for _ in bar:
             samples = torch.bernoulli(state.xp.unsqueeze(1).expand(k, p, *shape[1:]), generator=gen)
-            out = oracle(to_model_layout(samples.reshape(k * p, *shape[1:]), "spikes"), pop_targets, s.loss)
-            sample_loss = out.loss.reshape(k, p) + s.sparsity * samples.reshape(k, p, -1).mean(dim=2)
-            grads = from_model_layout(out.grad, "spikes").reshape(k, p, *shape[1:]) + s.sparsity / voxels
+            density = s.sparsity * samples.reshape(k, p, -1).mean(dim=2)  # sparsity term of each loss [K, P]
+            out = population_gradient(
+                oracle,
+                to_model_layout(samples.reshape(k * p, *shape[1:]), "spikes"),
+                pop_targets,
+                lambda loss, density=density: population_weights(loss.reshape(k, p) + density, s.variant),
+                s.loss,
+            )
+            sample_loss = out.loss.reshape(k, p) + density
+            g = from_model_layout(out.grad, "spikes") + (s.sparsity / voxels) * out.weights.sum(dim=1).reshape(k, *([1] * len(shape[1:])))
             conf = out.probs.gather(1, pop_targets[:, None]).reshape(k, p).mean(dim=1)
             better = conf > best
             best_xp[better] = state.xp[better]  # the X_p these samples were drawn from
-            state = blv2_update(state, grads, sample_loss, s)
+            state = blv2_update(state, g, s)
             losses.append(sample_loss.mean(dim=1))
             confs.append(conf)
             done += 1

@@ -39,7 +39,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from nmprivacy.attacks.base import GradientOracle, LossKind, OracleOutput
+from nmprivacy.attacks.base import GradientOracle, LossKind, OracleOutput, PopulationOutput
+from nmprivacy.attacks.oracle import WeightsFn
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import LIFLayer, TargetModel
 
@@ -313,9 +314,9 @@ class FastLIFOracle:
         membrane = a_out / last.membrane_scale if last.membrane_scale != 1.0 else a_out
         return membrane, bufs
 
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind = "identity") -> OracleOutput:
-        """Loss ``[B]``, probabilities ``[B, C]`` and d(sum loss)/dx ``[T, B, *input_shape]``."""
+    def _input_current_grad(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss ``[B]``, probabilities ``[B, C]`` and dL/d(input-layer current) ``[T, B, N1]`` (a
+        buffer, valid until the next call): everything but the input-gradient matmul."""
         self._check(x)
         steps, batch = x.shape[0], x.shape[1]
         membrane, bufs = self._forward(x)
@@ -328,13 +329,35 @@ class FastLIFOracle:
             a2, g2 = bufs[i][0].view(steps, -1), g.view(steps, -1)
             hidden = i < len(self.layers) - 1
             self._each_chunk(lambda part, a2=a2, g2=g2, layer=layer, hidden=hidden: lif_backward_(g2, a2, layer, hidden, part), a2.shape[1])
-            if i == 0:  # g: dL/dI of the input layer
-                grad = torch.mm(g.view(steps * batch, -1), layer.weight_grad)
-                return OracleOutput(loss=values, probs=probs, grad=grad.view(x.shape))
+            if i == 0:
+                return values, probs, g
             g_prev = bufs[i - 1][1]  # dL/d(spikes of layer i-1) overwrites its spike buffer
             _shifted_mm(g, layer.weight_grad, g_prev, -self.layers[i - 1].delay)
             g = g_prev
         raise AssertionError("unreachable")
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind = "identity") -> OracleOutput:
+        """Loss ``[B]``, probabilities ``[B, C]`` and d(sum loss)/dx ``[T, B, *input_shape]``."""
+        values, probs, g = self._input_current_grad(x, targets, loss)
+        grad = torch.mm(g.view(-1, g.shape[-1]), self.layers[0].weight_grad)
+        return OracleOutput(loss=values, probs=probs, grad=grad.view(x.shape))
+
+    @torch.no_grad()
+    def population_gradient(
+        self, x: torch.Tensor, targets: torch.Tensor, weights_fn: WeightsFn, loss: LossKind = "identity"
+    ) -> PopulationOutput:
+        """Weighted population gradient ``[T, K, *input_shape]`` of ``x`` ``[T, K * P, ...]`` (see
+        ``nmprivacy.attacks.oracle.population_gradient``): the per-sample current gradients are
+        weighted and summed first, so the input-gradient matmul runs over ``T * K`` rows, not ``T * K * P``."""
+        values, probs, g = self._input_current_grad(x, targets, loss)
+        weights = weights_fn(values)
+        k, p = weights.shape
+        steps, n1 = g.shape[0], g.shape[2]
+        w = weights.to(g.dtype).reshape(1, k, 1, p).expand(steps, k, 1, p).reshape(steps * k, 1, p)
+        g_sum = torch.bmm(w, g.view(steps * k, p, n1)).view(steps * k, n1)  # [T*K, N1]
+        grad = torch.mm(g_sum, self.layers[0].weight_grad)
+        return PopulationOutput(loss=values, probs=probs, weights=weights, grad=grad.view(steps, k, *x.shape[2:]))
 
 
 def _shifted_mm(src: torch.Tensor, weight: torch.Tensor, out: torch.Tensor, shift: int) -> None:

@@ -2,15 +2,25 @@
 
 ``x`` is in the model's own layout (spiking ``[T, B, *input_shape]``, image ``[B, *input_shape]``);
 the whole batch goes through one forward and one backward pass, with gradients on ``x`` only.
+
+Populations (BrainLeaks-v2): ``population_gradient`` gives the loss-weighted sum of a spiking
+population's per-sample input gradients, ``x`` ``[T, K * P, *input_shape]`` with member ``p`` of
+group ``k`` at batch index ``k * P + p``; oracles with their own ``population_gradient`` method
+(``FastLIFOracle``) compute it faster, any other oracle the straightforward way.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch.nn import functional as F
 
-from nmprivacy.attacks.base import LossKind, OracleOutput
+from nmprivacy.attacks.base import GradientOracle, LossKind, OracleOutput, PopulationOutput
 from nmprivacy.models.base import TargetModel, spike_readout
+
+WeightsFn = Callable[[torch.Tensor], torch.Tensor]
+"""Per-member loss ``[K * P]`` -> weights ``[K, P]`` (K groups of P members)."""
 
 
 def attack_loss(
@@ -47,3 +57,33 @@ class AutogradOracle:
             values, probs = attack_loss(self.model, xg, targets.to(torch.long), loss)
             (grad,) = torch.autograd.grad(values.sum(), xg)
         return OracleOutput(loss=values.detach(), probs=probs.detach(), grad=grad)
+
+    def population_gradient(
+        self, x: torch.Tensor, targets: torch.Tensor, weights_fn: WeightsFn, loss: LossKind = "identity"
+    ) -> PopulationOutput:
+        """Weighted population gradient ``[T, K, *input_shape]`` of spiking ``x`` ``[T, K * P, ...]``
+        (see :func:`population_gradient`), computed the straightforward way."""
+        return weighted_sum(self(x, targets, loss), weights_fn)
+
+
+def weighted_sum(out: OracleOutput, weights_fn: WeightsFn) -> PopulationOutput:
+    """``sum_p w[k, p] grad[:, k * P + p]`` ``[T, K, ...]`` of a spiking oracle output with
+    per-sample gradients ``[T, K * P, ...]``, weights ``w = weights_fn(out.loss)`` ``[K, P]``."""
+    weights = weights_fn(out.loss)
+    k, p = weights.shape
+    grad = out.grad.reshape(out.grad.shape[0], k, p, *out.grad.shape[2:])
+    w = weights.reshape(1, k, p, *([1] * (grad.dim() - 3))).to(grad.dtype)
+    return PopulationOutput(loss=out.loss, probs=out.probs, weights=weights, grad=(w * grad).sum(dim=2))
+
+
+def population_gradient(
+    oracle: GradientOracle, x: torch.Tensor, targets: torch.Tensor, weights_fn: WeightsFn, loss: LossKind = "identity"
+) -> PopulationOutput:
+    """Loss ``[K * P]``, probabilities, weights ``[K, P]`` (``weights_fn`` of the per-member loss)
+    and weighted input gradient ``[T, K, *input_shape]`` of a spiking population ``x``
+    ``[T, K * P, *input_shape]`` (member ``p`` of group ``k`` at batch index ``k * P + p``): the
+    oracle's own ``population_gradient`` when it has one, else its per-sample gradients summed."""
+    method = getattr(oracle, "population_gradient", None)
+    if callable(method):
+        return method(x, targets, weights_fn, loss)
+    return weighted_sum(oracle(x, targets, loss), weights_fn)

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="checkpoint folder (snn-lava / snn-norse) or NetX file")
     p.add_argument("--inversion", help="attack or audit run folder (inversion.pt / inversion-*.pt) or one inversion file")
     p.add_argument("--samples", type=int, default=100, help="test inputs, and Bernoulli draws per attacked class, on the emulation (default %(default)s)")
-    p.add_argument("--lava-samples", type=int, default=50, help="test inputs (and attack draws in total) run on Lava (default %(default)s)")
+    p.add_argument("--lava-samples", type=int, default=None, help="test inputs (and attack draws in total) run on Lava (default: all of them)")
     p.add_argument("--steps", type=int, help="time steps T (default: the checkpoint's, else the data set preset)")
     p.add_argument("--dataset", help="data set of a NetX file without nmprivacy metadata")
     p.add_argument("--data-root", help="folder holding the data-set files (else $NMPRIVACY_DATA, ~/.nmprivacy/data)")
