@@ -4,8 +4,9 @@ For the paper's configurations (MNIST 784-3000-10, T=25, K=7; N-MNIST 1156-3000-
 K=5; 10 classes) and each attack (BL-v1, BL-v2, MI-Face on the ANN for MNIST), measured side by
 side in one process:
 
-1. ``reference``: the published notebooks' structure (``benchmarks.reference``): one class, one
-   sample, one time step at a time, autograd with weight gradients. Timed on a subset
+1. ``reference``: the published notebooks' structure (``benchmarks.reference``, snnTorch
+   ``snn.Leaky`` neurons as the notebooks use them): one class, one sample, one time step at a
+   time, autograd with weight gradients. Timed on a subset
    (``reference_classes`` x ``reference_samples``) and extrapolated linearly to all classes x K
    (said in the JSON under ``reference_timed``).
 2. ``ours``: the real attack classes (``nmprivacy.attacks``) with ``make_oracle``, i.e. what
@@ -13,9 +14,11 @@ side in one process:
    path disabled (``ours_dense``) and with the plain batched autograd oracle (``batched_autograd``).
 3. ``roofline``: FLOPs of one iteration / the peak of a large fp32 matmul measured in this run
    (at its start and end; the larger). Every time is the fastest of ``repeats`` runs.
-   FLOPs counted: 2 x MACs of every dense layer forward (input->hidden, hidden->classes) and of
-   the input-gradient backward (dL/dz1 = dL/dI2 @ W2, dL/dx = dL/dI1 @ W1); no weight gradients,
-   no elementwise neuron updates; dense even when the sparse input path skips zeros.
+   FLOPs counted: what the algorithm needs, 2 x MACs of every dense layer forward
+   (input->hidden, hidden->classes) and of the input-gradient backward (dL/dz1 = dL/dI2 @ W2 per
+   sample; dL/dx = dL/dI1 @ W1 per sample for BL-v1 / MI-Face, but for BL-v2 only on the
+   population-weighted sum of dL/dI1, i.e. over T x classes rows, plus the weighting); no weight
+   gradients, no elementwise neuron updates; dense even when the sparse input path skips zeros.
 
 Targets are randomly initialised (``snn-norse``, ``ann``): costs do not depend on training. BL-v2's
 X_p starts at ``xp_init`` (default 0.13, MNIST's mean pixel intensity) instead of the preset's 0 so
@@ -220,7 +223,7 @@ def _ours(make_attack: Callable[[Callable, int], Any], model: Any, classes: list
 
 def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any]:
     """BL-v2 cost: reference subset (extrapolated), ours (auto / dense-only / batched autograd)."""
-    from benchmarks.reference import ReferenceBLv2State, blv2_class_iteration
+    from benchmarks.reference import ReferenceBLv2State, blv2_class_iteration, snntorch_version
     from nmprivacy.attacks.blv2 import BrainLeaksV2
     from nmprivacy.attacks.engine import FastLIFOracle, make_oracle
     from nmprivacy.attacks.oracle import AutogradOracle
@@ -260,7 +263,7 @@ def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any
 
 def measure_blv1(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any]:
     """BL-v1 cost: one batch-1 pass per class (reference) vs the batched attack."""
-    from benchmarks.reference import blv1_class_iteration
+    from benchmarks.reference import blv1_class_iteration, snntorch_version
     from nmprivacy.attacks.blv1 import BrainLeaksV1
     from nmprivacy.attacks.engine import FastLIFOracle, make_oracle
     from nmprivacy.attacks.oracle import AutogradOracle
@@ -345,7 +348,7 @@ def measure_loihi_blv2(cfg: CostConfig, opts: BenchOptions) -> dict[str, Any]:
 
     ours, ours_mb = _ours(attack, model, classes, opts, make_oracle)
     batched, batched_mb = _ours(attack, model, classes, comparison(opts), AutogradOracle) if opts.variants else (None, None)
-    flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes)
+    flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes, groups=cfg.classes)
     row = {
         "target": "snn-lava (loihi arithmetic)",
         "ours_s_per_iter": ours,
@@ -419,7 +422,7 @@ def run_sweeps(opts: BenchOptions, base: CostConfig = MNIST, points: dict[str, l
                 return BrainLeaksV2(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
 
             seconds, mb = _ours(attack, snn, list(range(cfg.classes)), replace(opts, repeats=1), make_oracle)
-            flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes)
+            flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes, groups=cfg.classes)
             row = {param: value, "ours_s_per_iter": seconds, "gflop_per_iter": flops / 1e9, "peak_rss_mb": mb}
             rows.append(apply_roofline(row, _PEAK["peak"]))
             bar.update(1)
@@ -471,6 +474,9 @@ def measure_peak() -> dict[str, float]:
 def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] = (MNIST, NMNIST)) -> dict[str, Any]:
     """Run every measurement and return the JSON-ready result (stable keys per attack name,
     taken from the first configuration)."""
+    from benchmarks.reference import snntorch_version
+
+    reference = f"snnTorch {snntorch_version()} (snn.Leaky, surrogate.fast_sigmoid(slope=40))"  # fails before measuring if missing
     start = time.perf_counter()
     load_start = list(os.getloadavg())
     measure_peak()
@@ -504,11 +510,15 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
         "peak_gflops": dict(_PEAK),
         "peak_gflops_at_end": end_peak,
         "roofline_peak_gflops": peak,
-        "flops_counted": "2 x MACs of the dense forward (input->hidden, hidden->classes) and of the input-gradient backward "
-        "(dL/dz1 = dL/dI2 @ W2, dL/dx = dL/dI1 @ W1); no weight gradients, no elementwise neuron updates; dense even when "
-        "the sparse input path skips zeros",
+        "flops_counted": "what the algorithm needs: 2 x MACs of the dense forward (input->hidden, hidden->classes) and of the "
+        "input-gradient backward (dL/dz1 = dL/dI2 @ W2 per sample; dL/dx = dL/dI1 @ W1 per sample for BL-v1 and MI-Face, but for "
+        "BL-v2 only on the population-weighted sum of dL/dI1 (T x classes rows instead of T x classes x K) plus the weighting "
+        "(T x classes x K x hidden MACs)); no weight gradients, no elementwise neuron updates; dense even when the sparse input "
+        "path skips zeros",
+        "reference_implementation": reference,
         "notes": [
-            "reference = published-notebook structure (benchmarks/reference.py), timed on reference_timed subsets and extrapolated linearly",
+            f"reference = published-notebook structure (benchmarks/reference.py; SNNs in {reference}, the ANN in plain torch), timed on reference_timed subsets "
+            "and extrapolated linearly to all classes x K (see reference_timed: timed seconds, scale)",
             "ours = nmprivacy.attacks classes with make_oracle (FastLIFOracle for SNNs, autograd for the ANN); seconds_per_iteration of a run after a 1-iteration warm-up",
             f"every time is the fastest of {opts.repeats} repeat(s) of {opts.iterations} iteration(s), for the reference and ours alike "
             "(the machine may be shared: see load_average); batched_autograd: 1 run of <= 2 iterations; sweeps: 1 run",

@@ -89,6 +89,8 @@ class Preset:
     snn_train: TrainSettings = TrainSettings(epochs=10, batch_size=100, lr=5e-5, grad_clip=1.0)
     ann_train: TrainSettings = TrainSettings(epochs=50, batch_size=1000, lr=1e-3)
     evaluator_train: TrainSettings = TrainSettings(epochs=20, batch_size=100, lr=1e-3)
+    # the spiking evaluator's schedule where it differs from the image evaluator's (None: the same)
+    snn_evaluator_train: TrainSettings | None = None
     evaluator_neuron: Literal["fast-sigmoid", "atan"] = "fast-sigmoid"
     evaluator_beta: float = 0.7
     bl_v1: BLv1Settings = BLv1Settings()
@@ -145,6 +147,8 @@ _DIGITS_SCHEDULES: dict[str, TrainSettings] = {
     "snn_train": TrainSettings(epochs=6, batch_size=100, lr=5e-4, grad_clip=1.0),
     "ann_train": TrainSettings(epochs=30, batch_size=100, lr=1e-3),
     "evaluator_train": TrainSettings(epochs=10, batch_size=50, lr=1e-3),
+    # measured: 10 epochs reach 86.1 %, 40 epochs 96.1 % (evaluator-snn on digits, seed 0)
+    "snn_evaluator_train": TrainSettings(epochs=40, batch_size=50, lr=1e-3),
 }
 SMALL_DATA_DEFAULTS: dict[str, dict[str, TrainSettings]] = {"digits": _DIGITS_SCHEDULES, "digits-28": _DIGITS_SCHEDULES}
 

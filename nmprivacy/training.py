@@ -64,6 +64,8 @@ def settings_for(kind: str, preset: Preset) -> TrainSettings:
     if kind == "ann":
         return preset.ann_train
     kind_entry(kind)
+    if kind == "evaluator-snn" and preset.snn_evaluator_train is not None:
+        return preset.snn_evaluator_train
     return preset.evaluator_train
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks import attack_cost as ac
-from benchmarks.reference import ReferenceLeaky, ReferenceSNN, ReferenceBLv2State, blv2_class_iteration
+from benchmarks.reference import ReferenceSNN, ReferenceBLv2State, blv2_class_iteration
 import argparse
 from nmprivacy.commands import bench
 from nmprivacy.errors import NmprivacyError
@@ -21,20 +21,28 @@ TINY = ac.CostConfig("tiny", (1, 4, 5), steps=4, population=2, classes=3, hidden
 
 
 def test_flop_count_is_forward_plus_input_gradient() -> None:
-    # MNIST BL-v2: 25 steps x 70 rows through 784-3000-10, forward + input-gradient backward.
-    assert ac.snn_iteration_flops(25, 70, 784, 3000, 10) == 4 * 25 * 70 * (784 * 3000 + 3000 * 10)
+    # per sample (BL-v1, MI-Face): 25 steps x 10 rows through 784-3000-10, forward + input-gradient backward.
+    assert ac.snn_iteration_flops(25, 10, 784, 3000, 10) == 4 * 25 * 10 * (784 * 3000 + 3000 * 10)
     assert ac.snn_iteration_flops(1, 10, 784, 3000, 10) == 4 * 10 * (784 * 3000 + 3000 * 10)
+    # MNIST BL-v2: 70 rows forward and through W2, the weighting, then dL/dI1 @ W1 on 10 weighted sums only
+    forward = 25 * 70 * (784 * 3000 + 3000 * 10)
+    backward = 25 * 70 * 3000 * 10 + 25 * 70 * 3000 + 25 * 10 * 3000 * 784
+    assert ac.snn_iteration_flops(25, 70, 784, 3000, 10, groups=10) == 2 * (forward + backward)
 
 
-def test_reference_leaky_subtracts_the_threshold_one_step_late() -> None:
-    lif = ReferenceLeaky(beta=0.5, threshold=1.0)
-    mem = torch.zeros(1, 1)
-    out = []
-    for current in (1.5, 0.0, 0.0):
-        spk, mem = lif(torch.tensor([[current]]), mem)
-        out.append((float(spk), float(mem)))
-    # t0: U = 1.5 spikes; t1: U = 0.75 - 1 (delayed subtractive reset); t2: U = -0.125
-    assert out == [(1.0, 1.5), (0.0, -0.25), (0.0, -0.125)]
+def test_reference_is_snntorch_leaky_with_delayed_subtractive_reset() -> None:
+    import snntorch
+
+    net = ReferenceSNN(torch.tensor([[1.5], [0.0]]), torch.eye(2), beta=0.5)
+    assert isinstance(net.lif1, snntorch.Leaky) and net.lif1.reset_mechanism == "subtract"
+    x = torch.tensor([[[1.0]], [[0.0]], [[0.0]]])  # [T=3, 1, N=1]: one input spike at t0
+    mem = net(x)  # output membrane [T, 1, 2]; hidden: t0 U = 1.5 spikes; t1 U = 0.75 - 1; t2 U = -0.125
+    assert mem.shape == (3, 1, 2)
+    # output neuron 0 gets the hidden spike at t0 (U = 1, not above threshold 1): 1, then 0.5, 0.25
+    assert torch.allclose(mem[:, 0, 0], torch.tensor([1.0, 0.5, 0.25]))
+    x.requires_grad_(True)
+    net(x)[:, 0, 0].sum().backward()
+    assert x.grad is not None and net.fc1.weight.grad is not None  # surrogate path and weight gradients
 
 
 def test_reference_structure_computes_weight_gradients_per_sample() -> None:

@@ -10,7 +10,7 @@ import torch
 from nmprivacy.attacks import engine
 from nmprivacy.attacks.blv2 import BLv2State, BrainLeaksV2, blv2_update, population_weights
 from nmprivacy.attacks.engine import FastLIFOracle, _prepare, input_currents, make_oracle
-from nmprivacy.attacks.oracle import AutogradOracle
+from nmprivacy.attacks.oracle import AutogradOracle, population_gradient
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.ann import ANN, ANNConfig
 from nmprivacy.models.snn_norse import SNNNorse, SNNNorseConfig
@@ -132,13 +132,38 @@ def test_population_gradient_is_the_weighted_sum_of_per_sample_gradients() -> No
     for model in (norse_model(), lava_model()):
         for oracle in (FastLIFOracle(model), AutogradOracle(model)):
             per_sample = AutogradOracle(model)(x, y)
-            out = oracle.population_gradient(x, y, weights_fn)
+            out = oracle.population_gradient(x, y, 2, weights_fn)
             w = weights_fn(per_sample.loss)
             assert not torch.allclose(w, torch.full_like(w, 1 / 3), atol=1e-3)  # the weights matter
             expected = (per_sample.grad.reshape(10, 2, 3, *SHAPE) * w.reshape(1, 2, 3, 1, 1, 1)).sum(dim=2)
             assert out.grad.shape == (10, 2, *SHAPE) and torch.allclose(out.weights, w, atol=1e-6)
             assert (out.grad - expected).abs().max() <= 1e-4 * expected.abs().max()
             assert torch.allclose(out.loss, per_sample.loss, atol=1e-6)
+            with pytest.raises(ValueError, match="expected \\(2, 3\\)"):
+                oracle.population_gradient(x, y, 2, lambda loss: loss.reshape(3, 2))
+
+
+class PlainOracle:
+    """An oracle with per-sample gradients only (no ``population_gradient`` method)."""
+
+    def __init__(self, model) -> None:
+        self.inner = AutogradOracle(model)
+
+    def __call__(self, x, targets, loss="identity"):
+        return self.inner(x, targets, loss)
+
+
+def test_population_gradient_falls_back_to_the_per_sample_oracle() -> None:
+    model = norse_model()
+    x, y = spikes(batch=6), targets(6)
+    weights_fn = lambda loss: torch.softmax(-loss.reshape(3, 2), dim=1)  # noqa: E731
+    plain = population_gradient(PlainOracle(model), x, y, 3, weights_fn)
+    fast = population_gradient(FastLIFOracle(model), x, y, 3, weights_fn)
+    assert plain.grad.shape == (10, 3, *SHAPE)
+    assert (plain.grad - fast.grad).abs().max() <= 1e-4 * plain.grad.abs().max()
+    s = BLv2Settings(population=2, iterations=2, init=0.3, lr=0.05, keep="last")
+    runs = [BrainLeaksV2(s, oracle=o, steps=8).run(model, [0, 1, 3], seed=2) for o in (PlainOracle, FastLIFOracle)]
+    assert torch.allclose(runs[0].probabilities, runs[1].probabilities, atol=1e-5)
 
 
 def per_sample_blv2(model, oracle, s: BLv2Settings, classes: list[int], steps: int, seed: int) -> list[torch.Tensor]:
@@ -191,13 +216,20 @@ def test_wrong_input_shape_is_a_user_error() -> None:
         FastLIFOracle(norse_model())(torch.zeros(5, 2, 1, 4, 4), torch.zeros(2, dtype=torch.long))
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_chunked_neuron_updates_on_worker_threads_equal_autograd(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_chunks_and_batch_shards_equal_autograd(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
     monkeypatch.setattr(engine, "MAX_CHUNK", 20)  # many chunks, uneven last one
+    threads = torch.get_num_threads()
+    weights_fn = lambda loss: torch.softmax(-loss.reshape(3, 2), dim=1)  # noqa: E731
     for model in (norse_model(), lava_model()):
         x, y = spikes(), targets()
         fast = FastLIFOracle(model, workers=workers)
         assert_same(fast(x, y), AutogradOracle(model)(x, y))
+        pop, ref = fast.population_gradient(x, y, 3, weights_fn), AutogradOracle(model).population_gradient(x, y, 3, weights_fn)
+        assert (pop.grad - ref.grad).abs().max() <= 1e-4 * ref.grad.abs().max()
+        assert torch.get_num_threads() == threads  # shards' one-thread setting does not leak to the caller
+    with pytest.raises(NmprivacyError, match="workers=0 is invalid"):
+        FastLIFOracle(norse_model(), workers=0)
 
 
 def test_loihi_engine_equals_netx_emulation_autograd(tmp_path) -> None:

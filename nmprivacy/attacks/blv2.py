@@ -108,6 +108,7 @@ class BrainLeaksV2:
                 oracle,
                 to_model_layout(samples.reshape(k * p, *shape[1:]), "spikes"),
                 pop_targets,
+                k,
                 lambda loss, density=density: population_weights(loss.reshape(k, p) + density, s.variant),
                 s.loss,
             )

@@ -10,10 +10,14 @@ without weight gradients:
   LIF updates on preallocated ``[T, B, N]`` buffers (the pre-reset voltage overwrites the current);
 - backward (manual BPTT): the read-out gradient is analytic, each layer's time loop runs
   backwards with the fast-sigmoid surrogate, and each synapse costs one matmul (``dL/dI @ W``).
-- threads: matmuls use torch's threads; the neuron time loops run on column chunks small enough
-  for ATen to keep every op serial (optionally shared by ``workers`` Python threads), so no op
-  waits at an OpenMP barrier (on a loaded 2-core machine each barrier can cost a scheduler time
-  slice: 0.4-1.2 s instead of 30 ms for the MNIST BL-v2 neuron loops).
+- threads: the batch is split into ``workers`` shards (default: torch's thread count), each
+  computed on its own Python thread with one torch thread (ATen releases the GIL inside ops), so
+  no op waits at an OpenMP barrier (on a loaded 2-core machine each barrier can cost a scheduler
+  time slice: 0.4-1.2 s instead of 30 ms for the MNIST BL-v2 neuron loops). With one worker,
+  matmuls use torch's threads and the neuron time loops run on column chunks small enough for
+  ATen to keep every op serial.
+- populations (BL-v2): ``population_gradient`` weights the per-sample dL/dI of the input layer
+  before its matmul with W1, which then runs on ``T * K`` rows instead of ``T * K * P``.
 
 Model conventions this mirrors (``nmprivacy.models.lif.LIFBox``, ``snn_lava``, spec section 2):
 the read-out is the output layer's *pre-reset* voltage divided by ``membrane_scale``; the hard
@@ -40,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from nmprivacy.attacks.base import GradientOracle, LossKind, OracleOutput, PopulationOutput
-from nmprivacy.attacks.oracle import WeightsFn
+from nmprivacy.attacks.oracle import WeightsFn, group_weights
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import LIFLayer, TargetModel
 
@@ -231,12 +235,14 @@ class FastLIFOracle:
     """``GradientOracle`` for LIF models with ``lif_layers()``: no autograd graph, input gradient only.
 
     ``sparse_density``: inputs with fewer non-zeros than this fraction use the row-gather
-    forward (0 disables it). ``workers``: Python threads sharing the neuron-update chunks (default 1:
-    on 2 idle cores, GIL contention made 2 workers slower, 19 vs 13.5 ms per MNIST BL-v2 call);
-    matmuls use torch's own threads. Buffers are kept between calls of the same ``[T, B]`` shape.
+    forward (0 disables it). ``workers``: batch shards computed concurrently, each on its own
+    Python thread with one torch thread (default: torch's thread count at call time; 1 = the
+    whole batch on the calling thread, matmuls on torch's threads, neuron updates in serial
+    column chunks). Shards never meet at an OpenMP barrier, so a descheduled peer on a shared
+    machine delays only its own shard. Buffers are kept between calls of the same ``[T, B]`` shape.
     """
 
-    def __init__(self, model: TargetModel, sparse_density: float = SPARSE_DENSITY, workers: int = 1) -> None:
+    def __init__(self, model: TargetModel, sparse_density: float = SPARSE_DENSITY, workers: int | None = None) -> None:
         lif_layers = getattr(model, "lif_layers", None)
         if lif_layers is None:
             raise NmprivacyError(f"model '{model.info.kind}' has no lif_layers(): use nmprivacy.attacks.oracle.AutogradOracle")
@@ -252,20 +258,22 @@ class FastLIFOracle:
                 f"first LIF layer takes {self.layers[0].weight.shape[1]} inputs but the model's input_shape "
                 f"{tuple(model.info.input_shape)} has {n_in}: fix the model's lif_layers()"
             )
+        if workers is not None and workers < 1:
+            raise NmprivacyError(f"workers={workers} is invalid: give a positive number of threads (or None for torch's)")
         self.sparse_density = float(sparse_density)
         self.workers = workers
-        self.last_path = ""  # "sparse" or "dense": the input path of the last call
-        self._buffers: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.last_path = ""  # "sparse" or "dense": the input path of the last call (its first shard)
+        self._buffers: dict[int, tuple[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+        self._serial_threads: list[int] = []  # one entry per worker thread started
 
-    def _buffers_for(self, steps: int, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer (currents/voltages, spikes/gradients), each ``[T, B, N]``, for this shape."""
+    def _buffers_for(self, shard: int, steps: int, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer (currents/voltages, spikes/gradients), each ``[T, B, N]``, of one shard for this shape."""
         key = (steps, batch)
-        if key not in self._buffers:
-            self._buffers.clear()  # one shape at a time: attacks call with a fixed shape
-            self._buffers[key] = [
-                (torch.empty(steps, batch, layer.size), torch.empty(steps, batch, layer.size)) for layer in self.layers
-            ]
-        return self._buffers[key]
+        if shard not in self._buffers or self._buffers[shard][0] != key:  # one shape per shard: attacks call with a fixed shape
+            self._buffers[shard] = (key, [(torch.empty(steps, batch, layer.size), torch.empty(steps, batch, layer.size)) for layer in self.layers])
+        return self._buffers[shard][1]
 
     def _check(self, x: torch.Tensor) -> None:
         n_in = self.layers[0].weight.shape[1]
@@ -275,33 +283,56 @@ class FastLIFOracle:
                 f"pass spikes [T, B, {', '.join(str(int(s)) for s in self.model.info.input_shape)}]"
             )
 
-    def _each_chunk(self, fn: Callable[[slice], None], width: int) -> None:
-        """``fn(part)`` for every column chunk of a ``[T, width]`` plane, on ``workers`` threads."""
-        workers = max(1, min(self.workers, math.ceil(width / MAX_CHUNK)))
-        count = workers * math.ceil(width / (workers * MAX_CHUNK))  # balanced: a multiple of workers
-        parts = chunks(width, math.ceil(width / count))
-        if workers == 1:
-            for part in parts:
-                fn(part)
-            return
-        groups = [parts[i::workers] for i in range(workers)]
-        with ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(lambda group: [fn(part) for part in group], groups):
-                pass
+    @staticmethod
+    def _each_chunk(fn: Callable[[slice], None], width: int) -> None:
+        """``fn(part)`` for the column chunks of a ``[T, width]`` plane: chunks below ATen's parallel
+        grain when torch may use several threads, else one chunk."""
+        size = MAX_CHUNK if torch.get_num_threads() > 1 else width
+        for part in chunks(width, max(size, 1)):
+            fn(part)
+
+    def _shards(self, groups: int) -> list[slice]:
+        """Group ranges of the batch shards (a batch of ``groups`` equal groups)."""
+        n = self.workers if self.workers is not None else torch.get_num_threads()
+        return chunks(groups, math.ceil(groups / max(1, min(n, groups))))
+
+    def _map(self, fn: Callable[[int, slice], tuple], shards: list[slice]) -> list[tuple]:
+        """``fn(i, shard)`` for every shard: inline for one, else on worker threads with one torch thread each."""
+        if len(shards) == 1:
+            return [fn(0, shards[0])]
+        if self._pool is None or self._pool_size < len(shards):  # kept between calls: threads stay at one torch thread
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool_size = len(shards)
+            self._pool = ThreadPoolExecutor(self._pool_size, thread_name_prefix="nmprivacy-engine", initializer=self._serial_thread)
+        spawned = len(self._serial_threads)
+        out = list(self._pool.map(lambda i: fn(i, shards[i]), range(len(shards))))
+        if len(self._serial_threads) != spawned:
+            # torch.set_num_threads is per thread (OpenMP, MKL) except for the default that new threads
+            # inherit: restore the caller's (once per new worker; toggling it per call recreates thread pools)
+            torch.set_num_threads(torch.get_num_threads())
+        return out
+
+    def _serial_thread(self) -> None:
+        """Initializer of a worker thread: one torch thread for its whole life."""
+        torch.set_num_threads(1)
+        self._serial_threads.append(1)
 
     @torch.no_grad()
     def membrane(self, x: torch.Tensor) -> torch.Tensor:
         """Output read-out membrane ``[T, B, C]`` for ``x`` ``[T, B, *input_shape]`` (forward only)."""
         self._check(x)
-        return self._forward(x)[0].clone()
+        return self._forward(x, 0)[0].clone()
 
-    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    def _forward(self, x: torch.Tensor, shard: int) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], str]:
+        """Read-out membrane ``[T, B, C]``, the shard's per-layer buffers and the input path."""
         steps, batch = x.shape[0], x.shape[1]
-        bufs = self._buffers_for(steps, batch)
+        bufs = self._buffers_for(shard, steps, batch)
         rows = x.reshape(steps * batch, -1).to(torch.float32)
+        path = ""
         for i, (layer, (a, z)) in enumerate(zip(self.layers, bufs)):
             if i == 0:
-                currents, self.last_path = input_currents(rows, layer, a.view(steps * batch, -1), self.sparse_density)
+                currents, path = input_currents(rows, layer, a.view(steps * batch, -1), self.sparse_density)
                 if currents.data_ptr() != a.data_ptr():  # the gather's result becomes this call's buffer
                     a = currents.view(steps, batch, -1)
                     bufs[0] = (a, z)
@@ -312,15 +343,14 @@ class FastLIFOracle:
         last = self.layers[-1]
         a_out = bufs[-1][0]
         membrane = a_out / last.membrane_scale if last.membrane_scale != 1.0 else a_out
-        return membrane, bufs
+        return membrane, bufs, path
 
-    def _input_current_grad(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Loss ``[B]``, probabilities ``[B, C]`` and dL/d(input-layer current) ``[T, B, N1]`` (a
-        buffer, valid until the next call): everything but the input-gradient matmul."""
-        self._check(x)
+    def _input_current_grad(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind, shard: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+        """Loss ``[B]``, probabilities ``[B, C]``, dL/d(input-layer current) ``[T, B, N1]`` (a buffer
+        of ``shard``, valid until its next call) and the input path: all but the input-gradient matmul."""
         steps, batch = x.shape[0], x.shape[1]
-        membrane, bufs = self._forward(x)
-        values, probs, g_out = readout_loss(membrane, targets.to(torch.long), loss)
+        membrane, bufs, path = self._forward(x, shard)
+        values, probs, g_out = readout_loss(membrane, targets, loss)
         last = self.layers[-1]
         g = bufs[-1][1]  # the output layer's spike buffer now holds its gradients
         torch.div(g_out, last.membrane_scale, out=g)  # read-out gradient enters the pre-reset voltage
@@ -330,34 +360,61 @@ class FastLIFOracle:
             hidden = i < len(self.layers) - 1
             self._each_chunk(lambda part, a2=a2, g2=g2, layer=layer, hidden=hidden: lif_backward_(g2, a2, layer, hidden, part), a2.shape[1])
             if i == 0:
-                return values, probs, g
+                return values, probs, g, path
             g_prev = bufs[i - 1][1]  # dL/d(spikes of layer i-1) overwrites its spike buffer
             _shifted_mm(g, layer.weight_grad, g_prev, -self.layers[i - 1].delay)
             g = g_prev
         raise AssertionError("unreachable")
 
+    def _backward_shards(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind, groups: int) -> tuple[list[slice], list[tuple]]:
+        """Batch shards (sample ranges, whole groups of ``B / groups`` samples) and each one's
+        ``_input_current_grad`` result."""
+        self._check(x)
+        size = x.shape[1] // groups
+        shards = [slice(s.start * size, s.stop * size) for s in self._shards(groups)]
+        targets = targets.to(torch.long)
+        results = self._map(lambda i, s: self._input_current_grad(x[:, s], targets[s], loss, i), shards)
+        self.last_path = results[0][3]
+        return shards, results
+
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind = "identity") -> OracleOutput:
         """Loss ``[B]``, probabilities ``[B, C]`` and d(sum loss)/dx ``[T, B, *input_shape]``."""
-        values, probs, g = self._input_current_grad(x, targets, loss)
-        grad = torch.mm(g.view(-1, g.shape[-1]), self.layers[0].weight_grad)
-        return OracleOutput(loss=values, probs=probs, grad=grad.view(x.shape))
+        shards, results = self._backward_shards(x, targets, loss, x.shape[1])
+        w1 = self.layers[0].weight_grad
+        grads = self._map(lambda i, s: (torch.mm(results[i][2].view(-1, w1.shape[0]), w1).view(x.shape[0], -1, w1.shape[1]),), shards)
+        grad = grads[0][0] if len(grads) == 1 else torch.cat([g for (g,) in grads], dim=1)
+        return OracleOutput(
+            loss=torch.cat([r[0] for r in results]), probs=torch.cat([r[1] for r in results]), grad=grad.view(x.shape)
+        )
 
     @torch.no_grad()
     def population_gradient(
-        self, x: torch.Tensor, targets: torch.Tensor, weights_fn: WeightsFn, loss: LossKind = "identity"
+        self, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity"
     ) -> PopulationOutput:
-        """Weighted population gradient ``[T, K, *input_shape]`` of ``x`` ``[T, K * P, ...]`` (see
-        ``nmprivacy.attacks.oracle.population_gradient``): the per-sample current gradients are
-        weighted and summed first, so the input-gradient matmul runs over ``T * K`` rows, not ``T * K * P``."""
-        values, probs, g = self._input_current_grad(x, targets, loss)
-        weights = weights_fn(values)
-        k, p = weights.shape
-        steps, n1 = g.shape[0], g.shape[2]
-        w = weights.to(g.dtype).reshape(1, k, 1, p).expand(steps, k, 1, p).reshape(steps * k, 1, p)
-        g_sum = torch.bmm(w, g.view(steps * k, p, n1)).view(steps * k, n1)  # [T*K, N1]
-        grad = torch.mm(g_sum, self.layers[0].weight_grad)
-        return PopulationOutput(loss=values, probs=probs, weights=weights, grad=grad.view(steps, k, *x.shape[2:]))
+        """Weighted population gradient ``[T, K, *input_shape]`` of ``x`` ``[T, K * P, ...]``, ``K =
+        groups`` (see ``nmprivacy.attacks.oracle.population_gradient``): the per-sample current
+        gradients are weighted and summed first, so the input-gradient matmul runs over ``T * K``
+        rows, not ``T * K * P``; shards hold whole groups."""
+        steps, p = x.shape[0], x.shape[1] // groups
+        shards, results = self._backward_shards(x, targets, loss, groups)
+        values = torch.cat([r[0] for r in results])
+        weights = group_weights(weights_fn, values, groups)
+        w1 = self.layers[0].weight_grad
+        n1 = w1.shape[0]
+
+        def weighted(i: int, s: slice) -> tuple:
+            g = results[i][2]  # [T, k * P, N1] for this shard's k groups
+            k = g.shape[1] // p
+            w = weights[s.start // p : s.stop // p].to(g.dtype).reshape(1, k, 1, p).expand(steps, k, 1, p).reshape(steps * k, 1, p)
+            g_sum = torch.bmm(w, g.view(steps * k, p, n1)).view(steps * k, n1)  # [T * k, N1]
+            return (torch.mm(g_sum, w1).view(steps, k, -1),)
+
+        grads = self._map(weighted, shards)
+        grad = grads[0][0] if len(grads) == 1 else torch.cat([g for (g,) in grads], dim=1)
+        return PopulationOutput(
+            loss=values, probs=torch.cat([r[1] for r in results]), weights=weights, grad=grad.view(steps, groups, *x.shape[2:])
+        )
 
 
 def _shifted_mm(src: torch.Tensor, weight: torch.Tensor, out: torch.Tensor, shift: int) -> None:

@@ -59,17 +59,26 @@ class AutogradOracle:
         return OracleOutput(loss=values.detach(), probs=probs.detach(), grad=grad)
 
     def population_gradient(
-        self, x: torch.Tensor, targets: torch.Tensor, weights_fn: WeightsFn, loss: LossKind = "identity"
+        self, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity"
     ) -> PopulationOutput:
-        """Weighted population gradient ``[T, K, *input_shape]`` of spiking ``x`` ``[T, K * P, ...]``
-        (see :func:`population_gradient`), computed the straightforward way."""
-        return weighted_sum(self(x, targets, loss), weights_fn)
+        """Weighted population gradient ``[T, K, *input_shape]`` of spiking ``x`` ``[T, K * P, ...]``,
+        ``K = groups`` (see :func:`population_gradient`), computed the straightforward way."""
+        return weighted_sum(self(x, targets, loss), groups, weights_fn)
 
 
-def weighted_sum(out: OracleOutput, weights_fn: WeightsFn) -> PopulationOutput:
-    """``sum_p w[k, p] grad[:, k * P + p]`` ``[T, K, ...]`` of a spiking oracle output with
-    per-sample gradients ``[T, K * P, ...]``, weights ``w = weights_fn(out.loss)`` ``[K, P]``."""
-    weights = weights_fn(out.loss)
+def group_weights(weights_fn: WeightsFn, loss: torch.Tensor, groups: int) -> torch.Tensor:
+    """``weights_fn(loss)`` for a per-member loss ``[K * P]``, checked to be ``[K, P]`` (``K = groups``)."""
+    weights = weights_fn(loss)
+    expected = (groups, loss.shape[0] // groups)
+    if tuple(weights.shape) != expected:
+        raise ValueError(f"weights_fn returned weights of shape {tuple(weights.shape)}, expected {expected}")
+    return weights
+
+
+def weighted_sum(out: OracleOutput, groups: int, weights_fn: WeightsFn) -> PopulationOutput:
+    """``sum_p w[k, p] grad[:, k * P + p]`` ``[T, K, ...]`` (``K = groups``) of a spiking oracle
+    output with per-sample gradients ``[T, K * P, ...]``, weights ``w = weights_fn(out.loss)`` ``[K, P]``."""
+    weights = group_weights(weights_fn, out.loss, groups)
     k, p = weights.shape
     grad = out.grad.reshape(out.grad.shape[0], k, p, *out.grad.shape[2:])
     w = weights.reshape(1, k, p, *([1] * (grad.dim() - 3))).to(grad.dtype)
@@ -77,13 +86,16 @@ def weighted_sum(out: OracleOutput, weights_fn: WeightsFn) -> PopulationOutput:
 
 
 def population_gradient(
-    oracle: GradientOracle, x: torch.Tensor, targets: torch.Tensor, weights_fn: WeightsFn, loss: LossKind = "identity"
+    oracle: GradientOracle, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity"
 ) -> PopulationOutput:
     """Loss ``[K * P]``, probabilities, weights ``[K, P]`` (``weights_fn`` of the per-member loss)
     and weighted input gradient ``[T, K, *input_shape]`` of a spiking population ``x``
-    ``[T, K * P, *input_shape]`` (member ``p`` of group ``k`` at batch index ``k * P + p``): the
-    oracle's own ``population_gradient`` when it has one, else its per-sample gradients summed."""
+    ``[T, K * P, *input_shape]`` of ``K = groups`` groups (member ``p`` of group ``k`` at batch
+    index ``k * P + p``): the oracle's own ``population_gradient`` when it has one, else its
+    per-sample gradients summed."""
+    if x.shape[1] % groups:
+        raise ValueError(f"a batch of {x.shape[1]} is not {groups} equal groups")
     method = getattr(oracle, "population_gradient", None)
     if callable(method):
-        return method(x, targets, weights_fn, loss)
-    return weighted_sum(oracle(x, targets, loss), weights_fn)
+        return method(x, targets, groups, weights_fn, loss)
+    return weighted_sum(oracle(x, targets, loss), groups, weights_fn)
