@@ -510,6 +510,7 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
         "peak_gflops": dict(_PEAK),
         "peak_gflops_at_end": end_peak,
         "roofline_peak_gflops": peak,
+        "engine_workers": torch.get_num_threads(),
         "flops_counted": "what the algorithm needs: 2 x MACs of the dense forward (input->hidden, hidden->classes) and of the "
         "input-gradient backward (dL/dz1 = dL/dI2 @ W2 per sample; dL/dx = dL/dI1 @ W1 per sample for BL-v1 and MI-Face, but for "
         "BL-v2 only on the population-weighted sum of dL/dI1 (T x classes rows instead of T x classes x K) plus the weighting "
@@ -526,7 +527,9 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
             "targets are randomly initialised (cost does not depend on training)",
             "peak_rss_mb = resident-set growth over the measurement's baseline, sampled every 2 ms",
             "on a shared (loaded) machine every multi-threaded torch op waits for a descheduled peer at its barrier: "
-            "small-batch attacks (MI-Face, BL-v1) and the batched autograd suffer most; compare a --threads 1 run",
+            "small-batch attacks (MI-Face, BL-v1), the reference and the batched autograd suffer most; compare a --threads 1 run",
+            f"ours with {torch.get_num_threads()} torch thread(s): FastLIFOracle splits each batch into engine_workers shards "
+            "computed on their own threads with one torch thread each (BL-v2 then keeps its own loop on one thread)",
         ],
     }
     main_cfg = configs[0].name

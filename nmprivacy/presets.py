@@ -172,6 +172,8 @@ def preset_for(dataset: str, budget: Budget = "default") -> Preset:
             snn_train=replace(p.snn_train, epochs=min(p.snn_train.epochs, 1), lr=max(p.snn_train.lr, 5e-4)),
             ann_train=replace(p.ann_train, epochs=min(p.ann_train.epochs, 10)),
             evaluator_train=replace(p.evaluator_train, epochs=min(p.evaluator_train.epochs, 3)),
+            # the spiking CNN runs T steps per sample: one epoch keeps it within ~15 minutes
+            snn_evaluator_train=replace(p.snn_evaluator_train or p.evaluator_train, epochs=1),
         )
         return replace(cpu, **SMALL_DATA_DEFAULTS.get(dataset, {}))
     return replace(

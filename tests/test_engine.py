@@ -193,9 +193,11 @@ def test_blv2_trajectory_equals_the_per_sample_formulation(variant: str, oracle)
     s = BLv2Settings(population=3, iterations=4, init=0.3, lr=0.05, sparsity=0.5, variant=variant, keep="last")
     old = per_sample_blv2(model, oracle(model), s, [0, 2, 3], steps=8, seed=7)
     assert (old[-1] - s.init).abs().max() > 1e-3  # X_p moved
+    threads = torch.get_num_threads()
     for n in (1, s.iterations):
         new = BrainLeaksV2(replace(s, iterations=n), oracle=oracle, steps=8).run(model, [0, 2, 3], seed=7)
         assert torch.allclose(new.probabilities, old[n - 1], atol=1e-5)
+        assert torch.get_num_threads() == threads  # the loop's one-thread setting (parallel oracles) is undone
 
 
 def test_make_oracle_picks_the_engine_only_for_lif_models() -> None:

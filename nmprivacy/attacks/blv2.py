@@ -14,6 +14,7 @@ reconstruction is one Bernoulli sample of it.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -29,6 +30,7 @@ from nmprivacy.attacks.common import (
     generator,
     model_steps,
     require_domain,
+    torch_threads,
 )
 from nmprivacy.attacks.layout import from_model_layout, to_model_layout
 from nmprivacy.attacks.oracle import population_gradient
@@ -100,35 +102,38 @@ class BrainLeaksV2:
         stale = torch.zeros(k, dtype=torch.long)
         timer = Timer()
         done = 0
-        bar = tqdm(range(s.iterations), desc=self.name, leave=False)
-        for _ in bar:
-            samples = torch.bernoulli(state.xp.unsqueeze(1).expand(k, p, *shape[1:]), generator=gen)
-            density = s.sparsity * samples.reshape(k, p, -1).mean(dim=2)  # sparsity term of each loss [K, P]
-            out = population_gradient(
-                oracle,
-                to_model_layout(samples.reshape(k * p, *shape[1:]), "spikes"),
-                pop_targets,
-                k,
-                lambda loss, density=density: population_weights(loss.reshape(k, p) + density, s.variant),
-                s.loss,
-            )
-            sample_loss = out.loss.reshape(k, p) + density
-            g = from_model_layout(out.grad, "spikes") + (s.sparsity / voxels) * out.weights.sum(dim=1).reshape(k, *([1] * len(shape[1:])))
-            conf = out.probs.gather(1, pop_targets[:, None]).reshape(k, p).mean(dim=1)
-            better = conf > best
-            best_xp[better] = state.xp[better]  # the X_p these samples were drawn from
-            state = blv2_update(state, g, s)
-            losses.append(sample_loss.mean(dim=1))
-            confs.append(conf)
-            done += 1
-            bar.set_postfix(conf=f"{conf.mean():.3f}")
-            improved = conf > best + s.plateau_tol
-            best = torch.where(better, conf, best)
-            if s.plateau_patience > 0:
-                stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
-                if bool((stale >= s.plateau_patience).all()):
-                    break
-        bar.close()
+        # an oracle with worker threads of its own (FastLIFOracle): this loop's tensor ops stay on one
+        # thread, so none waits at an OpenMP barrier for a descheduled peer
+        with torch_threads(1) if getattr(oracle, "parallel", False) else nullcontext():
+            bar = tqdm(range(s.iterations), desc=self.name, leave=False)
+            for _ in bar:
+                samples = torch.bernoulli(state.xp.unsqueeze(1).expand(k, p, *shape[1:]), generator=gen)
+                density = s.sparsity * samples.reshape(k, p, -1).mean(dim=2)  # sparsity term of each loss [K, P]
+                out = population_gradient(
+                    oracle,
+                    to_model_layout(samples.reshape(k * p, *shape[1:]), "spikes"),
+                    pop_targets,
+                    k,
+                    lambda loss, density=density: population_weights(loss.reshape(k, p) + density, s.variant),
+                    s.loss,
+                )
+                sample_loss = out.loss.reshape(k, p) + density
+                g = from_model_layout(out.grad, "spikes") + (s.sparsity / voxels) * out.weights.sum(dim=1).reshape(k, *([1] * len(shape[1:])))
+                conf = out.probs.gather(1, pop_targets[:, None]).reshape(k, p).mean(dim=1)
+                better = conf > best
+                best_xp[better] = state.xp[better]  # the X_p these samples were drawn from
+                state = blv2_update(state, g, s)
+                losses.append(sample_loss.mean(dim=1))
+                confs.append(conf)
+                done += 1
+                bar.set_postfix(conf=f"{conf.mean():.3f}")
+                improved = conf > best + s.plateau_tol
+                best = torch.where(better, conf, best)
+                if s.plateau_patience > 0:
+                    stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
+                    if bool((stale >= s.plateau_patience).all()):
+                        break
+            bar.close()
         seconds = timer.elapsed()
         xp = best_xp if s.keep == "best" else state.xp
         return Inversion(

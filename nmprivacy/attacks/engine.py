@@ -236,7 +236,7 @@ class FastLIFOracle:
 
     ``sparse_density``: inputs with fewer non-zeros than this fraction use the row-gather
     forward (0 disables it). ``workers``: batch shards computed concurrently, each on its own
-    Python thread with one torch thread (default: torch's thread count at call time; 1 = the
+    Python thread with one torch thread (default: torch's thread count at construction; 1 = the
     whole batch on the calling thread, matmuls on torch's threads, neuron updates in serial
     column chunks). Shards never meet at an OpenMP barrier, so a descheduled peer on a shared
     machine delays only its own shard. Buffers are kept between calls of the same ``[T, B]`` shape.
@@ -261,7 +261,7 @@ class FastLIFOracle:
         if workers is not None and workers < 1:
             raise NmprivacyError(f"workers={workers} is invalid: give a positive number of threads (or None for torch's)")
         self.sparse_density = float(sparse_density)
-        self.workers = workers
+        self.workers = workers if workers is not None else torch.get_num_threads()
         self.last_path = ""  # "sparse" or "dense": the input path of the last call (its first shard)
         self._buffers: dict[int, tuple[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]]] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -293,8 +293,13 @@ class FastLIFOracle:
 
     def _shards(self, groups: int) -> list[slice]:
         """Group ranges of the batch shards (a batch of ``groups`` equal groups)."""
-        n = self.workers if self.workers is not None else torch.get_num_threads()
-        return chunks(groups, math.ceil(groups / max(1, min(n, groups))))
+        return chunks(groups, math.ceil(groups / max(1, min(self.workers, groups))))
+
+    @property
+    def parallel(self) -> bool:
+        """True if calls run on several worker threads by themselves (callers may then keep their
+        own tensor ops on one thread, away from OpenMP barriers)."""
+        return self.workers > 1
 
     def _map(self, fn: Callable[[int, slice], tuple], shards: list[slice]) -> list[tuple]:
         """``fn(i, shard)`` for every shard: inline for one, else on worker threads with one torch thread each."""
@@ -314,8 +319,10 @@ class FastLIFOracle:
         return out
 
     def _serial_thread(self) -> None:
-        """Initializer of a worker thread: one torch thread for its whole life."""
+        """Initializer of a worker thread: one torch thread and no autograd for its whole life (both
+        are per-thread settings; the pool's threads end when the oracle is garbage-collected)."""
         torch.set_num_threads(1)
+        torch.set_grad_enabled(False)
         self._serial_threads.append(1)
 
     @torch.no_grad()
