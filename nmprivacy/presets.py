@@ -112,8 +112,12 @@ PAPER: dict[str, Preset] = {
         snn_train=TrainSettings(epochs=20, batch_size=100, lr=2e-4, grad_clip=1.0),
         evaluator_neuron="atan",
         evaluator_beta=0.8,
-        # init 0: with lr 1e-3, X_p moves < ~0.05 in 10 iterations, so a 0.5 start stays noise.
-        bl_v2=BLv2Settings(population=5, lr=1e-3, rho=0.3, eps=1e-12, sparsity=0.3, init=0.0),
+        # init 0.05 (a few times N-MNIST's ~2 % event density; the paper does not say): with lr 1e-3
+        # X_p moves only a few 0.01 in 10 iterations, so the start matters. Measured on
+        # fashion-mnist-saccade (snn-lava): from 0 every sample is silent, the sparsity gradient
+        # wins and X_p stays 0 (confidence 0.10 throughout); from 0.05 the mean target confidence
+        # rises 0.10 -> 0.35 in 10 iterations; from 0.2 the inputs saturate (0.10 throughout).
+        bl_v2=BLv2Settings(population=5, lr=1e-3, rho=0.3, eps=1e-12, sparsity=0.3, init=0.05),
         ann_baseline=False,
     ),
     "dvs": Preset(
@@ -122,7 +126,7 @@ PAPER: dict[str, Preset] = {
         evaluator_neuron="atan",
         evaluator_beta=0.8,
         bl_v1=BLv1Settings(iterations=25),
-        bl_v2=BLv2Settings(population=5, lr=0.1, rho=0.2, eps=1e-12, sparsity=0.1, init=0.0),
+        bl_v2=BLv2Settings(population=5, lr=0.1, rho=0.2, eps=1e-12, sparsity=0.1, init=0.05),  # as N-MNIST
         ann_baseline=False,
     ),
 }
@@ -172,8 +176,9 @@ def preset_for(dataset: str, budget: Budget = "default") -> Preset:
             snn_train=replace(p.snn_train, epochs=min(p.snn_train.epochs, 1), lr=max(p.snn_train.lr, 5e-4)),
             ann_train=replace(p.ann_train, epochs=min(p.ann_train.epochs, 10)),
             evaluator_train=replace(p.evaluator_train, epochs=min(p.evaluator_train.epochs, 3)),
-            # the spiking CNN runs T steps per sample: one epoch keeps it within ~15 minutes
-            snn_evaluator_train=replace(p.snn_evaluator_train or p.evaluator_train, epochs=1),
+            # the spiking CNN runs T steps per sample (~25 samples/s at T=25 on a loaded 2-core
+            # machine): one epoch of at most 20000 samples keeps it within ~15 minutes
+            snn_evaluator_train=replace(p.snn_evaluator_train or p.evaluator_train, epochs=1, max_train_samples=20000),
         )
         return replace(cpu, **SMALL_DATA_DEFAULTS.get(dataset, {}))
     return replace(

@@ -193,9 +193,13 @@ def notes(results: Mapping[str, Any]) -> list[str]:
     if isinstance(v2, Mapping):
         out.append(
             f"- BL-v2 `{v2.get('variant')}` variant: X_p starts at {v2.get('init')}, accumulator `{v2.get('accumulator')}`, loss `{v2.get('loss')}`; "
-            "the reconstruction is one Bernoulli sample of the final X_p (see the confidence curves)."
+            f"the reconstruction is one Bernoulli sample of the {'best-scoring' if v2.get('keep', 'last') == 'best' else 'final'} X_p "
+            "per class (see the confidence curves)."
         )
-    out.append("- Image evaluators judge spike reconstructions rate-decoded (mean over T); MI-Face images are min-max scaled to [0, 1].")
+    if results.get("domain") == "image":
+        out.append("- Image evaluators judge spike reconstructions rate-decoded (mean over T); MI-Face images are min-max scaled to [0, 1].")
+    else:
+        out.append("- Spiking evaluators judge the spike reconstructions directly (per-step softmax of the output membrane, averaged over T).")
     return out
 
 
