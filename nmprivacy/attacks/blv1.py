@@ -15,15 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nmprivacy.attacks.base import Inversion
-from nmprivacy.attacks.common import (
-    OracleFactory,
-    Timer,
-    check_classes,
-    default_oracle,
-    generator,
-    model_steps,
-    require_domain,
-)
+from nmprivacy.attacks.common import OracleFactory, SpikingAttack, Timer, default_oracle
 from nmprivacy.attacks.layout import from_model_layout, per_sample_minmax, to_model_layout
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import BLv1Settings
@@ -39,23 +31,19 @@ def blv1_step(x: torch.Tensor, grad_conf: torch.Tensor, settings: BLv1Settings, 
     return ((x + torch.sign(grad_conf) * q) > 0).to(x.dtype)
 
 
-class BrainLeaksV1:
+class BrainLeaksV1(SpikingAttack):
     """BrainLeaks-v1 on a spiking model; ``run`` attacks all classes in one batch."""
 
     name = "bl-v1"
+    settings: BLv1Settings
 
     def __init__(self, settings: BLv1Settings = BLv1Settings(), oracle: OracleFactory = default_oracle, steps: int | None = None) -> None:
-        self.settings = settings
-        self.oracle_factory = oracle
-        self.steps = steps
+        super().__init__(settings, oracle, steps)
 
     def run(self, model: TargetModel, classes: Sequence[int], seed: int = 0) -> Inversion:
         """Invert ``model`` for every class in ``classes``; reconstructions are binary ``[K, T, ...]``."""
-        require_domain(model, "spikes", self.name)
-        targets = check_classes(model, classes)
-        steps = model_steps(model, self.steps)
-        gen = generator(seed)
-        oracle = self.oracle_factory(model)
+        run = self.start(model, classes, seed)
+        targets, steps, gen, oracle = run.targets, run.steps, run.gen, run.oracle
         x = torch.zeros((len(targets), steps, *model.info.input_shape))
         losses, confs = [], []
         timer = Timer()

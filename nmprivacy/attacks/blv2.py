@@ -22,16 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nmprivacy.attacks.base import Inversion
-from nmprivacy.attacks.common import (
-    OracleFactory,
-    Timer,
-    check_classes,
-    default_oracle,
-    generator,
-    model_steps,
-    require_domain,
-    torch_threads,
-)
+from nmprivacy.attacks.common import OracleFactory, SpikingAttack, Timer, default_oracle, torch_threads
 from nmprivacy.attacks.layout import from_model_layout, to_model_layout
 from nmprivacy.attacks.oracle import population_gradient
 from nmprivacy.models.base import TargetModel
@@ -73,25 +64,21 @@ def blv2_update(state: BLv2State, g: torch.Tensor, settings: BLv2Settings) -> BL
     return BLv2State(xp=xp, r=r, nu=nu)
 
 
-class BrainLeaksV2:
+class BrainLeaksV2(SpikingAttack):
     """BrainLeaks-v2 on a spiking model; ``run`` attacks all classes x population in one batch."""
 
     name = "bl-v2"
+    settings: BLv2Settings
 
     def __init__(self, settings: BLv2Settings = BLv2Settings(), oracle: OracleFactory = default_oracle, steps: int | None = None) -> None:
-        self.settings = settings
-        self.oracle_factory = oracle
-        self.steps = steps
+        super().__init__(settings, oracle, steps)
 
     def run(self, model: TargetModel, classes: Sequence[int], seed: int = 0) -> Inversion:
         """Invert ``model`` for ``classes``; ``probabilities`` holds X_p, ``reconstructions`` one sample of it."""
-        require_domain(model, "spikes", self.name)
         s = self.settings
-        targets = check_classes(model, classes)
+        run = self.start(model, classes, seed)
+        targets, steps, gen, oracle = run.targets, run.steps, run.gen, run.oracle
         k, p = len(targets), s.population
-        steps = model_steps(model, self.steps)
-        gen = generator(seed)
-        oracle = self.oracle_factory(model)
         shape = (k, steps, *model.info.input_shape)
         state = BLv2State(xp=torch.full(shape, float(s.init)), r=torch.zeros(shape), nu=torch.zeros(shape))
         voxels = state.xp[0].numel()

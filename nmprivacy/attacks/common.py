@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -79,3 +80,31 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@dataclass
+class SpikingRun:
+    """What every spiking attack sets up before iterating: targets ``[K]``, T, its seeded
+    generator and the oracle bound to the model."""
+
+    targets: torch.Tensor
+    steps: int
+    gen: torch.Generator
+    oracle: GradientOracle
+
+
+class SpikingAttack:
+    """Base of the attacks on spiking models (BL-v1, BL-v2): settings, oracle factory and T."""
+
+    name = "spiking-attack"
+
+    def __init__(self, settings: Any, oracle: OracleFactory = default_oracle, steps: int | None = None) -> None:
+        self.settings = settings
+        self.oracle_factory = oracle
+        self.steps = steps
+
+    def start(self, model: TargetModel, classes: Sequence[int], seed: int) -> SpikingRun:
+        """Check ``model`` takes spikes and ``classes`` are its classes; seed and bind the oracle."""
+        require_domain(model, "spikes", self.name)
+        targets = check_classes(model, classes)
+        return SpikingRun(targets, model_steps(model, self.steps), generator(seed), self.oracle_factory(model))
