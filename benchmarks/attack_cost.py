@@ -31,6 +31,7 @@ Usage: ``python -m benchmarks.attack_cost [--quick] [--json FILE]`` or
 
 from __future__ import annotations
 
+import math
 import argparse
 import os
 import threading
@@ -61,10 +62,7 @@ class CostConfig:
 
     @property
     def inputs(self) -> int:
-        n = 1
-        for s in self.input_shape:
-            n *= s
-        return n
+        return math.prod(self.input_shape)
 
 
 MNIST = CostConfig("mnist", (1, 28, 28), steps=25, population=7)
@@ -221,12 +219,27 @@ def _ours(make_attack: Callable[[Callable, int], Any], model: Any, classes: list
     return float(min(per_iteration)), mb
 
 
+def _snn_variants(
+    make_attack: Callable[[Callable, int], Any], snn: Any, classes: list[int], opts: BenchOptions
+) -> tuple[float, float, float | None, float | None, float | None]:
+    """Seconds per iteration and peak MB of the attack core (auto path), and with
+    ``opts.variants`` also of the dense-only engine and of batched autograd:
+    ``(ours, ours_mb, dense, batched, batched_mb)``."""
+    from nmprivacy.attacks.engine import FastLIFOracle, make_oracle
+    from nmprivacy.attacks.oracle import AutogradOracle
+
+    ours, ours_mb = _ours(make_attack, snn, classes, opts, make_oracle)
+    if not opts.variants:
+        return ours, ours_mb, None, None, None
+    dense, _ = _ours(make_attack, snn, classes, opts, lambda m: FastLIFOracle(m, sparse_density=0.0))
+    batched, batched_mb = _ours(make_attack, snn, classes, comparison(opts), AutogradOracle)
+    return ours, ours_mb, dense, batched, batched_mb
+
+
 def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any]:
     """BL-v2 cost: reference subset (extrapolated), ours (auto / dense-only / batched autograd)."""
     from benchmarks.reference import ReferenceBLv2State, blv2_class_iteration, snntorch_version
     from nmprivacy.attacks.blv2 import BrainLeaksV2
-    from nmprivacy.attacks.engine import FastLIFOracle, make_oracle
-    from nmprivacy.attacks.oracle import AutogradOracle
     from nmprivacy.presets import BLv2Settings
 
     settings = BLv2Settings(population=cfg.population, init=opts.xp_init)
@@ -235,11 +248,7 @@ def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any
     def attack(factory: Callable, iterations: int) -> BrainLeaksV2:
         return BrainLeaksV2(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
 
-    ours, ours_mb = _ours(attack, snn, classes, opts, make_oracle)
-    dense, batched, batched_mb = None, None, None
-    if opts.variants:
-        dense, _ = _ours(attack, snn, classes, opts, lambda m: FastLIFOracle(m, sparse_density=0.0))
-        batched, batched_mb = _ours(attack, snn, classes, comparison(opts), AutogradOracle)
+    ours, ours_mb, dense, batched, batched_mb = _snn_variants(attack, snn, classes, opts)
 
     net = reference_snn(snn)
     samples = opts.reference_samples or cfg.population
@@ -265,8 +274,6 @@ def measure_blv1(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any
     """BL-v1 cost: one batch-1 pass per class (reference) vs the batched attack."""
     from benchmarks.reference import blv1_class_iteration, snntorch_version
     from nmprivacy.attacks.blv1 import BrainLeaksV1
-    from nmprivacy.attacks.engine import FastLIFOracle, make_oracle
-    from nmprivacy.attacks.oracle import AutogradOracle
     from nmprivacy.presets import BLv1Settings
 
     settings = BLv1Settings()
@@ -275,11 +282,7 @@ def measure_blv1(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any
     def attack(factory: Callable, iterations: int) -> BrainLeaksV1:
         return BrainLeaksV1(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
 
-    ours, ours_mb = _ours(attack, snn, classes, opts, make_oracle)
-    dense, batched, batched_mb = None, None, None
-    if opts.variants:
-        dense, _ = _ours(attack, snn, classes, opts, lambda m: FastLIFOracle(m, sparse_density=0.0))
-        batched, batched_mb = _ours(attack, snn, classes, comparison(opts), AutogradOracle)
+    ours, ours_mb, dense, batched, batched_mb = _snn_variants(attack, snn, classes, opts)
 
     net = reference_snn(snn)
     rc = min(opts.reference_classes, cfg.classes)

@@ -9,6 +9,7 @@ Layouts (every loader returns exactly these):
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,10 +61,7 @@ class DatasetSplits:
     @property
     def num_inputs(self) -> int:
         """Number of input neurons of a flattened sample (product of ``input_shape``)."""
-        n = 1
-        for s in self.input_shape:
-            n *= s
-        return n
+        return math.prod(self.input_shape)
 
 
 class Loader(Protocol):
