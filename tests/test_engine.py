@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from nmprivacy.attacks import engine
-from nmprivacy.attacks.blv2 import BLv2State, BrainLeaksV2, blv2_update, population_weights
-from nmprivacy.attacks.engine import FastLIFOracle, _prepare, input_currents, make_oracle
+from nmprivacy.attacks.blv2 import BLv2State, BrainLeaksV2, blv2_update_, class_generator, population_weights
+from nmprivacy.encoding import bernoulli_spikes
+from nmprivacy.attacks.engine import FastLIFOracle, _prepare, make_oracle
 from nmprivacy.attacks.oracle import AutogradOracle, population_gradient
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.ann import ANN, ANNConfig
@@ -56,14 +57,18 @@ def test_norse_model_spikes_in_the_test_regime() -> None:
     assert 0.02 < hidden.mean() < 0.8  # the reset path is exercised
 
 
+# (input-current path, sparse_density, spike probability): each path of nmprivacy.attacks.currents
+PATHS = [("dense", 0.0, 0.3), ("gather", 0.9, 0.05), ("subsets", 0.9, 0.6)]
+
+
 @pytest.mark.parametrize("loss", ["identity", "cross-entropy"])
-@pytest.mark.parametrize("sparse", [0.0, 0.9])
-def test_float_engine_equals_autograd(loss: str, sparse: float) -> None:
+@pytest.mark.parametrize("path,sparse,p", PATHS)
+def test_float_engine_equals_autograd(loss: str, path: str, sparse: float, p: float) -> None:
     model = norse_model()
-    x, y = spikes(), targets()
+    x, y = spikes(p=p, batch=12), targets(12)
     fast = FastLIFOracle(model, sparse_density=sparse)
     assert_same(fast(x, y, loss), AutogradOracle(model)(x, y, loss))
-    assert fast.last_path == ("sparse" if sparse else "dense")
+    assert fast.last_path == path
 
 
 def test_float_engine_relaxed_inputs_and_transposed_layout() -> None:
@@ -87,30 +92,16 @@ def test_engine_detects_a_wrong_reset_convention() -> None:
 
 @pytest.mark.parametrize("loss", ["identity", "cross-entropy"])
 @pytest.mark.parametrize("current_decay", [1.0, 0.25])
-def test_loihi_engine_equals_slayer_autograd(loss: str, current_decay: float) -> None:
+@pytest.mark.parametrize("path,sparse,p", PATHS)
+def test_loihi_engine_equals_slayer_autograd(loss: str, current_decay: float, path: str, sparse: float, p: float) -> None:
     model = lava_model(current_decay=current_decay)
-    x, y = spikes(), targets()
-    fast = FastLIFOracle(model)
+    x, y = spikes(p=p, batch=12), targets(12)
+    fast = FastLIFOracle(model, sparse_density=sparse)
     hidden, membrane = model.run(x)
-    assert 0.02 < hidden.mean() < 0.8
-    assert torch.equal(fast.membrane(x), membrane)  # exact fixed-point forward
+    assert 0.01 < hidden.mean() < 0.9
+    assert torch.equal(fast.membrane(x), membrane)  # exact fixed-point forward on every input path
     assert_same(fast(x, y, loss), AutogradOracle(model)(x, y, loss))
-
-
-def test_sparse_row_gather_equals_gemm() -> None:
-    torch.manual_seed(0)
-    layer = _prepare(norse_model().lif_layers()[0])
-    x = (torch.rand(40, layer.weight.shape[1]) < 0.1).float()
-    buffer = torch.empty(40, layer.size)
-    sparse, path = input_currents(x, layer, buffer, 0.5)
-    assert path == "sparse"
-    dense, path = input_currents(x, layer, buffer, 0.0)
-    assert path == "dense" and dense.data_ptr() == buffer.data_ptr()
-    assert torch.allclose(sparse, x @ layer.weight.t(), atol=1e-5)
-    assert torch.allclose(dense, sparse, atol=1e-5)
-    relaxed = x * torch.rand(x.shape)  # sparse but not binary: weighted gather
-    gathered, path = input_currents(relaxed, layer, buffer, 0.5)
-    assert path == "sparse" and torch.allclose(gathered, relaxed @ layer.weight.t(), atol=1e-5)
+    assert fast.last_path == path
 
 
 def test_blv2_trajectory_is_the_same_with_either_oracle() -> None:
@@ -169,20 +160,20 @@ def test_population_gradient_falls_back_to_the_per_sample_oracle() -> None:
 def per_sample_blv2(model, oracle, s: BLv2Settings, classes: list[int], steps: int, seed: int) -> list[torch.Tensor]:
     """X_p after each iteration of BL-v2 in its previous formulation: per-sample gradients of the
     full loss (sparsity gradient added to each), then their weighted sum."""
-    gen = torch.Generator().manual_seed(seed)
+    gens = [class_generator(seed, c) for c in classes]
     k, p = len(classes), s.population
     shape = (k, steps, *SHAPE)
     state = BLv2State(xp=torch.full(shape, s.init), r=torch.zeros(shape), nu=torch.zeros(shape))
     pop_targets = torch.tensor(classes).repeat_interleave(p)
     trajectory = []
     for _ in range(s.iterations):
-        samples = torch.bernoulli(state.xp.unsqueeze(1).expand(k, p, *shape[1:]), generator=gen)
+        samples = torch.stack([bernoulli_spikes(state.xp[i].expand(p, *shape[1:]), gens[i]) for i in range(k)])
         out = oracle(samples.reshape(k * p, *shape[1:]).transpose(0, 1), pop_targets, s.loss)
         losses = out.loss.reshape(k, p) + s.sparsity * samples.reshape(k, p, -1).mean(dim=2)
         grads = out.grad.transpose(0, 1).reshape(k, p, *shape[1:]) + s.sparsity / state.xp[0].numel()
         w = population_weights(losses, s.variant)
-        state = blv2_update(state, (w.reshape(k, p, 1, 1, 1, 1) * grads).sum(dim=1), s)
-        trajectory.append(state.xp)
+        state = blv2_update_(state, (w.reshape(k, p, 1, 1, 1, 1) * grads).sum(dim=1), s)
+        trajectory.append(state.xp.clone())  # the update works in place
     return trajectory
 
 

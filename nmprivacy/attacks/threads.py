@@ -1,0 +1,60 @@
+"""Worker threads for the attack core that never meet at an OpenMP barrier.
+
+Each worker runs torch on one thread with autograd off (both per-thread settings), so ATen ops
+inside it stay serial; ATen releases the GIL inside ops, so workers run concurrently. On a shared
+2-core machine a descheduled peer then delays only its own share of the work, where a
+multi-threaded op would wait for it at every barrier (measured: 0.4-1.2 s instead of 30 ms for
+the MNIST BL-v2 neuron loops under load).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
+
+import torch
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def chunks(n: int, size: int) -> list[slice]:
+    """Contiguous slices covering ``range(n)`` of at most ``size`` elements."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class SerialPool:
+    """Up to ``size`` worker threads (started on first use, kept between calls)."""
+
+    def __init__(self, size: int, name: str = "nmprivacy-worker") -> None:
+        self.size = max(1, int(size))
+        self.name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads = 0  # workers started so far
+
+    def map(self, fn: Callable[[int, Item], Result], items: Sequence[Item]) -> list[Result]:
+        """``[fn(i, item) for i, item in enumerate(items)]``, concurrently on the workers (inline
+        for a single item)."""
+        if len(items) == 1:
+            return [fn(0, items[0])]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=self.name, initializer=self._serial_thread)
+        started = self._threads
+        out = list(self._pool.map(lambda i: fn(i, items[i]), range(len(items))))
+        if self._threads != started:
+            # torch.set_num_threads is per thread (OpenMP, MKL) except for the default that new threads
+            # inherit: restore the caller's (once per new worker; toggling it per call recreates thread pools)
+            torch.set_num_threads(torch.get_num_threads())
+        return out
+
+    def _serial_thread(self) -> None:
+        """Initializer of a worker thread: one torch thread and no autograd for its whole life."""
+        torch.set_num_threads(1)
+        torch.set_grad_enabled(False)
+        self._threads += 1
+
+    def shutdown(self) -> None:
+        """Stop the workers (they also end when the pool is garbage-collected)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None

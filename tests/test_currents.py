@@ -1,0 +1,67 @@
+"""Every input-current path equals the GEMM; the subset table is exact for integer weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nmprivacy.attacks.currents import SUBSET_BITS, InputWeights, input_currents, subset_codes
+
+
+def binary(rows: int, inputs: int, p: float, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(rows, inputs, generator=g) < p).float()
+
+
+@pytest.mark.parametrize("inputs", [30, 32, 784])  # 30: the last subset group is padded
+@pytest.mark.parametrize("p,sparse,path", [(0.05, 0.4, "gather"), (0.6, 0.4, "subsets"), (0.95, 0.4, "subsets"), (0.3, 0.0, "dense")])
+def test_paths_equal_the_gemm(inputs: int, p: float, sparse: float, path: str) -> None:
+    torch.manual_seed(1)
+    w = torch.randn(300, inputs)  # 300 outputs: several gather / subset column blocks
+    x = binary(50, inputs, p)
+    out = torch.full((50, 300), float("nan"))
+    assert input_currents(x, InputWeights.build(w), out, sparse) == path
+    torch.testing.assert_close(out, x @ w.t(), atol=1e-4, rtol=1e-5)
+
+
+def test_integer_weights_sum_exactly_on_every_path() -> None:
+    torch.manual_seed(2)
+    w = torch.randint(-255, 256, (200, 784)).float() * 64  # Loihi-sized integers
+    weights = InputWeights.build(w)
+    for p in (0.02, 0.5, 0.9):
+        x = binary(40, 784, p, seed=3)
+        out = torch.empty(40, 200)
+        input_currents(x, weights, out)
+        assert torch.equal(out, (x.double() @ w.double().t()).float())
+
+
+def test_non_binary_inputs_take_the_weighted_gather_or_the_gemm() -> None:
+    torch.manual_seed(3)
+    w = torch.randn(64, 40)
+    x = binary(30, 40, 0.1) * torch.rand(30, 40) * 3  # sparse graded values: a subset table does not apply
+    out = torch.empty(30, 64)
+    assert input_currents(x, InputWeights.build(w), out) == "gather"
+    torch.testing.assert_close(out, x @ w.t(), atol=1e-5, rtol=1e-5)
+    dense = torch.rand(30, 40) + 0.5
+    assert input_currents(dense, InputWeights.build(w), out) == "dense"
+    torch.testing.assert_close(out, dense @ w.t(), atol=1e-5, rtol=1e-5)
+    x[0, 0] = 2.0  # one count of 2 among binary spikes: not binary
+    assert input_currents((x > 0).float() + (x == 2.0).float(), InputWeights.build(w), out) in ("gather", "dense")
+    torch.testing.assert_close(out, ((x > 0).float() + (x == 2.0).float()) @ w.t(), atol=1e-5, rtol=1e-5)
+
+
+def test_all_zero_inputs_and_codes() -> None:
+    w = torch.randn(10, 8)
+    out = torch.full((3, 10), float("nan"))
+    assert input_currents(torch.zeros(3, 8), InputWeights.build(w), out) == "gather"
+    assert torch.equal(out, torch.zeros(3, 10))
+    x = torch.tensor([[1.0, 0, 1, 1, 0, 0, 0, 1]])
+    assert subset_codes(x, 8 // SUBSET_BITS).tolist() == [[1 + 4 + 8, 8]]
+
+
+def test_subset_table_can_be_left_out() -> None:
+    weights = InputWeights.build(torch.randn(10, 8), subsets=False)
+    assert weights.subset_blocks is None
+    out = torch.empty(4, 10)
+    x = binary(4, 8, 0.9)
+    assert input_currents(x, weights, out, 0.4) == "dense"
