@@ -20,10 +20,15 @@ side in one process:
    population-weighted sum of dL/dI1, i.e. over T x classes rows, plus the weighting); no weight
    gradients, no elementwise neuron updates; dense even when the sparse input path skips zeros.
 
-Targets are randomly initialised (``snn-norse``, ``ann``): costs do not depend on training. BL-v2's
-X_p starts at ``xp_init`` (default 0.13, MNIST's mean pixel intensity) instead of the preset's 0 so
-that its samples are not all zero; BL-v1 starts from 0 as the attack does. Peak memory is the
-resident-set growth over the run's baseline, sampled every 2 ms.
+Targets are randomly initialised (``snn-norse``, ``ann``). The attacks run with the audit's
+settings for the configuration (``nmprivacy.presets``, paper budget): "ours" is seconds per
+iteration over a whole attack (10 iterations from the preset's start, BL-v2's X_p at 0.5 for
+MNIST). BL-v2's cost depends on the spike density of its samples (binary inputs take the gather or
+subset-table paths of ``nmprivacy.attacks.currents``), which falls from 0.5 to ~0.05 over a run on
+trained and random targets alike; the run's density trajectory is recorded, and a density sweep
+(``lr = 0`` keeps X_p at its start) gives the cost at fixed densities. The reference structure's
+cost does not depend on the density (batch-1 dense GEMVs). Peak memory is the resident-set growth
+over the run's baseline, sampled every 2 ms.
 
 Usage: ``python -m benchmarks.attack_cost [--quick] [--json FILE]`` or
 ``nmprivacy bench attack-cost [--quick] [--json FILE]``.
@@ -59,6 +64,7 @@ class CostConfig:
     classes: int = 10
     hidden: int = 3000
     ann: bool = True  # time MI-Face on the ANN baseline too
+    preset: str = "mnist"  # data-set family whose attack settings (nmprivacy.presets, paper budget) are used
 
     @property
     def inputs(self) -> int:
@@ -66,7 +72,7 @@ class CostConfig:
 
 
 MNIST = CostConfig("mnist", (1, 28, 28), steps=25, population=7)
-NMNIST = CostConfig("nmnist", (1, 34, 34), steps=100, population=5, ann=False)
+NMNIST = CostConfig("nmnist", (1, 34, 34), steps=100, population=5, ann=False, preset="nmnist")
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,11 @@ class BenchOptions:
     """How much to measure."""
 
     quick: bool = False
-    iterations: int = 5  # attack iterations timed per measurement (after a 1-iteration warm-up)
+    iterations: int | None = None  # attack iterations per timed run (None: the preset's, a whole attack)
     reference_classes: int = 1
     reference_samples: int | None = None  # BL-v2 samples per reference class (None: K)
-    xp_init: float = 0.13  # MNIST mean pixel intensity: a typical rate-coded spike density
+    xp_init: float | None = None  # BL-v2's starting X_p (None: the preset's)
+    densities: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)  # BL-v2 density sweep (first configuration)
     seed: int = 0
     sweeps: bool = True
     warmup: bool = True  # one untimed run (1 attack iteration; the reference subset) before timing
@@ -89,7 +96,7 @@ class BenchOptions:
     def for_budget(quick: bool) -> "BenchOptions":
         """Full measurement, or a smoke run that finishes in well under a minute."""
         if quick:
-            return BenchOptions(quick=True, iterations=1, reference_samples=1, variants=False, repeats=1)
+            return BenchOptions(quick=True, iterations=1, reference_samples=1, variants=False, repeats=1, densities=(0.1, 0.5))
         return BenchOptions()
 
 
@@ -202,12 +209,43 @@ def reference_snn(snn: Any) -> Any:
 def comparison(opts: BenchOptions) -> BenchOptions:
     """Lighter settings for the slow comparison column (batched autograd): at most 2 timed
     iterations, one repeat."""
-    return replace(opts, iterations=min(opts.iterations, 2), repeats=1)
+    return replace(opts, iterations=min(opts.iterations or 2, 2), repeats=1)
 
 
-def _ours(make_attack: Callable[[Callable, int], Any], model: Any, classes: list[int], opts: BenchOptions, factory: Callable) -> tuple[float, float]:
-    """Seconds per iteration of the real attack (fastest of ``opts.repeats`` runs, after a
-    1-iteration warm-up) and peak RSS growth in MB."""
+def attack_settings(cfg: CostConfig, opts: BenchOptions) -> tuple[Any, Any, Any]:
+    """BL-v1, BL-v2 and MI-Face settings of ``cfg``: the audit's (paper preset of ``cfg.preset``)
+    with ``cfg``'s population, no early stop, and ``opts``' iterations / X_p start if given."""
+    from nmprivacy.presets import preset_for
+
+    p = preset_for(cfg.preset, "paper")
+    v2 = replace(p.bl_v2, population=cfg.population, plateau_patience=0)
+    v2 = replace(v2, init=v2.init if opts.xp_init is None else opts.xp_init, iterations=opts.iterations or v2.iterations)
+    return replace(p.bl_v1, iterations=opts.iterations or p.bl_v1.iterations), v2, p.mi_face
+
+
+class DensityProbe:
+    """Wraps an oracle and records the mean input (spike density) of every call."""
+
+    def __init__(self, oracle: Any) -> None:
+        self.oracle = oracle
+        self.densities: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.oracle, name)
+
+    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        self.densities.append(float(x.mean()))
+        return self.oracle(x, *args, **kwargs)
+
+    def population_gradient(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        self.densities.append(float(x.mean()))
+        return self.oracle.population_gradient(x, *args, **kwargs)
+
+
+def _ours(make_attack: Callable[[Callable, int | None], Any], model: Any, classes: list[int], opts: BenchOptions, factory: Callable) -> tuple[float, float]:
+    """Seconds per iteration of the real attack (fastest of ``opts.repeats`` runs of
+    ``opts.iterations`` iterations, None: the settings', after a 1-iteration warm-up) and peak
+    RSS growth in MB."""
     if opts.warmup:
         make_attack(factory, 1).run(model, classes, seed=opts.seed)
     per_iteration: list[float] = []
@@ -236,19 +274,22 @@ def _snn_variants(
     return ours, ours_mb, dense, batched, batched_mb
 
 
-def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any]:
-    """BL-v2 cost: reference subset (extrapolated), ours (auto / dense-only / batched autograd)."""
+def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions, densities: Sequence[float] = ()) -> dict[str, Any]:
+    """BL-v2 cost: reference subset (extrapolated), ours over a whole attack (auto / dense-only /
+    batched autograd), the run's density trajectory and, for ``densities``, ours at fixed density."""
     from benchmarks.reference import ReferenceBLv2State, blv2_class_iteration, snntorch_version
     from nmprivacy.attacks.blv2 import BrainLeaksV2
-    from nmprivacy.presets import BLv2Settings
+    from nmprivacy.attacks.engine import make_oracle
 
-    settings = BLv2Settings(population=cfg.population, init=opts.xp_init)
+    _, settings, _ = attack_settings(cfg, opts)
     classes = list(range(cfg.classes))
 
-    def attack(factory: Callable, iterations: int) -> BrainLeaksV2:
-        return BrainLeaksV2(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
+    def attack(factory: Callable, iterations: int | None, settings: Any = settings) -> BrainLeaksV2:
+        return BrainLeaksV2(replace(settings, iterations=iterations or settings.iterations), oracle=factory, steps=cfg.steps)
 
     ours, ours_mb, dense, batched, batched_mb = _snn_variants(attack, snn, classes, opts)
+    probes: list[DensityProbe] = []
+    attack(lambda m: probes.append(DensityProbe(make_oracle(m))) or probes[-1], opts.iterations).run(snn, classes, seed=opts.seed)
 
     net = reference_snn(snn)
     samples = opts.reference_samples or cfg.population
@@ -258,29 +299,44 @@ def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any
 
     def reference() -> None:
         for c in range(rc):
-            state = ReferenceBLv2State(xp=torch.full(shape, opts.xp_init), r=torch.zeros(shape), nu=torch.zeros(shape))
+            state = ReferenceBLv2State(xp=torch.full(shape, settings.init), r=torch.zeros(shape), nu=torch.zeros(shape))
             blv2_class_iteration(net, c, state, settings, samples=samples)
 
     ref_s, ref_mb = timed(reference, opts.repeats, opts.warmup)
     scale = (cfg.classes * cfg.population) / (rc * samples)
     flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes, groups=cfg.classes)
-    return _row(ref_s * scale, ours, dense, batched, flops, ref_mb, ours_mb, batched_mb,
-                {"classes": rc, "samples_per_class": samples, "seconds": ref_s, "scale": scale,
-                 "extrapolation": "linear: seconds x (classes x K) / (timed classes x timed samples); includes the per-class update",
-                 "implementation": f"snnTorch {snntorch_version()} snn.Leaky"})
+    row = _row(ref_s * scale, ours, dense, batched, flops, ref_mb, ours_mb, batched_mb,
+               {"classes": rc, "samples_per_class": samples, "seconds": ref_s, "scale": scale,
+                "extrapolation": "linear: seconds x (classes x K) / (timed classes x timed samples); includes the per-class update",
+                "implementation": f"snnTorch {snntorch_version()} snn.Leaky"})
+    row["settings"] = {"init": settings.init, "iterations": opts.iterations or settings.iterations, "variant": settings.variant}
+    row["spike_density_per_iteration"] = probes[0].densities
+    sweep = []
+    for d in tqdm(densities, desc="density sweep", leave=False):
+        fixed = replace(settings, lr=0.0, init=float(d))  # lr 0: X_p stays at d, every iteration samples at density d
+        probe: list[DensityProbe] = []
+
+        def factory(m: Any, probe: list[DensityProbe] = probe) -> DensityProbe:
+            probe.append(DensityProbe(make_oracle(m)))
+            return probe[-1]
+
+        seconds, _ = _ours(lambda f, n, fixed=fixed: attack(f, n, fixed), snn, classes, replace(opts, repeats=min(opts.repeats, 2)), factory)
+        sweep.append({"density": float(d), "ours_s_per_iter": seconds, "speedup_vs_reference": row["reference_s_per_iter"] / seconds,
+                      "input_path": getattr(probe[-1].oracle, "last_path", "")})
+    row["density_sweep"] = sweep
+    return row
 
 
 def measure_blv1(cfg: CostConfig, snn: Any, opts: BenchOptions) -> dict[str, Any]:
     """BL-v1 cost: one batch-1 pass per class (reference) vs the batched attack."""
     from benchmarks.reference import blv1_class_iteration, snntorch_version
     from nmprivacy.attacks.blv1 import BrainLeaksV1
-    from nmprivacy.presets import BLv1Settings
 
-    settings = BLv1Settings()
+    settings, _, _ = attack_settings(cfg, opts)
     classes = list(range(cfg.classes))
 
-    def attack(factory: Callable, iterations: int) -> BrainLeaksV1:
-        return BrainLeaksV1(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
+    def attack(factory: Callable, iterations: int | None) -> BrainLeaksV1:
+        return BrainLeaksV1(replace(settings, iterations=iterations or settings.iterations), oracle=factory, steps=cfg.steps)
 
     ours, ours_mb, dense, batched, batched_mb = _snn_variants(attack, snn, classes, opts)
 
@@ -301,13 +357,12 @@ def measure_miface(cfg: CostConfig, ann: Any, opts: BenchOptions) -> dict[str, A
     from nmprivacy.attacks.engine import make_oracle
     from nmprivacy.attacks.miface import MIFace
     from nmprivacy.attacks.oracle import AutogradOracle
-    from nmprivacy.presets import MIFaceSettings
-
     classes = list(range(cfg.classes))
-    base = MIFaceSettings()
-    reps = max(opts.iterations, 1)
+    _, _, base = attack_settings(cfg, opts)
+    reps = opts.iterations or 10
 
-    def attack(factory: Callable, iterations: int) -> MIFace:
+    def attack(factory: Callable, iterations: int | None) -> MIFace:
+        iterations = iterations or reps
         # Never stop early: every class stays active for exactly ``iterations`` steps.
         return MIFace(replace(base, max_iterations=iterations, patience=iterations + 1, cost_goal=-1.0), oracle=factory)
 
@@ -339,15 +394,14 @@ def measure_loihi_blv2(cfg: CostConfig, opts: BenchOptions) -> dict[str, Any]:
     from nmprivacy.attacks.engine import make_oracle
     from nmprivacy.attacks.oracle import AutogradOracle
     from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
-    from nmprivacy.presets import BLv2Settings
 
     torch.manual_seed(opts.seed)
     model = SNNLava(SNNLavaConfig(input_shape=cfg.input_shape, num_classes=cfg.classes, hidden=cfg.hidden)).freeze()
-    settings = BLv2Settings(population=cfg.population, init=opts.xp_init)
+    _, settings, _ = attack_settings(cfg, opts)
     classes = list(range(cfg.classes))
 
-    def attack(factory: Callable, iterations: int) -> BrainLeaksV2:
-        return BrainLeaksV2(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
+    def attack(factory: Callable, iterations: int | None) -> BrainLeaksV2:
+        return BrainLeaksV2(replace(settings, iterations=iterations or settings.iterations), oracle=factory, steps=cfg.steps)
 
     ours, ours_mb = _ours(attack, model, classes, opts, make_oracle)
     batched, batched_mb = _ours(attack, model, classes, comparison(opts), AutogradOracle) if opts.variants else (None, None)
@@ -408,7 +462,6 @@ def run_sweeps(opts: BenchOptions, base: CostConfig = MNIST, points: dict[str, l
     time, the others at ``base``); needs ``measure_peak`` to have run."""
     from nmprivacy.attacks.blv2 import BrainLeaksV2
     from nmprivacy.attacks.engine import make_oracle
-    from nmprivacy.presets import BLv2Settings
 
     out: dict[str, list[dict[str, float]]] = {}
     points = points or sweep_points(opts.quick)
@@ -419,10 +472,10 @@ def run_sweeps(opts: BenchOptions, base: CostConfig = MNIST, points: dict[str, l
         for value in values:
             cfg = replace(base, ann=False, **{param: value})
             snn, _ = build_targets(cfg, opts.seed)
-            settings = BLv2Settings(population=cfg.population, init=opts.xp_init)
+            _, settings, _ = attack_settings(cfg, opts)
 
-            def attack(factory: Callable, iterations: int, cfg: CostConfig = cfg, settings: BLv2Settings = settings) -> BrainLeaksV2:
-                return BrainLeaksV2(replace(settings, iterations=iterations), oracle=factory, steps=cfg.steps)
+            def attack(factory: Callable, iterations: int | None, cfg: CostConfig = cfg, settings: Any = settings) -> BrainLeaksV2:
+                return BrainLeaksV2(replace(settings, iterations=iterations or settings.iterations), oracle=factory, steps=cfg.steps)
 
             seconds, mb = _ours(attack, snn, list(range(cfg.classes)), replace(opts, repeats=1), make_oracle)
             flops = snn_iteration_flops(cfg.steps, cfg.classes * cfg.population, cfg.inputs, cfg.hidden, cfg.classes, groups=cfg.classes)
@@ -490,7 +543,7 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
         if name == "bl-v1":
             row = measure_blv1(cfg, snn, opts)
         elif name == "bl-v2":
-            row = measure_blv2(cfg, snn, opts)
+            row = measure_blv2(cfg, snn, opts, opts.densities if cfg is configs[0] else ())
         else:
             row = measure_miface(cfg, ann, opts)
         row["config"] = {"name": cfg.name, "network": f"{cfg.inputs}-{cfg.hidden}-{cfg.classes}", "steps": cfg.steps if name != "mi-face" else None,
@@ -514,20 +567,25 @@ def measure(opts: BenchOptions = BenchOptions(), configs: Sequence[CostConfig] =
         "peak_gflops_at_end": end_peak,
         "roofline_peak_gflops": peak,
         "engine_workers": torch.get_num_threads(),
-        "flops_counted": "what the algorithm needs: 2 x MACs of the dense forward (input->hidden, hidden->classes) and of the "
+        "flops_counted": "what the dense algorithm needs: 2 x MACs of the dense forward (input->hidden, hidden->classes) and of the "
         "input-gradient backward (dL/dz1 = dL/dI2 @ W2 per sample; dL/dx = dL/dI1 @ W1 per sample for BL-v1 and MI-Face, but for "
         "BL-v2 only on the population-weighted sum of dL/dI1 (T x classes rows instead of T x classes x K) plus the weighting "
-        "(T x classes x K x hidden MACs)); no weight gradients, no elementwise neuron updates; dense even when the sparse input "
-        "path skips zeros",
+        "(T x classes x K x hidden MACs)); no weight gradients, no elementwise neuron updates; dense even when the binary-input "
+        "paths skip zeros or use subset sums",
         "reference_implementation": reference,
         "notes": [
             f"reference = published-notebook structure (benchmarks/reference.py; SNNs in {reference}, the ANN in plain torch), timed on reference_timed subsets "
             "and extrapolated linearly to all classes x K (see reference_timed: timed seconds, scale)",
-            "ours = nmprivacy.attacks classes with make_oracle (FastLIFOracle for SNNs, autograd for the ANN); seconds_per_iteration of a run after a 1-iteration warm-up",
-            f"every time is the fastest of {opts.repeats} repeat(s) of {opts.iterations} iteration(s), for the reference and ours alike "
-            "(the machine may be shared: see load_average); batched_autograd: 1 run of <= 2 iterations; sweeps: 1 run",
-            f"BL-v2 X_p starts at {opts.xp_init} (preset: 0) so samples are not all zero; BL-v1 starts at 0",
-            "targets are randomly initialised (cost does not depend on training)",
+            "ours = nmprivacy.attacks classes with make_oracle (FastLIFOracle for SNNs, autograd for the ANN) and the audit's "
+            "settings (nmprivacy.presets, paper budget); seconds_per_iteration of a whole run after a 1-iteration warm-up",
+            f"every time is the fastest of {opts.repeats} repeat(s) of {opts.iterations or 'the preset'}'s iterations, for the reference and ours alike "
+            "(the machine may be shared: see load_average); batched_autograd: 1 run of <= 2 iterations; sweeps: 1 run; density sweep: best of <= 2 runs",
+            "BL-v2's cost depends on its samples' spike density (binary inputs take the row gather or the subset-sum table of "
+            "nmprivacy.attacks.currents): spike_density_per_iteration is the mean input of each iteration of the timed settings; "
+            "density_sweep holds the cost at fixed densities (lr = 0 keeps X_p at its start); the reference's batch-1 GEMVs cost the same at any density",
+            "roofline_fraction compares with the dense FLOP count; above 1 the binary-input paths beat what a dense fp32 GEMM could reach. "
+            "roofline_fraction_dense is the GEMM-only engine's (sparse_density=0)",
+            "targets are randomly initialised (X_p's density falls from 0.5 to ~0.05 over a run on trained targets too)",
             "peak_rss_mb = resident-set growth over the measurement's baseline, sampled every 2 ms",
             "on a shared (loaded) machine every multi-threaded torch op waits for a descheduled peer at its barrier: "
             "small-batch attacks (MI-Face, BL-v1), the reference and the batched autograd suffer most; compare a --threads 1 run",
@@ -559,6 +617,13 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{batched} {r['speedup_vs_reference']:7.0f}x {r['gflop_per_iter']:7.2f} "
                 f"{r['roofline_s_per_iter'] * 1e3:11.1f} {r['roofline_fraction'] * 100:6.0f}% {r['peak_rss_mb']['ours']:8.0f}"
             )
+    for cfg, attacks in result["configs"].items():
+        r = attacks.get("bl-v2", {})
+        if r.get("spike_density_per_iteration"):
+            lines.append(f"{cfg} bl-v2 spike density per iteration: " + ", ".join(f"{d:.2f}" for d in r["spike_density_per_iteration"]))
+        if r.get("density_sweep"):
+            lines.append(f"{cfg} bl-v2 at fixed density: " + ", ".join(
+                f"{p['density']:.2f}: {p['ours_s_per_iter'] * 1e3:.0f} ms {p['speedup_vs_reference']:.0f}x ({p['input_path']})" for p in r["density_sweep"]))
     for cfg, attacks in result.get("loihi", {}).items():
         for name, r in attacks.items():
             batched = f", batched autograd (slayer) {r['batched_autograd_s_per_iter'] * 1e3:.0f} ms" if r["batched_autograd_s_per_iter"] else ""
@@ -575,7 +640,7 @@ def build_parser(prog: str = "python -m benchmarks.attack_cost") -> argparse.Arg
     p = argparse.ArgumentParser(prog=prog, description="Seconds per attack iteration: reference structure vs nmprivacy vs matmul roofline.")
     p.add_argument("--quick", action="store_true", help="smoke run (< 1 minute): 1 iteration, 1 reference sample, small sweeps")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"result file (default {DEFAULT_JSON}); the plot goes beside it")
-    p.add_argument("--iterations", type=int, default=None, help="attack iterations timed per measurement")
+    p.add_argument("--iterations", type=int, default=None, help="attack iterations per timed run (default: the preset's, a whole attack; quick 1)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per measurement, the fastest is kept (default 3, quick 1)")
     p.add_argument("--reference-classes", type=int, default=None, help="classes timed for the reference structure")
     p.add_argument("--reference-samples", type=int, default=None, help="BL-v2 samples per timed reference class (default K)")

@@ -137,7 +137,7 @@ class BrainLeaksV2(SpikingAttack):
                     to_model_layout(samples.reshape(k * p, *shape[1:]), "spikes"),
                     pop_targets,
                     k,
-                    lambda loss, density=density: population_weights(loss.reshape(k, p) + density, s.variant),
+                    lambda loss, g, density=density: population_weights(loss.reshape(-1, p) + density[g], s.variant),
                     s.loss,
                 )
                 sample_loss = out.loss.reshape(k, p) + density

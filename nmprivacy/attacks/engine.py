@@ -323,24 +323,20 @@ class FastLIFOracle:
             g = g_prev
         raise AssertionError("unreachable")
 
-    def _backward_shards(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind, groups: int) -> tuple[list[slice], list[tuple]]:
-        """Batch shards (sample ranges, whole groups of ``B / groups`` samples) and each one's
-        ``_input_current_grad`` result."""
-        self._check(x)
-        size = x.shape[1] // groups
-        shards = [slice(s.start * size, s.stop * size) for s in self._shards(groups)]
-        targets = targets.to(torch.long)
-        results = self._map(lambda i, s: self._input_current_grad(x[:, s], targets[s], loss, i), shards)
-        self.last_path = results[0][3]
-        return shards, results
-
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind = "identity") -> OracleOutput:
         """Loss ``[B]``, probabilities ``[B, C]`` and d(sum loss)/dx ``[T, B, *input_shape]``."""
-        shards, results = self._backward_shards(x, targets, loss, x.shape[1])
+        self._check(x)
+        targets = targets.to(torch.long)
         w1 = self.layers[0].weight_grad
-        grads = self._map(lambda i, s: (torch.mm(results[i][2].view(-1, w1.shape[0]), w1).view(x.shape[0], -1, w1.shape[1]),), shards)
-        grad = grads[0][0] if len(grads) == 1 else torch.cat([g for (g,) in grads], dim=1)
+
+        def shard(i: int, s: slice) -> tuple:  # forward, backward and input-gradient matmul of one shard
+            values, probs, grad, path = self._input_current_grad(x[:, s], targets[s], loss, i)
+            return values, probs, torch.mm(grad.view(-1, w1.shape[0]), w1).view(x.shape[0], -1, w1.shape[1]), path
+
+        results = self._map(shard, self._shards(x.shape[1]))
+        self.last_path = results[0][3]
+        grad = results[0][2] if len(results) == 1 else torch.cat([r[2] for r in results], dim=1)
         return OracleOutput(
             loss=torch.cat([r[0] for r in results]), probs=torch.cat([r[1] for r in results]), grad=grad.view(x.shape)
         )
@@ -354,23 +350,27 @@ class FastLIFOracle:
         gradients are weighted and summed first, so the input-gradient matmul runs over ``T * K``
         rows, not ``T * K * P``; shards hold whole groups."""
         steps, p = x.shape[0], x.shape[1] // groups
-        shards, results = self._backward_shards(x, targets, loss, groups)
-        values = torch.cat([r[0] for r in results])
-        weights = group_weights(weights_fn, values, groups)
+        self._check(x)
+        targets = targets.to(torch.long)
         w1 = self.layers[0].weight_grad
         n1 = w1.shape[0]
 
-        def weighted(i: int, s: slice) -> tuple:
-            g = results[i][2]  # [T, k * P, N1] for this shard's k groups
-            k = g.shape[1] // p
-            w = weights[s.start // p : s.stop // p].to(g.dtype).reshape(1, k, 1, p).expand(steps, k, 1, p).reshape(steps * k, 1, p)
-            g_sum = torch.bmm(w, g.view(steps * k, p, n1)).view(steps * k, n1)  # [T * k, N1]
-            return (torch.mm(g_sum, w1).view(steps, k, -1),)
+        def shard(i: int, g: slice) -> tuple:
+            s = slice(g.start * p, g.stop * p)
+            values, probs, grad, path = self._input_current_grad(x[:, s], targets[s], loss, i)  # grad [T, k * P, N1]
+            weights = group_weights(weights_fn, values, g)  # [k, P]
+            k = g.stop - g.start
+            w = weights.to(grad.dtype).reshape(1, k, 1, p).expand(steps, k, 1, p).reshape(steps * k, 1, p)
+            g_sum = torch.bmm(w, grad.view(steps * k, p, n1)).view(steps * k, n1)  # [T * k, N1]
+            return values, probs, weights, torch.mm(g_sum, w1).view(steps, k, -1), path
 
-        grads = self._map(weighted, shards)
-        grad = grads[0][0] if len(grads) == 1 else torch.cat([g for (g,) in grads], dim=1)
+        # one task per shard of whole groups: forward, backward, weighting and input-gradient matmul
+        results = self._map(shard, self._shards(groups))
+        self.last_path = results[0][4]
+        grad = results[0][3] if len(results) == 1 else torch.cat([r[3] for r in results], dim=1)
         return PopulationOutput(
-            loss=values, probs=torch.cat([r[1] for r in results]), weights=weights, grad=grad.view(steps, groups, *x.shape[2:])
+            loss=torch.cat([r[0] for r in results]), probs=torch.cat([r[1] for r in results]),
+            weights=torch.cat([r[2] for r in results]), grad=grad.view(steps, groups, *x.shape[2:]),
         )
 
 

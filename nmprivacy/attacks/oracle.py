@@ -19,8 +19,10 @@ from torch.nn import functional as F
 from nmprivacy.attacks.base import GradientOracle, LossKind, OracleOutput, PopulationOutput
 from nmprivacy.models.base import TargetModel, spike_readout
 
-WeightsFn = Callable[[torch.Tensor], torch.Tensor]
-"""Per-member loss ``[K * P]`` -> weights ``[K, P]`` (K groups of P members)."""
+WeightsFn = Callable[[torch.Tensor, slice], torch.Tensor]
+"""``(loss [k * P], groups)`` -> weights ``[k, P]`` of the ``k`` groups ``groups`` (a slice of the
+batch's K groups of P members) from their members' losses; a group's weights may depend only on
+its own members' losses (oracles weight each shard of groups as soon as it is done)."""
 
 
 def attack_loss(
@@ -66,10 +68,12 @@ class AutogradOracle:
         return weighted_sum(self(x, targets, loss), groups, weights_fn)
 
 
-def group_weights(weights_fn: WeightsFn, loss: torch.Tensor, groups: int) -> torch.Tensor:
-    """``weights_fn(loss)`` for a per-member loss ``[K * P]``, checked to be ``[K, P]`` (``K = groups``)."""
-    weights = weights_fn(loss)
-    expected = (groups, loss.shape[0] // groups)
+def group_weights(weights_fn: WeightsFn, loss: torch.Tensor, groups: slice) -> torch.Tensor:
+    """``weights_fn(loss, groups)`` for the per-member loss ``[k * P]`` of the ``k`` groups
+    ``groups``, checked to be ``[k, P]``."""
+    k = groups.stop - groups.start
+    weights = weights_fn(loss, groups)
+    expected = (k, loss.shape[0] // k)
     if tuple(weights.shape) != expected:
         raise ValueError(f"weights_fn returned weights of shape {tuple(weights.shape)}, expected {expected}")
     return weights
@@ -78,7 +82,7 @@ def group_weights(weights_fn: WeightsFn, loss: torch.Tensor, groups: int) -> tor
 def weighted_sum(out: OracleOutput, groups: int, weights_fn: WeightsFn) -> PopulationOutput:
     """``sum_p w[k, p] grad[:, k * P + p]`` ``[T, K, ...]`` (``K = groups``) of a spiking oracle
     output with per-sample gradients ``[T, K * P, ...]``, weights ``w = weights_fn(out.loss)`` ``[K, P]``."""
-    weights = group_weights(weights_fn, out.loss, groups)
+    weights = group_weights(weights_fn, out.loss, slice(0, groups))
     k, p = weights.shape
     grad = out.grad.reshape(out.grad.shape[0], k, p, *out.grad.shape[2:])
     w = weights.reshape(1, k, p, *([1] * (grad.dim() - 3))).to(grad.dtype)
