@@ -288,3 +288,21 @@ def test_population_samples_depend_only_on_seed_and_class() -> None:
     big = PopulationSampler(torch.tensor([0]), 0, 4000, (2,), workers=1).draw(torch.tensor([[0.1, 0.7]]))
     assert set(big.unique().tolist()) <= {0.0, 1.0}
     torch.testing.assert_close(big.mean(dim=(0, 1)), torch.tensor([0.1, 0.7]), atol=0.03, rtol=0)
+
+
+def test_worker_threads_end_with_their_attack() -> None:
+    import gc
+    import threading
+    import time
+
+    from nmprivacy.attacks.engine import FastLIFOracle
+    from nmprivacy.models.snn_norse import SNNNorse, SNNNorseConfig
+
+    torch.manual_seed(0)
+    model = SNNNorse(SNNNorseConfig(input_shape=SHAPE, num_classes=4, hidden=12)).freeze()
+    before = threading.active_count()
+    for seed in range(6):  # each run: a new sampler pool and a new engine pool (2 workers each)
+        get_attack("bl-v2", BLv2Settings(population=2, iterations=1), oracle=lambda m: FastLIFOracle(m, workers=2), steps=3).run(model, [0, 1, 2], seed)
+        gc.collect()
+    time.sleep(0.2)
+    assert threading.active_count() <= before + 4

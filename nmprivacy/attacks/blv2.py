@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from nmprivacy.attacks.base import Inversion
 from nmprivacy.attacks.common import OracleFactory, SpikingAttack, Timer, default_oracle, generator, torch_threads
-from nmprivacy.attacks.threads import SerialPool, chunks
 from nmprivacy.attacks.layout import from_model_layout, to_model_layout
 from nmprivacy.attacks.oracle import population_gradient
+from nmprivacy.attacks.threads import SerialPool, chunks
 from nmprivacy.encoding import bernoulli_spikes
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import BLv2Settings

@@ -12,9 +12,9 @@ without weight gradients:
 - backward (manual BPTT): the read-out gradient is analytic, each layer's time loop runs
   backwards with the fast-sigmoid surrogate, and each synapse costs one matmul (``dL/dI @ W``).
 - threads: the batch is split into ``workers`` shards (default: torch's thread count), each
-  computed on its own Python thread with one torch thread (ATen releases the GIL inside ops), so
-  no op waits at an OpenMP barrier (on a loaded 2-core machine each barrier can cost a scheduler
-  time slice: 0.4-1.2 s instead of 30 ms for the MNIST BL-v2 neuron loops). With one worker,
+  computed start to finish (forward, backward, population weighting, input-gradient matmul) on a
+  worker of ``nmprivacy.attacks.threads.SerialPool`` with one torch thread, so no op waits at an
+  OpenMP barrier for a descheduled peer on a loaded machine. With one worker,
   matmuls use torch's threads and the neuron time loops run on column chunks small enough for
   ATen to keep every op serial.
 - populations (BL-v2): ``population_gradient`` weights the per-sample dL/dI of the input layer

@@ -23,6 +23,13 @@ def chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def _serial_thread(started: list[int]) -> None:
+    """Initializer of a worker thread: one torch thread and no autograd for its whole life."""
+    torch.set_num_threads(1)
+    torch.set_grad_enabled(False)
+    started.append(1)
+
+
 class SerialPool:
     """Up to ``size`` worker threads (started on first use, kept between calls)."""
 
@@ -30,7 +37,8 @@ class SerialPool:
         self.size = max(1, int(size))
         self.name = name
         self._pool: ThreadPoolExecutor | None = None
-        self._threads = 0  # workers started so far
+        self._started: list[int] = []  # one entry per worker started (the workers hold this list, not the pool,
+        # so a pool that is no longer used is garbage-collected and its workers end)
 
     def map(self, fn: Callable[[int, Item], Result], items: Sequence[Item]) -> list[Result]:
         """``[fn(i, item) for i, item in enumerate(items)]``, concurrently on the workers (inline
@@ -38,20 +46,14 @@ class SerialPool:
         if len(items) == 1:
             return [fn(0, items[0])]
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=self.name, initializer=self._serial_thread)
-        started = self._threads
+            self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=self.name, initializer=_serial_thread, initargs=(self._started,))
+        started = len(self._started)
         out = list(self._pool.map(lambda i: fn(i, items[i]), range(len(items))))
-        if self._threads != started:
+        if len(self._started) != started:
             # torch.set_num_threads is per thread (OpenMP, MKL) except for the default that new threads
             # inherit: restore the caller's (once per new worker; toggling it per call recreates thread pools)
             torch.set_num_threads(torch.get_num_threads())
         return out
-
-    def _serial_thread(self) -> None:
-        """Initializer of a worker thread: one torch thread and no autograd for its whole life."""
-        torch.set_num_threads(1)
-        torch.set_grad_enabled(False)
-        self._threads += 1
 
     def shutdown(self) -> None:
         """Stop the workers (they also end when the pool is garbage-collected)."""
