@@ -241,6 +241,17 @@ class DensityProbe:
         self.densities.append(float(x.mean()))
         return self.oracle.population_gradient(x, *args, **kwargs)
 
+    @staticmethod
+    def factory(probes: list["DensityProbe"]) -> Callable[[Any], "DensityProbe"]:
+        """An oracle factory: ``make_oracle``'s oracle wrapped in a probe, appended to ``probes``."""
+        from nmprivacy.attacks.engine import make_oracle
+
+        def make(model: Any) -> DensityProbe:
+            probes.append(DensityProbe(make_oracle(model)))
+            return probes[-1]
+
+        return make
+
 
 def _ours(make_attack: Callable[[Callable, int | None], Any], model: Any, classes: list[int], opts: BenchOptions, factory: Callable) -> tuple[float, float]:
     """Seconds per iteration of the real attack (fastest of ``opts.repeats`` runs of
@@ -279,7 +290,6 @@ def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions, densities: Seque
     batched autograd), the run's density trajectory and, for ``densities``, ours at fixed density."""
     from benchmarks.reference import ReferenceBLv2State, blv2_class_iteration, snntorch_version
     from nmprivacy.attacks.blv2 import BrainLeaksV2
-    from nmprivacy.attacks.engine import make_oracle
 
     _, settings, _ = attack_settings(cfg, opts)
     classes = list(range(cfg.classes))
@@ -289,7 +299,7 @@ def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions, densities: Seque
 
     ours, ours_mb, dense, batched, batched_mb = _snn_variants(attack, snn, classes, opts)
     probes: list[DensityProbe] = []
-    attack(lambda m: probes.append(DensityProbe(make_oracle(m))) or probes[-1], opts.iterations).run(snn, classes, seed=opts.seed)
+    attack(DensityProbe.factory(probes), opts.iterations).run(snn, classes, seed=opts.seed)
 
     net = reference_snn(snn)
     samples = opts.reference_samples or cfg.population
@@ -315,12 +325,8 @@ def measure_blv2(cfg: CostConfig, snn: Any, opts: BenchOptions, densities: Seque
     for d in tqdm(densities, desc="density sweep", leave=False):
         fixed = replace(settings, lr=0.0, init=float(d))  # lr 0: X_p stays at d, every iteration samples at density d
         probe: list[DensityProbe] = []
-
-        def factory(m: Any, probe: list[DensityProbe] = probe) -> DensityProbe:
-            probe.append(DensityProbe(make_oracle(m)))
-            return probe[-1]
-
-        seconds, _ = _ours(lambda f, n, fixed=fixed: attack(f, n, fixed), snn, classes, replace(opts, repeats=min(opts.repeats, 2)), factory)
+        seconds, _ = _ours(lambda f, n, fixed=fixed: attack(f, n, fixed), snn, classes, replace(opts, repeats=min(opts.repeats, 2)),
+                           DensityProbe.factory(probe))
         sweep.append({"density": float(d), "ours_s_per_iter": seconds, "speedup_vs_reference": row["reference_s_per_iter"] / seconds,
                       "input_path": getattr(probe[-1].oracle, "last_path", "")})
     row["density_sweep"] = sweep
