@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmprivacy.attacks.currents import SUBSET_BITS, InputWeights, input_currents, subset_codes
+from nmprivacy.attacks.currents import SUBSET_BITS, InputWeights, input_currents, subset_entries
 
 
 def binary(rows: int, inputs: int, p: float, seed: int = 0) -> torch.Tensor:
@@ -55,8 +55,10 @@ def test_all_zero_inputs_and_codes() -> None:
     out = torch.full((3, 10), float("nan"))
     assert input_currents(torch.zeros(3, 8), InputWeights.build(w), out) == "gather"
     assert torch.equal(out, torch.zeros(3, 10))
-    x = torch.tensor([[1.0, 0, 1, 1, 0, 0, 0, 1]])
-    assert subset_codes(x, 8 // SUBSET_BITS).tolist() == [[1 + 4 + 8, 8]]
+    x = torch.tensor([[1.0, 0, 1, 1, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1, 0, 0]]).numpy()
+    indices, offsets = torch.zeros(4, dtype=torch.long), torch.zeros(2, dtype=torch.long)
+    subset_entries(x, SUBSET_BITS, indices.numpy(), offsets.numpy())  # group g, code c: table row 16 g + c
+    assert indices[:3].tolist() == [1 + 4 + 8, 16 + 8, 16 + 2] and offsets.tolist() == [0, 2]
 
 
 def test_subset_table_can_be_left_out() -> None:

@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nmprivacy.attacks import engine
 from nmprivacy.attacks.blv2 import BLv2State, BrainLeaksV2, blv2_update_, class_generator, population_weights
 from nmprivacy.encoding import bernoulli_spikes
 from nmprivacy.attacks.engine import FastLIFOracle, _prepare, make_oracle
+from nmprivacy.attacks.lif_kernels import BLOCK
 from nmprivacy.attacks.oracle import AutogradOracle, population_gradient
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.ann import ANN, ANNConfig
@@ -210,12 +210,13 @@ def test_wrong_input_shape_is_a_user_error() -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
-def test_chunks_and_batch_shards_equal_autograd(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
-    monkeypatch.setattr(engine, "MAX_CHUNK", 20)  # many chunks, uneven last one
+def test_kernel_blocks_and_batch_shards_equal_autograd(workers: int) -> None:
+    batch = 90  # 90 x 24 hidden neurons: 2160 columns, past two of the LIF kernels' blocks, uneven last one
+    assert batch * 24 > 2 * BLOCK
     threads = torch.get_num_threads()
-    weights_fn = lambda loss, g: torch.softmax(-loss.reshape(-1, 2), dim=1)  # noqa: E731
+    weights_fn = lambda loss, g: torch.softmax(-loss.reshape(-1, 30), dim=1)  # noqa: E731
     for model in (norse_model(), lava_model()):
-        x, y = spikes(), targets()
+        x, y = spikes(batch=batch), targets(batch)
         fast = FastLIFOracle(model, workers=workers)
         assert_same(fast(x, y), AutogradOracle(model)(x, y))
         pop, ref = fast.population_gradient(x, y, 3, weights_fn), AutogradOracle(model).population_gradient(x, y, 3, weights_fn)

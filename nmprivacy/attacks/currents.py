@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit
 
 from nmprivacy.attacks.threads import chunks
 
@@ -77,13 +79,6 @@ class InputWeights:
         )
 
 
-def _offsets(counts: torch.Tensor) -> torch.Tensor:
-    """Start of each row's entries ``[R]`` for per-row entry counts ``[R]``."""
-    offsets = torch.zeros(counts.shape[0], dtype=torch.long)
-    torch.cumsum(counts[:-1], 0, out=offsets[1:])
-    return offsets
-
-
 def _bag_sum(indices: torch.Tensor, offsets: torch.Tensor, blocks: tuple[torch.Tensor, ...], out: torch.Tensor,
              weights: torch.Tensor | None = None) -> None:
     """``out[r] = sum_i weights_i * table[indices_i]`` over row ``r``'s entries, block by block."""
@@ -94,12 +89,58 @@ def _bag_sum(indices: torch.Tensor, offsets: torch.Tensor, blocks: tuple[torch.T
         start += width
 
 
-def subset_codes(x2d: torch.Tensor, groups: int) -> torch.Tensor:
-    """Per row and input group, the subset index ``sum_j x[4g + j] 2^j`` ``[R, G]`` (int64) of binary ``x2d``."""
-    pad = groups * SUBSET_BITS - x2d.shape[1]
-    x = F.pad(x2d, (0, pad)) if pad else x2d
-    powers = torch.tensor([float(2**j) for j in range(SUBSET_BITS)])
-    return torch.mv(x.reshape(-1, SUBSET_BITS), powers).to(torch.long).view(x2d.shape[0], groups)
+@njit(nogil=True, cache=True, error_model="numpy")
+def _scan(x: np.ndarray, bits: int) -> tuple[int, int, bool]:
+    """Non-zeros of ``x`` ``[R, N]``, groups of ``bits`` inputs whose sum is non-zero (for binary
+    ``x``: groups with any spike), and whether every entry is 0 or 1. Branch-free, so vectorised."""
+    rows, n = x.shape
+    nonzeros, used, other = 0, 0, 0
+    for r in range(rows):
+        row = x[r]
+        for c in range(n):
+            v = row[c]
+            nonzeros += np.int64(v != 0.0)
+            other += np.int64((v != 0.0) & (v != 1.0))
+        for start in range(0, n, bits):
+            total = np.float32(0.0)
+            for c in range(start, min(start + bits, n)):
+                total += row[c]
+            used += np.int64(total != 0.0)
+    return nonzeros, used, other == 0
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _gather_entries(x: np.ndarray, indices: np.ndarray, values: np.ndarray, offsets: np.ndarray) -> None:
+    """Per row of ``x`` ``[R, N]``, the columns ``indices`` and values ``values`` of its non-zeros
+    (row ``r``'s from ``offsets[r]``; ``indices`` and ``values`` need one spare slot at the end)."""
+    rows, n = x.shape
+    k = 0
+    for r in range(rows):
+        offsets[r] = k
+        row = x[r]
+        for c in range(n):  # written unconditionally, kept when non-zero: no branch to mispredict
+            v = row[c]
+            indices[k] = c
+            values[k] = v
+            k += np.int64(v != 0.0)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def subset_entries(x: np.ndarray, bits: int, indices: np.ndarray, offsets: np.ndarray) -> None:
+    """Per row of binary ``x`` ``[R, N]``, the subset-table rows ``g * 2^bits + code`` of its groups
+    ``g`` with any spike, ``code = sum_j x[bits g + j] 2^j`` (row ``r``'s from ``offsets[r]``;
+    ``indices`` needs one spare slot at the end)."""
+    rows, n = x.shape
+    k = 0
+    for r in range(rows):
+        offsets[r] = k
+        row = x[r]
+        for g, start in enumerate(range(0, n, bits)):
+            code = 0
+            for j in range(min(bits, n - start)):
+                code |= np.int64(row[start + j] != 0.0) << j
+            indices[k] = (g << bits) | code
+            k += np.int64(code != 0)
 
 
 def input_currents(x2d: torch.Tensor, weights: InputWeights, out: torch.Tensor, sparse: float = SPARSE_DENSITY) -> str:
@@ -110,22 +151,20 @@ def input_currents(x2d: torch.Tensor, weights: InputWeights, out: torch.Tensor, 
     if sparse <= 0:
         torch.mm(x2d, weights.weight_t, out=out)
         return "dense"
-    mask = x2d != 0
-    counts = mask.sum(dim=1)
-    nonzeros = int(counts.sum())
-    binary = nonzeros == 0 or bool(torch.equal(x2d, mask.to(x2d.dtype)))
+    x = x2d.to(torch.float32).contiguous().numpy()
+    rows = x.shape[0]
+    nonzeros, used, binary = _scan(x, SUBSET_BITS)
     table = weights.subset_blocks is not None and binary
-    if table:
-        codes = subset_codes(x2d, weights.groups)
-        used = codes != 0
-        if SUBSET_COST * int(used.sum()) < nonzeros:
-            indices = torch.masked_select(codes + torch.arange(weights.groups) * 2**SUBSET_BITS, used)
-            _bag_sum(indices, _offsets(used.sum(dim=1)), weights.subset_blocks, out)
-            return "subsets"
-    if table or nonzeros < sparse * x2d.numel():  # with a subset table, binary inputs get here only when sparse
-        columns = torch.arange(x2d.shape[1]).expand(x2d.shape[0], -1)
-        values = None if binary else torch.masked_select(x2d, mask)
-        _bag_sum(torch.masked_select(columns, mask), _offsets(counts), weights.gather_blocks, out, values)
+    offsets = torch.empty(rows, dtype=torch.long)
+    if table and SUBSET_COST * used < nonzeros:
+        indices = torch.empty(used + 1, dtype=torch.long)
+        subset_entries(x, SUBSET_BITS, indices.numpy(), offsets.numpy())
+        _bag_sum(indices[:used], offsets, weights.subset_blocks, out)
+        return "subsets"
+    if table or nonzeros < sparse * x.size:  # with a subset table, binary inputs get here only when sparse
+        indices, values = torch.empty(nonzeros + 1, dtype=torch.long), torch.empty(nonzeros + 1)
+        _gather_entries(x, indices.numpy(), values.numpy(), offsets.numpy())
+        _bag_sum(indices[:nonzeros], offsets, weights.gather_blocks, out, None if binary else values[:nonzeros])
         return "gather"
     torch.mm(x2d, weights.weight_t, out=out)
     return "dense"

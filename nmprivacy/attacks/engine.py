@@ -7,16 +7,17 @@ without weight gradients:
 
 - forward: per layer, the input currents over all ``T * B`` rows at once (input layer:
   ``nmprivacy.attacks.currents``, a row gather or a subset-sum table for binary spikes, else a
-  GEMM; other layers: a GEMM), then a time loop of in-place
-  LIF updates on preallocated ``[T, B, N]`` buffers (the pre-reset voltage overwrites the current);
+  GEMM; other layers: a GEMM), then the layer's whole time loop in one fused kernel
+  (``nmprivacy.attacks.lif_kernels``) in place on preallocated ``[T, B, N]`` buffers (the
+  pre-reset voltage overwrites the current);
 - backward (manual BPTT): the read-out gradient is analytic, each layer's time loop runs
-  backwards with the fast-sigmoid surrogate, and each synapse costs one matmul (``dL/dI @ W``).
+  backwards in one fused kernel with the fast-sigmoid surrogate, and each synapse costs one
+  matmul (``dL/dI @ W``).
 - threads: the batch is split into ``workers`` shards (default: torch's thread count), each
   computed start to finish (forward, backward, population weighting, input-gradient matmul) on a
   worker of ``nmprivacy.attacks.threads.SerialPool`` with one torch thread, so no op waits at an
   OpenMP barrier for a descheduled peer on a loaded machine. With one worker,
-  matmuls use torch's threads and the neuron time loops run on column chunks small enough for
-  ATen to keep every op serial.
+  matmuls use torch's threads (the neuron kernels are serial).
 - populations (BL-v2): ``population_gradient`` weights the per-sample dL/dI of the input layer
   before its matmul with W1, which then runs on ``T * K`` rows instead of ``T * K * P``.
 
@@ -44,17 +45,13 @@ import torch
 
 from nmprivacy.attacks.base import GradientOracle, LossKind, OracleOutput, PopulationOutput
 from nmprivacy.attacks.currents import SPARSE_DENSITY, InputWeights, input_currents
+from nmprivacy.attacks.lif_kernels import CURRENT_SHIFT as LOIHI_CURRENT_SHIFT
+from nmprivacy.attacks.lif_kernels import DECAY_UNIT as LOIHI_DECAY_UNIT
+from nmprivacy.attacks.lif_kernels import lif_backward, lif_forward
 from nmprivacy.attacks.oracle import WeightsFn, group_weights
 from nmprivacy.attacks.threads import SerialPool, chunks
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import LIFLayer, TargetModel
-
-LOIHI_CURRENT_SHIFT = 64.0  # a_in << 6 in CUBA fixed point
-LOIHI_DECAY_UNIT = 4096.0  # decays are 12-bit integers
-
-# Neuron updates run on contiguous column chunks below ATen's parallel grain (32768 elements), so
-# every elementwise op is serial.
-MAX_CHUNK = 32000
 
 # Output layers narrower than this compute their currents as (W @ S^T)^T: 3x faster than S @ W^T
 # for the 3000 -> 10 read-out (0.75 vs 2.4 ms for 875 rows).
@@ -106,80 +103,6 @@ def _prepare(layer: LIFLayer) -> _Layer:
     )
 
 
-def surrogate_(a: torch.Tensor, out: torch.Tensor, layer: _Layer) -> torch.Tensor:
-    """Fast-sigmoid surrogate dz/da ``1 / (1 + slope |a - threshold| / scale)^2 / scale`` into ``out``
-    (``a`` in the layer's voltage units; ``scale`` converts them to threshold units)."""
-    torch.sub(a, layer.threshold, out=out)
-    r = layer.root_scale
-    return out.abs_().mul_(layer.slope * r).add_(r).pow_(-2)
-
-
-def rstz_(state: torch.Tensor, keep: float) -> torch.Tensor:
-    """``state <- rstz(state * keep, 12)`` in place: exact for float64 integers (|state * keep| <
-    2^53). ``div(rounding_mode="trunc")`` stays serial on small tensors, unlike ``trunc_`` (a VML
-    op that opens a parallel region for 2048+ elements: 12 ms instead of 10 us under load)."""
-    return torch.div(state.mul_(keep), LOIHI_DECAY_UNIT, rounding_mode="trunc", out=state)
-
-
-def lif_forward_(a: torch.Tensor, z: torch.Tensor, layer: _Layer, part: slice | None = None) -> None:
-    """LIF time loop in place: ``a`` ``[T, M]`` (``M = B * N`` flattened) holds input currents on
-    entry and pre-reset voltages on exit; spikes are written into ``z`` ``[T, M]`` (float32 0/1).
-    Only the columns ``part`` (default all) are processed; columns are independent neurons."""
-    part = part or slice(0, a.shape[1])
-    a, z = a[:, part], z[:, part]
-    steps, width = a.shape
-    if layer.loihi:
-        v = torch.zeros(width, dtype=torch.float64)
-        u = torch.zeros_like(v) if layer.i_keep else None
-        for t in range(steps):
-            if u is not None:
-                rstz_(u, layer.i_keep).add_(a[t], alpha=LOIHI_CURRENT_SHIFT)
-            rstz_(v, layer.v_keep)
-            if u is not None:
-                v.add_(u)
-            else:
-                v.add_(a[t], alpha=LOIHI_CURRENT_SHIFT)
-            a[t].copy_(v)  # exact: |v| < 2^24
-            torch.gt(a[t], layer.threshold, out=z[t])
-            v.masked_fill_(v > layer.threshold, 0.0)
-        return
-    v = torch.zeros(width, dtype=a.dtype)
-    for t in range(steps):
-        if t:
-            a[t].add_(v, alpha=layer.leak)  # a_t = I_t + leak * v_{t-1}
-        torch.gt(a[t], layer.threshold, out=z[t])
-        torch.addcmul(a[t], a[t], z[t], value=-1.0, out=v)  # hard reset: v_t = a_t (1 - z_t)
-
-
-def lif_backward_(g: torch.Tensor, a: torch.Tensor, layer: _Layer, spike_grads: bool, part: slice | None = None) -> None:
-    """Manual BPTT in place on ``[T, M]`` tensors (columns ``part``, default all). On entry ``g``
-    holds each step's direct gradient: dL/d(spikes) when ``spike_grads`` (hidden layers; multiplied
-    here by the surrogate), else dL/d(pre-reset voltage) (the output layer's read-out). On exit it
-    holds dL/d(voltage input) (the loihi x64 input shift lives in ``weight_grad``). ``a`` is the
-    forward's pre-reset voltage."""
-    part = part or slice(0, a.shape[1])
-    g, a = g[:, part], a[:, part]
-    steps, width = a.shape
-    sg, keep = torch.empty(width), torch.empty(width)
-    current = layer.loihi and layer.i_keep > 0  # synaptic current state u between input and voltage
-    if current:
-        ga_next, gu = torch.empty(width), torch.zeros(width)
-    for t in range(steps - 1, -1, -1):
-        if spike_grads:
-            g[t].mul_(surrogate_(a[t], sg, layer))
-        if t < steps - 1:
-            carry = ga_next if current else g[t + 1]  # dL/da_{t+1}
-            if layer.reset_detached:  # dL/da_t += (1 - z_t) * leak * dL/da_{t+1}
-                torch.le(a[t], layer.threshold, out=keep)
-                g[t].addcmul_(keep, carry, value=layer.leak)
-            else:  # dL/da_t += leak * dL/da_{t+1}
-                g[t].add_(carry, alpha=layer.leak)
-        if current:  # dL/du_t = dL/da_t + (i_keep / 4096) dL/du_{t+1}
-            ga_next.copy_(g[t])
-            gu.mul_(layer.i_keep / LOIHI_DECAY_UNIT).add_(g[t])
-            g[t].copy_(gu)
-
-
 def readout_loss(
     membrane: torch.Tensor, targets: torch.Tensor, loss: LossKind
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -211,8 +134,7 @@ class FastLIFOracle:
     (binary inputs: row gather or subset-sum table, whichever is cheaper; other inputs: weighted
     gather below this fraction of non-zeros); 0 forces the dense GEMM. ``workers``: batch shards computed concurrently, each on its own
     Python thread with one torch thread (default: torch's thread count at construction; 1 = the
-    whole batch on the calling thread, matmuls on torch's threads, neuron updates in serial
-    column chunks). Shards never meet at an OpenMP barrier, so a descheduled peer on a shared
+    whole batch on the calling thread, matmuls on torch's threads, neuron kernels serial). Shards never meet at an OpenMP barrier, so a descheduled peer on a shared
     machine delays only its own shard. Buffers are kept between calls of the same ``[T, B]`` shape.
     """
 
@@ -256,14 +178,6 @@ class FastLIFOracle:
                 f"pass spikes [T, B, {', '.join(str(int(s)) for s in self.model.info.input_shape)}]"
             )
 
-    @staticmethod
-    def _each_chunk(fn: Callable[[slice], None], width: int) -> None:
-        """``fn(part)`` for the column chunks of a ``[T, width]`` plane: chunks below ATen's parallel
-        grain when torch may use several threads, else one chunk."""
-        size = MAX_CHUNK if torch.get_num_threads() > 1 else width
-        for part in chunks(width, max(size, 1)):
-            fn(part)
-
     def _shards(self, groups: int) -> list[slice]:
         """Group ranges of the batch shards (a batch of ``groups`` equal groups)."""
         return chunks(groups, math.ceil(groups / max(1, min(self.workers, groups))))
@@ -295,8 +209,7 @@ class FastLIFOracle:
                 path = input_currents(rows, self.input_weights, a.view(steps * batch, -1), self.sparse_density)
             else:
                 _shifted_mm(bufs[i - 1][1], forward_mm(layer), a, self.layers[i - 1].delay)
-            a2, z2 = a.view(steps, -1), z.view(steps, -1)
-            self._each_chunk(lambda part, a2=a2, z2=z2, layer=layer: lif_forward_(a2, z2, layer, part), a2.shape[1])
+            lif_forward(a.view(steps, -1), z.view(steps, -1), layer.loihi, layer.threshold, layer.leak, layer.v_keep, layer.i_keep)
         last = self.layers[-1]
         a_out = bufs[-1][0]
         membrane = a_out / last.membrane_scale if last.membrane_scale != 1.0 else a_out
@@ -313,9 +226,10 @@ class FastLIFOracle:
         torch.div(g_out, last.membrane_scale, out=g)  # read-out gradient enters the pre-reset voltage
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
-            a2, g2 = bufs[i][0].view(steps, -1), g.view(steps, -1)
-            hidden = i < len(self.layers) - 1
-            self._each_chunk(lambda part, a2=a2, g2=g2, layer=layer, hidden=hidden: lif_backward_(g2, a2, layer, hidden, part), a2.shape[1])
+            lif_backward(
+                g.view(steps, -1), bufs[i][0].view(steps, -1), i < len(self.layers) - 1, layer.reset_detached, layer.threshold,
+                layer.leak, layer.slope, layer.root_scale, layer.i_keep if layer.loihi else 0.0,
+            )
             if i == 0:
                 return values, probs, g, path
             g_prev = bufs[i - 1][1]  # dL/d(spikes of layer i-1) overwrites its spike buffer
