@@ -18,11 +18,12 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from nmprivacy.attacks.base import Inversion
-from nmprivacy.attacks.common import OracleFactory, SpikingAttack, Timer, default_oracle, generator, torch_threads
+from nmprivacy.attacks.common import OracleFactory, SpikingAttack, Timer, default_oracle, torch_threads
 from nmprivacy.attacks.layout import from_model_layout, to_model_layout
 from nmprivacy.attacks.oracle import population_gradient
 from nmprivacy.attacks.threads import SerialPool, chunks
@@ -69,9 +70,10 @@ def blv2_update_(state: BLv2State, g: torch.Tensor, settings: BLv2Settings) -> B
     return state
 
 
-def class_generator(seed: int, target: int) -> torch.Generator:
-    """The generator of class ``target``'s population samples in a run with ``seed``."""
-    return generator(int(seed) * 65537 + int(target) + 1)
+def class_generator(seed: int, target: int) -> np.random.Generator:
+    """The generator of class ``target``'s population samples in a run with ``seed`` (numpy PCG64:
+    its float32 uniforms cost 0.56 of torch's)."""
+    return np.random.Generator(np.random.PCG64(int(seed) * 65537 + int(target) + 1))
 
 
 class PopulationSampler:
