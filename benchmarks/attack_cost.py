@@ -224,21 +224,33 @@ def attack_settings(cfg: CostConfig, opts: BenchOptions) -> tuple[Any, Any, Any]
 
 
 class DensityProbe:
-    """Wraps an oracle and records the mean input (spike density) of every call."""
+    """Wraps an oracle and records the mean input (spike density) of every call; calls on several
+    lanes (``lane=i``, one part of the classes each) are combined per iteration."""
 
     def __init__(self, oracle: Any) -> None:
         self.oracle = oracle
-        self.densities: list[float] = []
+        self._calls: dict[int, list[tuple[float, int]]] = {}  # per lane: (sum, count) of each call's input
+        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.oracle, name)
 
+    def _record(self, x: torch.Tensor, lane: int | None) -> None:
+        with self._lock:
+            self._calls.setdefault(lane or 0, []).append((float(x.sum()), x.numel()))
+
+    @property
+    def densities(self) -> list[float]:
+        """Spike density of each call (of each iteration, over all lanes)."""
+        lanes = list(self._calls.values())
+        return [sum(c[0] for c in calls) / sum(c[1] for c in calls) for calls in zip(*lanes)]
+
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        self.densities.append(float(x.mean()))
+        self._record(x, None)
         return self.oracle(x, *args, **kwargs)
 
     def population_gradient(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        self.densities.append(float(x.mean()))
+        self._record(x, kwargs.get("lane"))
         return self.oracle.population_gradient(x, *args, **kwargs)
 
     @staticmethod

@@ -78,6 +78,8 @@ def test_measure_tiny_configuration_writes_stable_keys(tmp_path: Path) -> None:
         assert full["reference_timed"]["scale"] >= 1
     assert result["configs"]["tiny"]["bl-v2"]["reference_timed"]["scale"] == TINY.classes * TINY.population
     assert result["configs"]["tiny"]["mi-face"]["oracle"] == "AutogradOracle"
+    densities = result["configs"]["tiny"]["bl-v2"]["spike_density_per_iteration"]
+    assert len(densities) == 1 and 0.3 < densities[0] < 0.7  # one iteration from X_p = 0.5
     assert result["machine"]["cpu_count"] and result["versions"]["torch"]
     path = tmp_path / "cost.json"
     from nmprivacy.runinfo import atomic_write_json
@@ -85,6 +87,21 @@ def test_measure_tiny_configuration_writes_stable_keys(tmp_path: Path) -> None:
     atomic_write_json(path, result)
     assert json.loads(path.read_text())["bl-v2"]["speedup_vs_reference"] == pytest.approx(result["bl-v2"]["speedup_vs_reference"])
     assert "bl-v2" in ac.format_table(result)
+
+
+def test_density_probe_combines_the_lanes_of_an_iteration() -> None:
+    class Lanes:
+        lanes = 2
+
+        def population_gradient(self, x: torch.Tensor, *args, lane: int | None = None) -> int | None:
+            return lane
+
+    probe = ac.DensityProbe(Lanes())
+    assert probe.lanes == 2
+    for ones in (1.0, 0.5):  # two iterations; lane 1 holds 3x the samples of lane 0
+        assert probe.population_gradient(torch.full((1, 1), ones), lane=0) == 0
+        assert probe.population_gradient(torch.zeros(1, 3), lane=1) == 1
+    assert probe.densities == [0.25, 0.125]
 
 
 def test_sweeps_and_plot(tmp_path: Path) -> None:

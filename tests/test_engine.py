@@ -238,3 +238,20 @@ def test_loihi_engine_equals_netx_emulation_autograd(tmp_path) -> None:
     assert torch.equal(fast.membrane(x), emulation(x))
     for loss in ("identity", "cross-entropy"):
         assert_same(fast(x, y, loss), AutogradOracle(emulation)(x, y, loss), grad_rtol=1e-5)
+
+
+@pytest.mark.parametrize("patience", [0, 1])
+def test_blv2_lanes_give_the_single_lane_result(patience: int) -> None:
+    model = norse_model()
+    s = BLv2Settings(population=3, iterations=6, init=0.3, lr=0.05, sparsity=0.5, plateau_patience=patience, plateau_tol=0.05)
+    runs = {w: BrainLeaksV2(s, oracle=lambda m, w=w: FastLIFOracle(m, workers=w), steps=8).run(model, [0, 1, 2, 3], seed=5) for w in (1, 2, 3)}
+    assert FastLIFOracle(model, workers=3).lanes == 3
+    for w in (2, 3):  # classes split into w parts, each on its own lane
+        assert runs[w].iterations == runs[1].iterations
+        assert torch.allclose(runs[w].probabilities, runs[1].probabilities, atol=1e-5)
+        assert torch.allclose(runs[w].confidence_curve, runs[1].confidence_curve, atol=1e-5)
+        assert torch.equal(runs[w].reconstructions, runs[1].reconstructions)
+    if patience:
+        assert runs[1].iterations < s.iterations  # the plateau stop, decided over all classes, fired
+    with pytest.raises(ValueError, match="lane 3 out of range"):
+        FastLIFOracle(model, workers=3).population_gradient(spikes(), targets(), 3, lambda loss, g: torch.ones(g.stop - g.start, 2), lane=3)

@@ -14,6 +14,7 @@ reconstruction is one Bernoulli sample of it.
 
 from __future__ import annotations
 
+import threading
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -25,8 +26,8 @@ from tqdm.auto import tqdm
 from nmprivacy.attacks.base import Inversion
 from nmprivacy.attacks.common import OracleFactory, SpikingAttack, Timer, default_oracle, torch_threads
 from nmprivacy.attacks.layout import from_model_layout, to_model_layout
-from nmprivacy.attacks.oracle import population_gradient
-from nmprivacy.attacks.threads import SerialPool, chunks
+from nmprivacy.attacks.oracle import oracle_lanes, population_gradient
+from nmprivacy.attacks.threads import SerialPool, chunks, run_parts
 from nmprivacy.encoding import bernoulli_spikes
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import BLv2Settings
@@ -111,7 +112,13 @@ class BrainLeaksV2(SpikingAttack):
         super().__init__(settings, oracle, steps)
 
     def run(self, model: TargetModel, classes: Sequence[int], seed: int = 0) -> Inversion:
-        """Invert ``model`` for ``classes``; ``probabilities`` holds X_p, ``reconstructions`` one sample of it."""
+        """Invert ``model`` for ``classes``; ``probabilities`` holds X_p, ``reconstructions`` one sample of it.
+
+        Classes are independent until the plateau stop, so with an oracle that has several lanes
+        (``FastLIFOracle``) the classes are split into one part per lane and each part runs its
+        own loop (draw, population gradient, update) on its own worker thread; the parts meet once
+        per iteration, where the stop is decided over all classes. Results do not depend on the
+        split: each class draws from its own generator (``class_generator``)."""
         s = self.settings
         run = self.start(model, classes, seed)
         targets, steps, gen, oracle = run.targets, run.steps, run.gen, run.oracle
@@ -119,56 +126,75 @@ class BrainLeaksV2(SpikingAttack):
         shape = (k, steps, *model.info.input_shape)
         state = BLv2State(xp=torch.full(shape, float(s.init)), r=torch.zeros(shape), nu=torch.zeros(shape))
         voxels = state.xp[0].numel()
-        pop_targets = targets.repeat_interleave(p)
-        losses, confs = [], []
-        best = torch.full((k,), -1.0)
         best_xp = state.xp.clone()
+        best = torch.full((k,), -1.0)
         stale = torch.zeros(k, dtype=torch.long)
-        sampler = PopulationSampler(targets, seed, p, shape[1:], torch.get_num_threads())
-        timer = Timer()
-        done = 0
-        # an oracle with worker threads of its own (FastLIFOracle): this loop's tensor ops stay on one
-        # thread, so none waits at an OpenMP barrier for a descheduled peer
-        with torch_threads(1) if getattr(oracle, "parallel", False) else nullcontext():
-            bar = tqdm(range(s.iterations), desc=self.name, leave=False)
-            for _ in bar:
-                samples = sampler.draw(state.xp)
-                density = s.sparsity * samples.reshape(k, p, -1).mean(dim=2)  # sparsity term of each loss [K, P]
+        losses, confs = torch.zeros(s.iterations, k), torch.zeros(s.iterations, k)
+        lanes = min(oracle_lanes(oracle), k)
+        parts = chunks(k, -(-k // lanes))
+        sampler_workers = 1 if len(parts) > 1 else torch.get_num_threads()
+        bar = tqdm(total=s.iterations, desc=self.name, leave=False)
+        done, stop = [0], [False]
+
+        def end_of_iteration() -> None:  # runs once per iteration, when every part has finished it
+            bar.update(1)
+            bar.set_postfix(conf=f"{confs[done[0]].mean():.3f}")
+            done[0] += 1
+            stop[0] = s.plateau_patience > 0 and bool((stale >= s.plateau_patience).all())
+
+        barrier = threading.Barrier(len(parts), action=end_of_iteration)
+
+        def part_loop(lane: int, part: slice) -> None:
+            kp = part.stop - part.start
+            sub = BLv2State(xp=state.xp[part], r=state.r[part], nu=state.nu[part])  # views: updated in place
+            pop_targets = targets[part].repeat_interleave(p)
+            sampler = PopulationSampler(targets[part], seed, p, shape[1:], sampler_workers)
+            for it in range(s.iterations):
+                samples = sampler.draw(sub.xp)
+                density = s.sparsity * samples.reshape(kp, p, -1).mean(dim=2)  # sparsity term of each loss [k, P]
                 out = population_gradient(
                     oracle,
-                    to_model_layout(samples.reshape(k * p, *shape[1:]), "spikes"),
+                    to_model_layout(samples.reshape(kp * p, *shape[1:]), "spikes"),
                     pop_targets,
-                    k,
+                    kp,
                     lambda loss, g, density=density: population_weights(loss.reshape(-1, p) + density[g], s.variant),
                     s.loss,
+                    lane=lane if len(parts) > 1 else None,
                 )
-                sample_loss = out.loss.reshape(k, p) + density
-                g = from_model_layout(out.grad, "spikes") + (s.sparsity / voxels) * out.weights.sum(dim=1).reshape(k, *([1] * len(shape[1:])))
-                conf = out.probs.gather(1, pop_targets[:, None]).reshape(k, p).mean(dim=1)
-                better = conf > best
-                best_xp[better] = state.xp[better]  # the X_p these samples were drawn from
-                blv2_update_(state, g, s)
-                losses.append(sample_loss.mean(dim=1))
-                confs.append(conf)
-                done += 1
-                bar.set_postfix(conf=f"{conf.mean():.3f}")
-                improved = conf > best + s.plateau_tol
-                best = torch.where(better, conf, best)
-                if s.plateau_patience > 0:
-                    stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
-                    if bool((stale >= s.plateau_patience).all()):
-                        break
-            bar.close()
+                g = from_model_layout(out.grad, "spikes") + (s.sparsity / voxels) * out.weights.sum(dim=1).reshape(kp, *([1] * len(shape[1:])))
+                conf = out.probs.gather(1, pop_targets[:, None]).reshape(kp, p).mean(dim=1)
+                better = conf > best[part]
+                best_xp[part][better] = sub.xp[better]  # the X_p these samples were drawn from
+                blv2_update_(sub, g, s)
+                losses[it, part] = (out.loss.reshape(kp, p) + density).mean(dim=1)
+                confs[it, part] = conf
+                improved = conf > best[part] + s.plateau_tol
+                best[part] = torch.where(better, conf, best[part])
+                stale[part] = torch.where(improved, torch.zeros_like(stale[part]), stale[part] + 1)
+                barrier.wait()
+                if stop[0]:
+                    break
+
+        timer = Timer()
+        if len(parts) == 1:
+            # an oracle with worker threads of its own (FastLIFOracle): this loop's tensor ops stay on one
+            # thread, so none waits at an OpenMP barrier for a descheduled peer
+            with torch_threads(1) if oracle_lanes(oracle) > 1 else nullcontext():
+                part_loop(0, parts[0])
+        else:
+            run_parts(part_loop, parts, barrier)
         seconds = timer.elapsed()
+        bar.close()
+        iterations = done[0]
         xp = best_xp if s.keep == "best" else state.xp
         return Inversion(
             attack=self.name,
             classes=targets.tolist(),
             reconstructions=bernoulli_spikes(xp, gen),
-            loss_curve=torch.stack(losses),
-            confidence_curve=torch.stack(confs),
-            iterations=done,
-            seconds_per_iteration=seconds / max(done, 1),
+            loss_curve=losses[:iterations],
+            confidence_curve=confs[:iterations],
+            iterations=iterations,
+            seconds_per_iteration=seconds / max(iterations, 1),
             seed=seed,
             probabilities=xp,
             config={**asdict(s), "steps": steps},

@@ -183,10 +183,11 @@ class FastLIFOracle:
         return chunks(groups, math.ceil(groups / max(1, min(self.workers, groups))))
 
     @property
-    def parallel(self) -> bool:
-        """True if calls run on several worker threads by themselves (callers may then keep their
-        own tensor ops on one thread, away from OpenMP barriers)."""
-        return self.workers > 1
+    def lanes(self) -> int:
+        """Independent lanes (the worker count): callers with their own one-torch-thread workers
+        (``nmprivacy.attacks.threads.SerialPool``) may call ``population_gradient(..., lane=i)``
+        for ``i < lanes`` concurrently; each lane has its own buffers."""
+        return self.workers
 
     def _map(self, fn: Callable[[int, slice], tuple], shards: list[slice]) -> list[tuple]:
         """``fn(i, shard)`` for every shard: inline for one, else on the worker threads."""
@@ -257,12 +258,14 @@ class FastLIFOracle:
 
     @torch.no_grad()
     def population_gradient(
-        self, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity"
+        self, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity",
+        lane: int | None = None,
     ) -> PopulationOutput:
         """Weighted population gradient ``[T, K, *input_shape]`` of ``x`` ``[T, K * P, ...]``, ``K =
         groups`` (see ``nmprivacy.attacks.oracle.population_gradient``): the per-sample current
         gradients are weighted and summed first, so the input-gradient matmul runs over ``T * K``
-        rows, not ``T * K * P``; shards hold whole groups."""
+        rows, not ``T * K * P``; shards hold whole groups. ``lane``: compute the whole batch on the
+        calling thread with that lane's buffers (see ``lanes``), else in shards on the workers."""
         steps, p = x.shape[0], x.shape[1] // groups
         self._check(x)
         targets = targets.to(torch.long)
@@ -278,8 +281,12 @@ class FastLIFOracle:
             g_sum = torch.bmm(w, grad.view(steps * k, p, n1)).view(steps * k, n1)  # [T * k, N1]
             return values, probs, weights, torch.mm(g_sum, w1).view(steps, k, -1), path
 
-        # one task per shard of whole groups: forward, backward, weighting and input-gradient matmul
-        results = self._map(shard, self._shards(groups))
+        if lane is not None:
+            if not 0 <= lane < self.lanes:
+                raise ValueError(f"lane {lane} out of range: this oracle has {self.lanes} lanes")
+            results = [shard(lane, slice(0, groups))]
+        else:  # one task per shard of whole groups: forward, backward, weighting and input-gradient matmul
+            results = self._map(shard, self._shards(groups))
         self.last_path = results[0][4]
         grad = results[0][3] if len(results) == 1 else torch.cat([r[3] for r in results], dim=1)
         return PopulationOutput(

@@ -9,6 +9,7 @@ the MNIST BL-v2 neuron loops under load).
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
@@ -60,3 +61,26 @@ class SerialPool:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+def run_parts(fn: Callable[[int, slice], None], parts: Sequence[slice], barrier: threading.Barrier) -> None:
+    """``fn(i, part)`` for every part at once, each on its own one-torch-thread worker, where the
+    parts meet at ``barrier``: if one part fails, the barrier is broken so that the others stop
+    instead of waiting for it, and its error is raised."""
+    errors: list[BaseException | None] = [None] * len(parts)
+
+    def guarded(i: int, part: slice) -> None:
+        try:
+            fn(i, part)
+        except BaseException as error:  # handed to the caller below
+            errors[i] = error
+            barrier.abort()
+
+    pool = SerialPool(len(parts), "nmprivacy-part")
+    try:
+        pool.map(guarded, parts)
+    finally:
+        pool.shutdown()
+    failures = [e for e in errors if e is not None]
+    if failures:  # the first that is not a consequence of another part's failure
+        raise next((e for e in failures if not isinstance(e, threading.BrokenBarrierError)), failures[0])
