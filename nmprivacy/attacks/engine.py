@@ -44,6 +44,7 @@ from typing import Callable
 import torch
 
 from nmprivacy.attacks.base import GradientOracle, LossKind, OracleOutput, PopulationOutput
+from nmprivacy.attacks import currents, lif_kernels
 from nmprivacy.attacks.currents import SPARSE_DENSITY, InputWeights, input_currents
 from nmprivacy.attacks.lif_kernels import CURRENT_SHIFT as LOIHI_CURRENT_SHIFT
 from nmprivacy.attacks.lif_kernels import DECAY_UNIT as LOIHI_DECAY_UNIT
@@ -157,6 +158,8 @@ class FastLIFOracle:
         if workers is not None and workers < 1:
             raise NmprivacyError(f"workers={workers} is invalid: give a positive number of threads (or None for torch's)")
         self.input_weights = InputWeights.build(self.layers[0].weight, subsets=sparse_density > 0)
+        lif_kernels.warm_up()  # kernels compiled or loaded now, not inside a timed attack iteration
+        currents.warm_up()
         self.sparse_density = float(sparse_density)
         self.workers = workers if workers is not None else torch.get_num_threads()
         self.last_path = ""  # "dense", "gather" or "subsets": the input path of the last call (its first shard)
