@@ -18,6 +18,9 @@ without weight gradients:
   worker of ``nmprivacy.attacks.threads.SerialPool`` with one torch thread, so no op waits at an
   OpenMP barrier for a descheduled peer on a loaded machine. With one worker,
   matmuls use torch's threads (the neuron kernels are serial).
+- lanes (BL-v2): ``population_gradient(..., lane=i)`` computes a whole batch on the calling
+  thread with lane ``i``'s buffers, so an attack can run one part of its classes per worker
+  (``nmprivacy.attacks.blv2``: draw, gradient and update per part, no per-iteration hand-off).
 - populations (BL-v2): ``population_gradient`` weights the per-sample dL/dI of the input layer
   before its matmul with W1, which then runs on ``T * K`` rows instead of ``T * K * P``.
 
