@@ -134,13 +134,14 @@ class BrainLeaksV2(SpikingAttack):
         parts = chunks(k, -(-k // lanes))
         sampler_workers = 1 if len(parts) > 1 else torch.get_num_threads()
         bar = tqdm(total=s.iterations, desc=self.name, leave=False)
-        done, stop = [0], [False]
+        done, stop = 0, False
 
         def end_of_iteration() -> None:  # runs once per iteration, when every part has finished it
+            nonlocal done, stop
             bar.update(1)
-            bar.set_postfix(conf=f"{confs[done[0]].mean():.3f}")
-            done[0] += 1
-            stop[0] = s.plateau_patience > 0 and bool((stale >= s.plateau_patience).all())
+            bar.set_postfix(conf=f"{confs[done].mean():.3f}")
+            done += 1
+            stop = s.plateau_patience > 0 and bool((stale >= s.plateau_patience).all())
 
         barrier = threading.Barrier(len(parts), action=end_of_iteration)
 
@@ -172,7 +173,7 @@ class BrainLeaksV2(SpikingAttack):
                 best[part] = torch.where(better, conf, best[part])
                 stale[part] = torch.where(improved, torch.zeros_like(stale[part]), stale[part] + 1)
                 barrier.wait()
-                if stop[0]:
+                if stop:
                     break
 
         timer = Timer()
@@ -185,7 +186,7 @@ class BrainLeaksV2(SpikingAttack):
             run_parts(part_loop, parts, barrier)
         seconds = timer.elapsed()
         bar.close()
-        iterations = done[0]
+        iterations = done
         xp = best_xp if s.keep == "best" else state.xp
         return Inversion(
             attack=self.name,
