@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the shared real data live, and data-root isolation for data tests."""
+"""Test fixtures: the real recordings kept in ``tests/data``, and data-root isolation for data tests."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"  # CI clones the repo with shared/ beside it
+TEST_DATA = Path(__file__).resolve().parent / "data"  # real files the tests need (see its README)
 
 
 @pytest.fixture
 def nmnist_sample() -> Path:
-    """The real N-MNIST recordings shipped beside the repo (``Test/<digit>/<NNNNN>.bin``)."""
-    folder = SHARED_DATA / "nmnist-sample"
-    if not (folder / "Test").is_dir():
-        pytest.fail(f"real N-MNIST sample missing: expected {folder}/Test (shared/ must sit beside the repo)")
+    """The 21 real N-MNIST recordings kept in the repo (``Test/<digit>/<NNNNN>.bin``), checked
+    against their ``SHA256SUMS``."""
+    import hashlib
+
+    folder = TEST_DATA / "nmnist-sample"
+    sums = (folder / "SHA256SUMS").read_text().split("\n")
+    for line in filter(None, sums):
+        digest, name = line.split(maxsplit=1)
+        got = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        assert got == digest, f"{folder / name} does not match its SHA256SUMS entry: restore it from git"
     return folder
 
 
