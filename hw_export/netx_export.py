@@ -1,18 +1,15 @@
-"""Export trained spiking targets to Loihi-compatible NetX HDF5.
+"""Export spiking targets to Loihi-compatible NetX HDF5.
 
-- ``snn-lava`` targets (slayer ``block.cuba.Dense`` blocks): each block writes itself through
-  slayer's own ``block.export_hdf5(group)``; lossless, because slayer already trains with 8-bit
-  weights, 12-bit decays and a 6-bit-fraction threshold.
-- float LIF targets (``lif_layers()`` with arithmetic ``"float"``, e.g. Norse's LIFBox MLP:
-  ``v <- leak * v + W s``, hard reset, spike when ``v > th``) are mapped onto CUBA: current decay 1
-  (``iDecay = 4096``), ``vDecay = round((1 - leak) * 4096)``, weights and threshold multiplied per
-  layer by ``k = 3.97 / max|W|`` so the weights use the 8-bit range (even integers in
-  [-256, 254], like slayer's), ``vThMant = round(th * k * 64)``. The quantisation error of every
-  layer is recorded in the report. Lava adds one step per layer, which Norse does not.
+- slayer models (``blocks`` of lava-dl ``block.cuba`` Input, Conv, Flatten, Dense, Recurrent:
+  ``snn-lava``, ``snn-lava-conv``): each block writes itself through slayer's own
+  ``export_hdf5(group)``; lossless, because slayer trains with 8-bit weights, 12-bit decays and
+  a 6-bit-fraction threshold (the report checks that every layer read back is exact).
+- float networks (a float ``nmprivacy.network.Network``, or a model whose ``lif_layers()`` are
+  float, e.g. ``snn-norse``): mapped onto CUBA by ``nmprivacy.network.quantize`` with each
+  layer's quantisation error recorded;
+- a Loihi ``Network`` (e.g. read from another NetX file) is written as it is.
 
-Files carry nmprivacy metadata as HDF5 attributes (ignored by other NetX readers): the source
-kind, input shape and per-layer ``scale`` (so the emulation reports membranes in the source
-model's units). Every file is written atomically and re-read before it is published.
+Every file is written atomically and read back before it is published (``netx_writer``).
 """
 
 from __future__ import annotations
@@ -27,32 +24,15 @@ import numpy as np
 import torch
 
 from hw_export.netx_format import ATTR_META, ATTR_SCALE, read_netx
-from nmprivacy.errors import ExportError
-from nmprivacy.models.base import LIFLayer, TargetModel
-from nmprivacy.runinfo import atomic_path
+from hw_export.netx_writer import write_netx
+from nmprivacy.errors import NetworkError
+from nmprivacy.models.base import TargetModel
+from nmprivacy.network import InputLayer, Network, loihi
+from nmprivacy.network.lif import network_from_lif_layers
+from nmprivacy.network.quantize import LayerQuantization, quantize
+from nmprivacy.runinfo import atomic_path, to_jsonable
 
-WEIGHT_RANGE = 3.97  # largest |weight| after per-layer scaling (x64 -> 254, the largest even 8-bit value)
-
-
-@dataclass(frozen=True)
-class LayerExport:
-    """What was written for one layer and how far it is from the source model.
-
-    Errors compare the exported layer, converted back to the source's units, with the weights,
-    threshold and leak the source model computes with (0 for slayer blocks).
-    """
-
-    index: int
-    in_features: int
-    out_features: int
-    i_decay: int
-    v_decay: int
-    vth_mant: int
-    scale: float
-    weight_max_abs_error: float
-    weight_rel_rms_error: float
-    threshold_rel_error: float
-    leak_abs_error: float
+LayerExport = LayerQuantization  # one exported layer and its error against the source
 
 
 @dataclass(frozen=True)
@@ -63,11 +43,15 @@ class ExportReport:
     kind: str
     mapping: str
     lossless: bool
-    layers: tuple[LayerExport, ...]
+    layers: tuple[LayerQuantization, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _slayer_dense_blocks(model: torch.nn.Module) -> list[torch.nn.Module] | None:
+SLAYER_BLOCKS = ("Input", "Conv", "Flatten", "Dense", "Recurrent")
+
+
+def _slayer_blocks(model: torch.nn.Module) -> list[torch.nn.Module] | None:
+    """The slayer CUBA blocks of ``model`` (None if it has none), refusing what NetX cannot run."""
     blocks = getattr(model, "blocks", None)
     if blocks is None:
         return None
@@ -76,159 +60,140 @@ def _slayer_dense_blocks(model: torch.nn.Module) -> list[torch.nn.Module] | None
     out = []
     for i, block in enumerate(blocks):
         name = type(block).__name__
-        if not isinstance(block, slayer.block.cuba.Dense):
-            raise ExportError(f"block {i} is a {type(block).__module__}.{name}: only slayer block.cuba.Dense is exportable")
+        if not any(isinstance(block, getattr(slayer.block.cuba, kind)) for kind in SLAYER_BLOCKS):
+            raise NetworkError(f"block {i} is a {type(block).__module__}.{name}: only slayer block.cuba {', '.join(SLAYER_BLOCKS)} are exportable")
+        if name == "Flatten":
+            out.append(block)
+            continue
         if getattr(block, "delay", None) is not None:
-            raise ExportError(f"block {i} has learnable axonal delays, which the NetX dense path here does not support")
+            raise NetworkError(f"block {i} has learnable axonal delays: NetX reads a layer's delays as its input synapses' delays, so the export would not be equivalent")
         if not getattr(block, "delay_shift", True):
-            raise ExportError(f"block {i} uses delay_shift=False; Lava adds one step per layer, so train with delay_shift=True")
-        if getattr(block.neuron, "graded_spike", False):
-            raise ExportError(f"block {i} emits graded spikes; only binary spikes are supported")
-        if not getattr(block.neuron, "shared_param", True):
-            raise ExportError(f"block {i} has per-neuron decays (shared_param=False); NetX needs one decay per layer")
-        if getattr(block, "mask", None) is not None or getattr(block.neuron, "norm", None) is not None:
-            raise ExportError(f"block {i} uses a synapse mask or normalisation, which is not supported")
+            raise NetworkError(f"block {i} uses delay_shift=False; Lava adds one step per layer, so train with delay_shift=True")
+        neuron = block.neuron
+        if neuron is None:
+            raise NetworkError(f"block {i} ({name}) has no neuron: NetX input layers without neurons carry no computation")
+        if getattr(neuron, "graded_spike", False):
+            raise NetworkError(f"block {i} emits graded spikes, which Lava's CUBA neuron does not: train with binary spikes")
+        if not getattr(neuron, "shared_param", True):
+            raise NetworkError(f"block {i} has per-neuron decays (shared_param=False); NetX needs one decay per layer")
+        if getattr(block, "mask", None) is not None or getattr(neuron, "norm", None) is not None:
+            raise NetworkError(f"block {i} uses a synapse mask or normalisation, which is not supported")
         out.append(block)
     return out
 
 
-def _write_slayer(f: Any, blocks: list[torch.nn.Module]) -> list[LayerExport]:
-    layers = []
+def _effective_weights(block: torch.nn.Module) -> list[np.ndarray]:
+    """The float weights a slayer block computes with (its input and recurrent synapses)."""
+    if type(block).__name__ == "Input":
+        return [] if block.weight is None else [block.pre_hook_fx(block.weight).detach().double().cpu().numpy()]
+    synapses = [block.input_synapse, block.recurrent_synapse] if hasattr(block, "recurrent_synapse") else [block.synapse]
+    return [s.pre_hook_fx(s.weight).detach().double().cpu().numpy() for s in synapses]
+
+
+def _write_slayer(f: Any, model: Any, blocks: list[torch.nn.Module], input_shape: tuple[int, ...]) -> None:
+    if any(getattr(b, "neuron", None) is not None and b.neuron.shape is None for b in blocks):
+        with torch.no_grad():  # slayer learns neuron shapes on the first forward: one zero step through the model sets them
+            model(torch.zeros(1, 1, *input_shape))
     group = f.create_group("layer")
-    if any(block.neuron.shape is None for block in blocks):
-        # slayer learns neuron shapes on the first forward; one zero step sets them
-        with torch.no_grad():
-            z = torch.zeros(1, blocks[0].synapse.in_channels, 1, device=blocks[0].synapse.weight.device)
-            for block in blocks:
-                z = block(z)
-    for i, block in enumerate(blocks):
-        g = group.create_group(str(i))
+    index = 0
+    if type(blocks[0]).__name__ == "Conv":  # NetX needs the input shape of a first convolution
+        g = group.create_group(str(index))
+        g.create_dataset("type", (1,), "S10", [b"input"])
+        g.create_dataset("shape", data=np.asarray(input_shape))
+        index += 1
+    for block in blocks:
+        g = group.create_group(str(index))
         block.export_hdf5(g)
         g.attrs[ATTR_SCALE] = 1.0
-        with torch.no_grad():
-            effective = block.synapse.pre_hook_fx(block.synapse.weight).reshape(block.synapse.weight.shape[:2])
-        written = np.asarray(g["weight"][()], dtype=np.float64) / 64.0
-        err = np.abs(written - effective.double().cpu().numpy())
-        vth = int(g["neuron/vThMant"][()])
+        index += 1
+
+
+def _slayer_records(blocks: list[torch.nn.Module], network: Network) -> list[LayerQuantization]:
+    """Per neuron layer of the read-back ``network``: its error against the slayer block."""
+    records = []
+    neuron_blocks = [b for b in blocks if type(b).__name__ != "Flatten"]
+    for i, (block, layer) in enumerate(zip(neuron_blocks, network.layers)):
+        written = [np.asarray([layer.weight])] if isinstance(layer, InputLayer) else [np.asarray(layer.weight)]
+        if getattr(layer, "weight_rec", None) is not None:
+            written.append(np.asarray(layer.weight_rec))
+        effective = _effective_weights(block)
+        errs = [np.abs(w.reshape(e.shape) / loihi.ACT_SHIFT - e) for w, e in zip(written, effective)] or [np.zeros(1)]
+        norm = max(float(np.sqrt(sum((e**2).sum() for e in effective))) if effective else 0.0, 1e-30)
         th = float(block.neuron.threshold)
-        layers.append(
-            LayerExport(
-                index=i,
-                in_features=int(written.shape[1]),
-                out_features=int(written.shape[0]),
-                i_decay=int(g["neuron/iDecay"][()]),
-                v_decay=int(g["neuron/vDecay"][()]),
-                vth_mant=vth,
-                scale=1.0,
-                weight_max_abs_error=float(err.max()),
-                weight_rel_rms_error=float(np.sqrt((err**2).sum()) / max(np.sqrt((effective.double().cpu().numpy() ** 2).sum()), 1e-30)),
-                threshold_rel_error=abs(vth / 64.0 - th) / max(abs(th), 1e-30),
+        records.append(
+            LayerQuantization(
+                index=i, kind=type(layer).__name__.replace("Layer", "").lower(),
+                in_features=int(np.prod(layer.in_shape)), out_features=int(np.prod(layer.out_shape)),
+                i_decay=layer.neuron.i_decay, v_decay=layer.neuron.v_decay, vth_mant=layer.neuron.vth_mant, scale=1.0,
+                weight_max_abs_error=float(max(e.max() for e in errs)),
+                weight_rel_rms_error=float(np.sqrt(sum((e**2).sum() for e in errs))) / norm,
+                threshold_rel_error=abs(layer.neuron.vth_mant / loihi.ACT_SHIFT - th) / max(abs(th), 1e-30),
                 leak_abs_error=0.0,
             )
         )
-    return layers
+    return records
 
 
-def float_lif_to_cuba(layer: LIFLayer) -> dict[str, Any]:
-    """The CUBA parameters (``weight`` even int ``[out, in]``, ``iDecay``, ``vDecay``, ``vThMant``,
-    ``scale``) and the quantisation errors of one float LIF layer."""
-    w = layer.weight.detach().double().cpu().numpy()
-    wmax = float(np.abs(w).max())
-    k = WEIGHT_RANGE / wmax if wmax > 0 else 1.0
-    w_int = np.clip(np.round(w * k * 64 / 2) * 2, -256, 254)
-    v_decay = int(round((1.0 - float(layer.leak)) * 4096))
-    vth = int(round(float(layer.threshold) * k * 64))
-    if not 0 < vth < (1 << 17):
-        raise ExportError(f"threshold {layer.threshold} x scale {k:.3g} does not fit Loihi's 17-bit threshold")
-    back = w_int / (64 * k)
-    err = np.abs(back - w)
-    return {
-        "weight": w_int.astype(np.float32),
-        "iDecay": 4096,
-        "vDecay": v_decay,
-        "vThMant": vth,
-        "scale": k,
-        "weight_max_abs_error": float(err.max()),
-        "weight_rel_rms_error": float(np.sqrt((err**2).sum()) / max(np.sqrt((w**2).sum()), 1e-30)),
-        "threshold_rel_error": abs(vth / (64 * k) - float(layer.threshold)) / max(abs(float(layer.threshold)), 1e-30),
-        "leak_abs_error": abs((1.0 - v_decay / 4096) - float(layer.leak)),
-    }
-
-
-def write_dense_layer(
-    layers_group: Any, index: int, weight: np.ndarray, i_decay: int, v_decay: int, vth_mant: int, scale: float = 1.0
-) -> None:
-    """Write one dense CUBA layer ``layer/<index>`` in slayer's NetX layout (``weight`` ``[out, in]``
-    integers in [-256, 254]; ``scale`` stored as the nmprivacy membrane-unit attribute)."""
-    out_f, in_f = weight.shape
-    g = layers_group.create_group(str(index))
-    g.create_dataset("type", (1,), "S10", [b"dense"])
-    g.create_dataset("shape", data=np.array([out_f]))
-    g.create_dataset("inFeatures", data=in_f)
-    g.create_dataset("outFeatures", data=out_f)
-    g.create_dataset("weight", data=np.asarray(weight, dtype=np.float32))
-    g.create_dataset("neuron/type", (1,), "S10", [b"CUBA"])
-    g.create_dataset("neuron/iDecay", data=int(i_decay))
-    g.create_dataset("neuron/vDecay", data=int(v_decay))
-    g.create_dataset("neuron/vThMant", data=int(vth_mant))
-    g.create_dataset("neuron/refDelay", data=1)
-    g.create_dataset("neuron/gradedSpike", data=False)
-    g.attrs[ATTR_SCALE] = float(scale)
-
-
-def _write_float(f: Any, lif: list[LIFLayer]) -> list[LayerExport]:
-    layers = []
-    group = f.create_group("layer")
-    for i, layer in enumerate(lif):
-        if layer.arithmetic != "float":
-            raise ExportError(f"layer {i} has arithmetic '{layer.arithmetic}'; only float LIF layers are mapped onto CUBA")
-        c = float_lif_to_cuba(layer)
-        out_f, in_f = c["weight"].shape
-        write_dense_layer(group, i, c["weight"], c["iDecay"], c["vDecay"], c["vThMant"], c["scale"])
-        layers.append(
-            LayerExport(
-                index=i, in_features=in_f, out_features=out_f, i_decay=c["iDecay"], v_decay=c["vDecay"],
-                vth_mant=c["vThMant"], scale=c["scale"], weight_max_abs_error=c["weight_max_abs_error"],
-                weight_rel_rms_error=c["weight_rel_rms_error"], threshold_rel_error=c["threshold_rel_error"],
-                leak_abs_error=c["leak_abs_error"],
-            )
-        )
-    return layers
-
-
-def export_netx(model: TargetModel, path: str | os.PathLike[str], meta: dict | None = None) -> ExportReport:
-    """Write ``model`` (snn-lava slayer blocks, or any float-LIF ``lif_layers()`` model such as
-    snn-norse) to the NetX HDF5 file ``path``; ``meta`` (e.g. data set name) is stored with it."""
-    import h5py
-
-    kind = getattr(getattr(model, "info", None), "kind", type(model).__name__)
-    blocks = _slayer_dense_blocks(model)
-    notes: list[str] = []
-    lif: list[LIFLayer] | None = None
-    if blocks is None:
-        if not hasattr(model, "lif_layers"):
-            raise ExportError(f"model kind '{kind}' has neither slayer blocks nor lif_layers(): it cannot be exported to NetX")
-        lif = list(model.lif_layers())
-        if lif and lif[0].arithmetic == "loihi":
-            raise ExportError(f"model kind '{kind}' already runs Loihi arithmetic: copy its NetX file instead of re-exporting")
-        if any(layer.delay == 0 for layer in lif[1:]):
-            notes.append("the source has no per-layer delay; Lava adds one step per layer (output lags by layers-1 steps)")
-        notes.append("float LIF mapped onto CUBA with per-layer weight/threshold scaling: close to, not equal to, the float model")
+def _header(model: Any, kind: str, mapping: str, meta: dict | None) -> dict:
     info = getattr(model, "info", None)
-    header = {
+    return {
         "kind": kind,
-        "mapping": "slayer export_hdf5" if blocks is not None else "float LIF -> CUBA",
+        "mapping": mapping,
         "input_shape": list(info.input_shape) if info is not None else None,
         "num_classes": info.num_classes if info is not None else None,
         **(meta or {}),
     }
+
+
+def float_network(model: Any) -> Network | None:
+    """The float ``Network`` of a model that describes itself (``network()`` or float
+    ``lif_layers()``), None if it does not."""
+    describe = getattr(model, "network", None)
+    if isinstance(describe, Network):
+        return describe
+    if callable(describe):
+        return describe()
+    lif = getattr(model, "lif_layers", None)
+    if not callable(lif):
+        return None
+    layers = list(lif())
+    if layers and layers[0].arithmetic == "loihi":
+        return None
+    return network_from_lif_layers(layers, tuple(model.info.input_shape), name=model.info.kind)
+
+
+def export_netx(model: TargetModel | Network, path: str | os.PathLike[str], meta: dict | None = None) -> ExportReport:
+    """Write ``model`` (slayer blocks, a float-LIF model such as snn-norse, or a ``Network``) to
+    the NetX HDF5 file ``path``; ``meta`` (e.g. data set name) is stored with it."""
+    import h5py
+
     target = Path(path)
-    with atomic_path(target) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs[ATTR_META] = json.dumps(header)
-            layers = _write_slayer(f, blocks) if blocks is not None else _write_float(f, lif or [])
-        read_netx(tmp)  # the file we publish must parse as a supported NetX network
-    lossless = blocks is not None and all(l.weight_max_abs_error == 0 and l.threshold_rel_error == 0 for l in layers)
-    return ExportReport(
-        path=str(target), kind=kind, mapping=header["mapping"], lossless=lossless, layers=tuple(layers), notes=tuple(notes)
-    )
+    network = model if isinstance(model, Network) else None
+    kind = network.meta.get("kind", "network") if network is not None else getattr(getattr(model, "info", None), "kind", type(model).__name__)
+    blocks = None if network is not None else _slayer_blocks(model)  # type: ignore[arg-type]
+    if blocks is not None:
+        header = _header(model, kind, "slayer export_hdf5", meta)
+        with atomic_path(target) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.attrs[ATTR_META] = json.dumps(to_jsonable(header))
+                _write_slayer(f, model, blocks, tuple(model.info.input_shape))  # type: ignore[union-attr]
+            try:
+                back = read_netx(tmp)
+            except NetworkError as exc:
+                raise NetworkError(str(exc).replace(tmp.name, target.name)) from None
+            records = _slayer_records(blocks, back)
+        lossless = all(r.weight_max_abs_error == 0 and r.threshold_rel_error == 0 for r in records)
+        return ExportReport(str(target), kind, header["mapping"], lossless, tuple(records), back.notes)
+    if network is None:
+        network = float_network(model)
+        if network is None:
+            raise NetworkError(f"model kind '{kind}' has neither slayer blocks nor a LIF description: it cannot be exported to NetX")
+    if network.arithmetic == "float":
+        loihi_net, records = quantize(network)
+        mapping = "float LIF -> CUBA"
+        notes = (*loihi_net.notes, "float LIF mapped onto CUBA with per-layer weight/threshold scaling: close to, not equal to, the float model")
+    else:
+        loihi_net, records, mapping, notes = network, (), "NetX", network.notes
+    header = _header(model, kind, mapping, meta)
+    written = write_netx(loihi_net, target, meta=header)
+    return ExportReport(str(target), kind, mapping, mapping == "NetX", tuple(records), tuple(dict.fromkeys((*notes, *written.notes))))

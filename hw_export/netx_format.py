@@ -1,118 +1,134 @@
-"""Reading dense feed-forward NetX HDF5 files into plain integer layer records.
+"""Reading NetX HDF5 files (lava-dl's network exchange format) into a ``nmprivacy.network.Network``.
 
-A NetX file (lava-dl's network exchange format) holds ``layer/<i>/`` groups. This module accepts
-exactly what Loihi's CUBA dense path computes with binary spikes: ``dense`` layers with a
-``CUBA``/``LOIHI`` neuron, optional ``bias``, and an optional leading ``input`` layer without
-neurons (shape only). Anything else (conv, pool, recurrent, complex, synaptic delays, graded
-spikes, other neuron types, an input layer with neurons) is an ``ExportError`` naming the layer.
-
-Weights are passed through the same steps Lava applies when it builds the network
-(``netx.utils.optimize_weight_bits``, then the Dense model's ``clip_weights`` and
-``truncate_weights``), so ``NetxLayer.weight`` / ``weight_exp`` are the integers Lava's synapse
-really holds: the synaptic input per step is ``shift(W @ s, weight_exp)`` (left shift for a positive
-exponent, floor right shift for a negative one).
+Accepted: every layer ``lava.lib.dl.netx.hdf5.Network`` (lava-dl 0.6.0) builds for ``CUBA`` /
+``LOIHI`` neurons: ``input`` (with neurons: the transform ``weight * x + bias``; without: only
+the input shape), ``conv`` (stride, padding, dilation, groups), ``flatten`` (before a dense
+layer: NetX's transposed order, i.e. the (C, H, W) flattening), ``dense``, ``dense_rec`` and
+synaptic ``delay``. Refused with a one-line error naming the layer: other neuron types (SDNN,
+RF, ...), complex weights, and the layer types NetX itself cannot build (pool, convT, unpool,
+average, concat). The result is what Lava's processes really compute with:
+- dense weights pass through Lava's own ``optimize_weight_bits``, ``clip_weights`` and
+  ``truncate_weights`` (``weight`` holds the exponent-applied integers);
+- weights and biases are cast to integers as NetX reads them (truncation toward zero; noted);
+- a dense layer without a neuron description is NetX's integrator read-out (never spikes);
+- a conv layer's ``delay`` and a CUBA layer's ``gradedSpike`` are ignored by NetX (noted).
+Everything read is validated before use (types, shapes, sizes, finite values, ranges).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
+import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nmprivacy.errors import ExportError
+from nmprivacy.errors import NetworkError
+from nmprivacy.network import ConvLayer, DenseLayer, InputLayer, LoihiNeuron, Network, loihi
+from nmprivacy.network.description import MAX_ELEMENTS
 
-# Root attributes nmprivacy adds to the files it writes (other readers ignore HDF5 attributes).
-ATTR_META = "nmprivacy"  # JSON: kind, dataset, input_shape, classes, ...
-# Per-layer attribute: model membrane units per Loihi voltage unit (v_lava = 4096 * scale * v_model).
+# Root attribute nmprivacy adds to the files it writes (other readers ignore HDF5 attributes).
+ATTR_META = "nmprivacy"  # JSON: kind, dataset, input_shape, steps, ...
+# Per-layer attribute: model membrane units per Loihi voltage unit (v_model = v / (4096 * scale)).
 ATTR_SCALE = "nmprivacy_scale"
 
 SUPPORTED_NEURONS = ("CUBA", "LOIHI")
-UNSUPPORTED_TYPES = {
-    "conv": "convolution",
-    "convT": "transposed convolution",
+NETX_CANNOT_BUILD = {
     "pool": "pooling",
+    "convT": "transposed convolution",
     "unpool": "unpooling",
-    "dense_rec": "recurrent dense",
-    "dense_comp": "complex dense",
     "average": "average",
     "concat": "concatenation",
 }
+HOW_TO_FIX = "export the network with lava-dl's slayer blocks (cuba Input/Conv/Flatten/Dense/Recurrent) or `nmprivacy export`"
 
 
-@dataclass(frozen=True)
-class NetxLayer:
-    """One dense CUBA layer as Lava runs it (all integers in Loihi units).
+class _Reader:
+    """Validated access to one HDF5 group (``where`` names it in errors)."""
 
-    ``weight`` int64 ``[out, in]`` and ``weight_exp`` as Lava's synapse holds them; ``i_decay``,
-    ``v_decay`` in 1/4096 per step (4096 = full decay); threshold ``vth_mant << 6``; ``bias``
-    int64 ``[out]`` mantissa (added as ``bias << 6`` to v every step) or None; ``scale``
-    converts the voltage to the source model's membrane units (``v / (4096 * scale)``).
-    """
+    def __init__(self, group: Any, where: str) -> None:
+        self.group, self.where = group, where
 
-    index: int
-    weight: np.ndarray
-    weight_exp: int
-    i_decay: int
-    v_decay: int
-    vth_mant: int
-    bias: np.ndarray | None = None
-    scale: float = 1.0
-    clipped: bool = False
+    def has(self, key: str) -> bool:
+        try:
+            return key in self.group
+        except Exception:  # a corrupt link table
+            raise NetworkError(f"{self.where}: the file's structure is corrupt; {HOW_TO_FIX}") from None
 
-    @property
-    def in_features(self) -> int:
-        return int(self.weight.shape[1])
+    def child(self, key: str) -> "_Reader":
+        import h5py
 
-    @property
-    def out_features(self) -> int:
-        return int(self.weight.shape[0])
+        node = self._node(key)
+        if not isinstance(node, h5py.Group):
+            raise NetworkError(f"{self.where}: '{key}' is not a group; {HOW_TO_FIX}")
+        return _Reader(node, f"{self.where}/{key}")
 
+    def _node(self, key: str) -> Any:
+        try:
+            return self.group[key]
+        except Exception:
+            raise NetworkError(f"{self.where}: '{key}' is missing or unreadable; {HOW_TO_FIX}") from None
 
-@dataclass(frozen=True)
-class NetxNetwork:
-    """A parsed NetX file: its dense layers in order, input width/shape and nmprivacy metadata."""
+    def array(self, key: str, integer: bool = True) -> np.ndarray:
+        """Dataset ``key`` as a finite int64 (``integer``: cast toward zero, as NetX) or float64 array."""
+        import h5py
 
-    path: Path
-    layers: tuple[NetxLayer, ...]
-    input_shape: tuple[int, ...]
-    meta: dict = field(default_factory=dict)
+        node = self._node(key)
+        if not isinstance(node, h5py.Dataset):
+            raise NetworkError(f"{self.where}: '{key}' is not a dataset; {HOW_TO_FIX}")
+        if node.size > MAX_ELEMENTS:
+            raise NetworkError(f"{self.where}: '{key}' declares {node.size} values, more than the {MAX_ELEMENTS} accepted")
+        if node.dtype.kind not in "biuf":
+            raise NetworkError(f"{self.where}: '{key}' has dtype {node.dtype}, not numbers; {HOW_TO_FIX}")
+        try:
+            value = np.asarray(node[()], dtype=np.float64)
+        except Exception:
+            raise NetworkError(f"{self.where}: '{key}' cannot be read (the file is truncated or corrupt)") from None
+        if not np.isfinite(value).all():
+            raise NetworkError(f"{self.where}: '{key}' contains NaN or infinite values")
+        if not integer:
+            return value
+        if np.abs(value).max(initial=0) >= 1 << 31:
+            raise NetworkError(f"{self.where}: '{key}' holds values beyond 32 bits")
+        return np.trunc(value).astype(np.int64)
 
-    @property
-    def input_size(self) -> int:
-        return self.layers[0].in_features
+    def scalar(self, key: str) -> int:
+        """Dataset ``key`` as one integer (a uniform per-neuron array counts as one value)."""
+        value = self.array(key).reshape(-1)
+        if value.size == 0:
+            raise NetworkError(f"{self.where}: '{key}' is empty")
+        if (value != value[0]).any():
+            raise NetworkError(f"{self.where}: per-neuron '{key}' values are not supported (NetX builds one value per layer); train with shared_param=True")
+        return int(value[0])
 
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        """Neurons per layer, input first: ``(N_in, N_1, ..., N_out)``."""
-        return (self.input_size,) + tuple(layer.out_features for layer in self.layers)
+    def text(self, key: str) -> str:
+        """Dataset ``key`` as ASCII text (NetX's ``type`` fields)."""
+        node = self._node(key)
+        try:
+            value = node[()]
+        except Exception:
+            raise NetworkError(f"{self.where}: '{key}' cannot be read (the file is truncated or corrupt)") from None
+        if isinstance(value, np.ndarray):
+            value = value.reshape(-1)[0] if value.size else b""
+        if isinstance(value, bytes):
+            return value.decode("ascii", "replace").strip("\x00 ")
+        if isinstance(value, str):
+            return value
+        raise NetworkError(f"{self.where}: '{key}' is not text; {HOW_TO_FIX}")
 
-
-def _decode(value: object) -> str:
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size else b""
-    if isinstance(value, bytes):
-        return value.decode("ascii", "ignore")
-    return str(value)
-
-
-def _scalar_int(group, key: str, where: str) -> int:
-    if key not in group:
-        raise ExportError(f"{where}: neuron parameter '{key}' is missing; re-export the network")
-    value = np.asarray(group[key][()])
-    if value.size != 1:
-        if np.all(value == value.reshape(-1)[0]):
-            value = value.reshape(-1)[:1]
-        else:
-            raise ExportError(
-                f"{where}: per-neuron '{key}' values are not supported (NetX builds one value per layer); "
-                "train with shared_param=True"
-            )
-    return int(value.reshape(-1)[0])
+    def attr_float(self, key: str, default: float) -> float:
+        try:
+            value = float(np.asarray(self.group.attrs.get(key, default)).reshape(-1)[0])
+        except Exception:
+            raise NetworkError(f"{self.where}: attribute '{key}' is not a number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise NetworkError(f"{self.where}: attribute '{key}' = {value} is not a positive number")
+        return value
 
 
 def lava_weights(weight: np.ndarray) -> tuple[np.ndarray, int, bool]:
@@ -131,103 +147,246 @@ def lava_weights(weight: np.ndarray) -> tuple[np.ndarray, int, bool]:
     return np.asarray(w, dtype=np.int64), int(exp), "WARNING" in buf.getvalue()
 
 
-def read_netx(path: str | os.PathLike[str]) -> NetxNetwork:
-    """Parse a dense feed-forward NetX HDF5 file; ``ExportError`` for a missing, unreadable or
-    unsupported file (naming the offending layer)."""
+def applied_exponent(weight: np.ndarray, exp: int, where: str) -> np.ndarray:
+    """``weight * 2^exp`` as Lava's synapse applies it (exact: optimize_weight_bits pre-shifts)."""
+    if exp >= 0:
+        return weight << exp
+    div = 1 << -exp
+    if (weight % div).any():
+        raise NetworkError(f"{where}: weight exponent {exp} is not exact for these weights")
+    return weight // div
+
+
+def _neuron(layer: _Reader, notes: list[str]) -> LoihiNeuron:
+    """The CUBA neuron of a layer (NetX's integrator read-out when the layer has none)."""
+    if not layer.has("neuron"):
+        return LoihiNeuron(**loihi.INTEGRATOR)
+    n = layer.child("neuron")
+    ntype = n.text("type") if n.has("type") else ""
+    if ntype not in SUPPORTED_NEURONS:
+        raise NetworkError(f"{layer.where}: neuron type '{ntype}' is not supported (CUBA / LOIHI only; SDNN and RF neurons are not LIF)")
+    values = {}
+    for key, name in (("iDecay", "i_decay"), ("vDecay", "v_decay"), ("vThMant", "vth_mant")):
+        if not n.has(key):
+            raise NetworkError(f"{layer.where}: neuron parameter '{key}' is missing; {HOW_TO_FIX}")
+        values[name] = n.scalar(key)
+    graded = n.has("gradedSpike") and bool(n.scalar("gradedSpike"))
+    if graded or (n.has("messageBits") and n.scalar("messageBits") > 0):
+        notes.append(f"{layer.where}: declares graded spikes, but Lava's CUBA neuron emits binary spikes: it runs (and is emulated) with binary spikes")
+    neuron = LoihiNeuron(graded=graded, **values)
+    neuron.check(layer.where)
+    return neuron
+
+
+def _bias(layer: _Reader) -> np.ndarray | None:
+    """A layer's bias mantissa (None when absent or all zero)."""
+    if not layer.has("bias"):
+        return None
+    bias = layer.array("bias")
+    bias = bias.reshape(-1) if bias.ndim <= 1 else bias
+    return bias if bias.any() else None
+
+
+def _read_input(layer: _Reader, notes: list[str]) -> tuple[InputLayer | None, tuple[int, ...] | None]:
+    shape = tuple(int(s) for s in layer.array("shape").reshape(-1)) if layer.has("shape") else None
+    if not layer.has("neuron"):
+        return None, shape
+    if shape is None or len(shape) not in (1, 3) or min(shape) < 1 or math.prod(shape) > MAX_ELEMENTS:
+        raise NetworkError(f"{layer.where}: input layer with neurons needs a shape (C, H, W) or (N,), got {shape}")
+    weight = int(layer.array("weight").reshape(-1)[0]) if layer.has("weight") else loihi.ACT_SHIFT
+    bias = int(layer.array("bias").reshape(-1)[0]) if layer.has("bias") else 0
+    return (
+        InputLayer(neuron=_neuron(layer, notes), shape=shape, weight=weight, bias_in=bias, scale=layer.attr_float(ATTR_SCALE, 1.0), name=layer.where),
+        shape,
+    )
+
+
+def _read_conv(layer: _Reader, in_shape: tuple[int, ...], notes: list[str]) -> ConvLayer:
+    if len(in_shape) != 3:
+        raise NetworkError(f"{layer.where}: a convolution needs a (C, H, W) input, but it receives {in_shape}; add an input layer with the shape")
+    weight = layer.array("weight")
+    if weight.ndim < 4 or any(s != 1 for s in weight.shape[4:]):
+        raise NetworkError(f"{layer.where}: conv weight of shape {weight.shape} is not [out, in/groups, kH, kW]")
+    weight = weight.reshape(weight.shape[:4])
+    params = {key: layer.array(key) for key in ("stride", "padding", "dilation", "groups") if layer.has(key)}
+    missing = {"stride", "padding", "dilation", "groups"} - set(params)
+    if missing:
+        raise NetworkError(f"{layer.where}: conv parameters {sorted(missing)} are missing; {HOW_TO_FIX}")
+    if layer.has("delay"):
+        notes.append(f"{layer.where}: has synaptic delays, which NetX ignores for convolutions (run and emulated without them)")
+    conv = ConvLayer(
+        neuron=_neuron(layer, notes), bias=_conv_bias(layer), scale=layer.attr_float(ATTR_SCALE, 1.0), name=layer.where,
+        weight=weight, in_shape=in_shape, stride=params["stride"], padding=params["padding"], dilation=params["dilation"],
+        groups=int(params["groups"].reshape(-1)[0]) if params["groups"].size else 0,
+    )
+    if layer.has("shape"):
+        declared = tuple(int(s) for s in layer.array("shape").reshape(-1))
+        if declared != conv.out_shape:
+            raise NetworkError(f"{layer.where}: declares output shape {declared} but the convolution gives {conv.out_shape}")
+    return conv
+
+
+def _conv_bias(layer: _Reader) -> np.ndarray | None:
+    """A conv bias per channel ``[C]`` or per neuron; NetX reads a full bias in Lava's (W, H, C) order."""
+    bias = _bias(layer)
+    if bias is None or bias.ndim <= 1:
+        return bias
+    if bias.ndim == 3:
+        return np.ascontiguousarray(bias.transpose(2, 1, 0))  # Lava's (W, H, C) -> (C, H, W)
+    raise NetworkError(f"{layer.where}: conv bias of shape {bias.shape} is neither per channel nor (W, H, C)")
+
+
+def _delay_matrix(layer: _Reader, out: int, n_in: int, notes: list[str]) -> np.ndarray | None:
+    """The per-synapse delays ``[out, in]`` NetX builds from a layer's ``delay`` (clamped to 62)."""
+    if not layer.has("delay"):
+        return None
+    delay = layer.array("delay")
+    if delay.min(initial=0) < 0:
+        raise NetworkError(f"{layer.where}: negative synaptic delays")
+    if delay.max(initial=0) > loihi.MAX_DELAY:
+        notes.append(f"{layer.where}: delays above {loihi.MAX_DELAY} are clamped to {loihi.MAX_DELAY}, as NetX does")
+        delay = np.clip(delay, 0, loihi.MAX_DELAY)
+    if delay.ndim == 0 or delay.size == 1:
+        return np.full((out, n_in), int(delay.reshape(-1)[0]), dtype=np.int64)
+    if delay.ndim == 1 and delay.size == out:  # one delay per target neuron
+        return np.repeat(delay.reshape(-1, 1), n_in, axis=1)
+    if delay.ndim == 1 and delay.size == n_in:  # one delay per input
+        return np.repeat(delay.reshape(1, -1), out, axis=0)
+    if delay.shape == (out, n_in):
+        return delay
+    raise NetworkError(f"{layer.where}: delay of shape {delay.shape} fits neither the {out} neurons nor the {n_in} inputs")
+
+
+def _read_dense(layer: _Reader, in_shape: tuple[int, ...] | None, declared: tuple[int, ...] | None, recurrent: bool, notes: list[str]) -> DenseLayer:
+    """A dense layer reading ``in_shape`` (None for the first layer: from its weight, shaped like
+    the ``declared`` input shape when the sizes agree)."""
+    import h5py
+
+    if layer.has("weight") and not isinstance(layer._node("weight"), h5py.Dataset):
+        raise NetworkError(f"{layer.where}: complex weights (weight/real, weight/imag) are not supported (CUBA dense only)")
+    weight = layer.array("weight")
+    shape = tuple(int(s) for s in layer.array("shape").reshape(-1)) if layer.has("shape") else (weight.shape[0] if weight.ndim else 0,)
+    out = math.prod(shape)
+    if out < 1 or out > MAX_ELEMENTS:
+        raise NetworkError(f"{layer.where}: declares {out} neurons")
+    if weight.ndim == 1:
+        if weight.size % out:
+            raise NetworkError(f"{layer.where}: a flat weight of {weight.size} values does not fit {out} neurons")
+        weight = weight.reshape(out, -1)
+    if weight.ndim != 2 or weight.shape[0] != out or weight.shape[1] < 1:
+        raise NetworkError(f"{layer.where}: weight of shape {weight.shape} does not match {out} neurons")
+    if in_shape is None:
+        in_shape = (weight.shape[1],)
+        if declared is not None and math.prod(declared) == weight.shape[1]:
+            in_shape = declared
+        elif declared is not None:
+            notes.append(f"{layer.where}: the input layer declares shape {declared} but the first layer takes {weight.shape[1]} inputs; its weight decides")
+    n_in = math.prod(in_shape)
+    if weight.shape[1] != n_in:
+        raise NetworkError(f"{layer.where}: takes {weight.shape[1]} inputs but the layer before it has {n_in} neurons")
+    rec = None
+    if recurrent:
+        rec = layer.array("weight_rec")
+        if rec.ndim == 1 and rec.size == out * out:
+            rec = rec.reshape(out, out)
+        if rec.shape != (out, out):
+            raise NetworkError(f"{layer.where}: recurrent weight of shape {rec.shape}, expected {(out, out)}")
+        both, exp, clipped = lava_weights(np.hstack([weight, rec]))
+        both = applied_exponent(both, exp, layer.where)
+        weight, rec = both[:, :n_in], both[:, n_in:]
+    else:
+        weight, exp, clipped = lava_weights(weight)
+        weight = applied_exponent(weight, exp, layer.where)
+    if clipped:
+        notes.append(f"{layer.where}: weights exceed Lava's 8-bit range and are clipped to [-256, 254], as Lava does")
+    delay = _delay_matrix(layer, out, n_in, notes)
+    if recurrent and delay is not None:
+        raise NetworkError(f"{layer.where}: a recurrent layer with synaptic delays is not supported (lava-dl 0.6 builds it with the input weights' delay matrix)")
+    bias = _bias(layer)
+    if bias is not None and bias.size not in (1, out):
+        raise NetworkError(f"{layer.where}: bias of {bias.size} values for {out} neurons")
+    return DenseLayer(
+        neuron=_neuron(layer, notes), bias=bias, scale=layer.attr_float(ATTR_SCALE, 1.0), name=layer.where,
+        weight=weight, in_shape=in_shape, delay=delay, weight_rec=rec,
+    )
+
+
+def _meta(f: Any) -> dict:
+    if ATTR_META not in f.attrs:
+        return {}
+    try:
+        raw = f.attrs[ATTR_META]
+        raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        meta = json.loads(raw)
+    except (ValueError, TypeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def read_netx(path: str | os.PathLike[str]) -> Network:
+    """The ``Network`` (Loihi arithmetic) a NetX HDF5 file describes, as Lava builds it;
+    ``NetworkError`` naming the file and layer for a missing, unreadable or unsupported file."""
     import h5py
 
     p = Path(path)
+    if p.is_dir():
+        raise NetworkError(f"{p} is a folder, not a NetX file: pass the .net file (export one with `nmprivacy export`)")
     if not p.is_file():
-        raise ExportError(f"NetX file not found: {p} (export one with `nmprivacy export --model DIR --out FILE.net`)")
+        raise NetworkError(f"NetX file not found: {p} (export one with `nmprivacy export --model DIR --out FILE.net`)")
     try:
         f = h5py.File(p, "r")
-    except OSError as exc:
-        raise ExportError(f"{p} is not a readable HDF5 file ({exc.__class__.__name__}); re-export it with `nmprivacy export`") from None
+    except Exception as exc:
+        raise NetworkError(f"{p} is not a readable HDF5 file ({exc.__class__.__name__}); re-export it with `nmprivacy export`") from None
     with f:
-        meta: dict = {}
-        if ATTR_META in f.attrs:
-            try:
-                meta = json.loads(_decode(f.attrs[ATTR_META]))
-            except (json.JSONDecodeError, TypeError):
-                meta = {}
+        meta = _meta(f)
         if "layer" not in f or not isinstance(f["layer"], h5py.Group):
-            raise ExportError(f"{p} has no 'layer' group: not a NetX network description")
-        group = f["layer"]
-        keys = sorted((k for k in group.keys()), key=lambda k: int(k) if k.isdigit() else 1 << 30)
-        layers: list[NetxLayer] = []
+            raise NetworkError(f"{p} has no 'layer' group: not a NetX network description")
+        root = _Reader(f["layer"], p.name)
+        keys = list(f["layer"].keys())
+        if sorted(keys, key=lambda k: int(k) if k.isdigit() else -1) != [str(i) for i in range(len(keys))]:
+            raise NetworkError(f"{p.name}: layers must be numbered 0, 1, 2, ... without gaps (found {sorted(keys)[:8]})")
+        layers, notes = [], []
         input_shape: tuple[int, ...] | None = None
-        for key in keys:
-            where = f"{p.name} layer {key}"
-            if not key.isdigit():
-                raise ExportError(f"{where}: unexpected layer name (NetX layers are numbered 0, 1, ...)")
-            lg = group[key]
-            ltype = _decode(lg["type"][()]) if "type" in lg else ""
+        flatten_next = False
+        for i in range(len(keys)):
+            layer = root.child(str(i))
+            layer.where = f"{p.name} layer {i}"
+            ltype = layer.text("type") if layer.has("type") else ""
+            prev_shape = layers[-1].out_shape if layers else input_shape
             if ltype == "input":
-                if "neuron" in lg:
-                    raise ExportError(f"{where}: an input layer with neurons is not supported (binary spikes feed the first dense layer)")
                 if layers:
-                    raise ExportError(f"{where}: an input layer after dense layers is not supported")
-                if "shape" in lg:
-                    input_shape = tuple(int(s) for s in np.asarray(lg["shape"][()]).reshape(-1))
-                continue
-            if ltype == "flatten":
-                if layers:
-                    raise ExportError(f"{where}: flatten between dense layers is not supported")
-                continue
-            if ltype in UNSUPPORTED_TYPES:
-                raise ExportError(f"{where}: {UNSUPPORTED_TYPES[ltype]} layers are not supported (dense feed-forward only)")
-            if ltype != "dense":
-                raise ExportError(f"{where}: unknown layer type '{ltype}' (dense feed-forward only)")
-            if "weight" not in lg or not isinstance(lg["weight"], h5py.Dataset):
-                raise ExportError(f"{where}: dense layer without a real 'weight' matrix (complex weights are not supported)")
-            if "delay" in lg:
-                raise ExportError(f"{where}: synaptic delays are not supported; export without axonal delay")
-            if "neuron" not in lg:
-                raise ExportError(f"{where}: dense layer without a neuron description is not supported")
-            ng = lg["neuron"]
-            ntype = _decode(ng["type"][()]) if "type" in ng else ""
-            if ntype not in SUPPORTED_NEURONS:
-                raise ExportError(f"{where}: neuron type '{ntype}' is not supported (CUBA only)")
-            if "gradedSpike" in ng and bool(np.asarray(ng["gradedSpike"][()]).reshape(-1)[0]):
-                raise ExportError(f"{where}: graded spikes are not supported (binary spikes only)")
-            if "messageBits" in ng and int(np.asarray(ng["messageBits"][()]).reshape(-1)[0]) != 0:
-                raise ExportError(f"{where}: graded spikes (messageBits > 0) are not supported")
-            raw = np.asarray(lg["weight"][()])
-            shape = np.asarray(lg["shape"][()]).reshape(-1) if "shape" in lg else np.array([raw.shape[0]])
-            out = int(np.prod(shape))
-            if raw.ndim == 1:
-                raw = raw.reshape(out, -1)
-            if raw.ndim != 2 or raw.shape[0] != out:
-                raise ExportError(f"{where}: weight of shape {raw.shape} does not match {out} neurons")
-            if layers and raw.shape[1] != layers[-1].out_features:
-                raise ExportError(
-                    f"{where}: takes {raw.shape[1]} inputs but the previous layer has {layers[-1].out_features} neurons"
-                )
-            i_decay = _scalar_int(ng, "iDecay", where)
-            v_decay = _scalar_int(ng, "vDecay", where)
-            vth = _scalar_int(ng, "vThMant", where)
-            if not (0 <= i_decay <= 4096 and 0 <= v_decay <= 4096):
-                raise ExportError(f"{where}: decays iDecay={i_decay}, vDecay={v_decay} outside 0..4096")
-            if not 0 <= vth < (1 << 17):
-                raise ExportError(f"{where}: threshold mantissa {vth} outside Loihi's 17-bit range")
-            bias = None
-            if "bias" in lg:
-                bias = np.asarray(lg["bias"][()]).astype(int).astype(np.int64).reshape(-1)
-                if bias.size == 1:
-                    bias = np.full(out, int(bias[0]), dtype=np.int64)
-                if bias.size != out:
-                    raise ExportError(f"{where}: bias of size {bias.size} for {out} neurons")
-            weight, exp, clipped = lava_weights(raw)
-            scale = float(lg.attrs.get(ATTR_SCALE, 1.0))
-            layers.append(NetxLayer(len(layers), weight, exp, i_decay, v_decay, vth, bias, scale, clipped))
-        if not layers:
-            raise ExportError(f"{p} has no dense layers")
-    n_in = layers[0].in_features
+                    raise NetworkError(f"{layer.where}: an input layer after other layers is not supported")
+                neurons, input_shape = _read_input(layer, notes)
+                if neurons is not None:
+                    layers.append(neurons)
+            elif ltype == "flatten":
+                flatten_next = True
+            elif ltype == "conv":
+                if flatten_next:
+                    raise NetworkError(f"{layer.where}: a flatten layer must be followed by a dense layer")
+                layers.append(_read_conv(layer, prev_shape or (), notes))
+            elif ltype in ("dense", "dense_rec"):
+                if layers and len(prev_shape) == 3 and not flatten_next:
+                    raise NetworkError(f"{layer.where}: a dense layer after the (C, H, W) layer before it needs a flatten layer")
+                layers.append(_read_dense(layer, prev_shape if layers else None, input_shape, ltype == "dense_rec", notes))
+                flatten_next = False
+            elif ltype == "dense_comp":
+                raise NetworkError(f"{layer.where}: complex dense layers are not supported (CUBA LIF only)")
+            elif ltype in NETX_CANNOT_BUILD:
+                raise NetworkError(f"{layer.where}: {NETX_CANNOT_BUILD[ltype]} layers are not supported: NetX cannot build them (Loihi networks pool with strided convolutions)")
+            else:
+                raise NetworkError(f"{layer.where}: unknown layer type '{ltype}' (NetX knows input, conv, flatten, dense, dense_rec)")
+        if flatten_next:
+            raise NetworkError(f"{p.name}: the last layer is a flatten layer; a dense layer must follow it")
+    if not layers:
+        raise NetworkError(f"{p} has no neuron layers")
+    first = layers[0]
+    shape = tuple(first.in_shape)
     meta_shape = meta.get("input_shape")
-    if meta_shape and int(np.prod(meta_shape)) == n_in:
-        shape = tuple(int(s) for s in meta_shape)
-    elif input_shape and int(np.prod(input_shape)) == n_in:
-        shape = input_shape if len(input_shape) == 3 else (n_in,)  # NetX stores (C, H, W)
-    else:
-        shape = (n_in,)
-    return NetxNetwork(path=p, layers=tuple(layers), input_shape=shape, meta=meta)
+    if (
+        isinstance(first, DenseLayer) and len(shape) == 1 and isinstance(meta_shape, list)
+        and all(isinstance(s, int) and s > 0 for s in meta_shape) and math.prod(meta_shape) == shape[0]
+    ):  # nmprivacy's own files record the (C, H, W) layout the first dense layer flattens
+        shape = tuple(meta_shape)
+        layers[0] = dataclasses.replace(first, in_shape=shape)
+    return Network(input_shape=shape, layers=tuple(layers), meta=meta, notes=tuple(notes), name=p.name)

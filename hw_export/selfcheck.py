@@ -17,7 +17,7 @@ def tiny_netx(path: str | Path, seed: int = 0) -> Path:
     """Write a small random dense CUBA NetX network (16-12-4, slayer-style even 8-bit weights)."""
     import h5py
 
-    from hw_export.netx_export import write_dense_layer
+    from hw_export.netx_writer import write_dense_layer
 
     rng = np.random.default_rng(seed)
     with h5py.File(path, "w") as f:

@@ -19,5 +19,8 @@ class CheckpointError(NmprivacyError):
     """A checkpoint or model file cannot be loaded."""
 
 
-class ExportError(NmprivacyError):
-    """A network cannot be exported to, read from, or run as NetX HDF5."""
+class NetworkError(NmprivacyError):
+    """A network (NetX file, NIR graph, description) cannot be read, converted, exported or run."""
+
+
+ExportError = NetworkError  # the name the NetX path has always raised

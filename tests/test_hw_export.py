@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hw_export.netx_emulation import load_netx
-from hw_export.netx_export import export_netx, write_dense_layer
+from hw_export.netx_export import export_netx
+from hw_export.netx_writer import write_dense_layer
 from nmprivacy.errors import ExportError
 from nmprivacy.models import build
 from nmprivacy.models.snn_lava import SNNLavaConfig
@@ -100,7 +101,7 @@ def test_load_netx_round_trips_a_foreign_file(tmp_path):
 
 def test_emulation_matches_hand_computed_fixed_point():
     """One neuron, hand-derived Loihi integers: u, v decay with rounding toward zero, strict threshold."""
-    from hw_export.loihi_cuba import cuba_dynamics
+    from nmprivacy.models.network_model import cuba_dynamics
 
     a = torch.tensor([[[10.0]], [[0.0]], [[0.0]], [[-3.0]], [[0.0]]], dtype=torch.float64)  # [T=5, B=1, N=1]
     z, v = cuba_dynamics(a, i_decay=1024, v_decay=2048, vth_mant=15)
@@ -152,17 +153,30 @@ def _dense_file(path, **extra):
 @pytest.mark.parametrize(
     "extra, words",
     [
-        ({"type": "conv"}, "convolution"),
-        ({"type": "dense_rec"}, "recurrent"),
+        ({"type": "pool"}, "pooling.*NetX cannot build"),
+        ({"type": "average"}, "average.*NetX cannot build"),
+        ({"type": "dense_comp"}, "complex"),
+        ({"type": "something"}, "unknown layer type"),
         ({"neuron_type": "SDNN"}, "SDNN"),
-        ({"neuron/messageBits": 3}, "graded"),
-        ({"delay": np.zeros(3)}, "delays"),
+        ({"neuron_type": "RF_PHASE"}, "RF_PHASE"),
+        ({"type": "dense_rec"}, "weight_rec"),
+        ({"delay": -np.ones(3)}, "negative"),
     ],
 )
 def test_unsupported_layers_are_named(tmp_path, extra, words):
     path = _dense_file(tmp_path / "bad.net", **extra)
     with pytest.raises(ExportError, match=f"layer 0.*{words}"):
         load_netx(path)
+
+
+def test_delays_recurrence_and_graded_declarations_are_read(tmp_path):
+    delays = load_netx(_dense_file(tmp_path / "d.net", delay=np.array([0, 2, 5])))
+    layer = delays.network.layers[0]
+    assert layer.delay.tolist() == [[0] * 4, [2] * 4, [5] * 4]  # one delay per target neuron, as NetX builds it
+    rec = load_netx(_dense_file(tmp_path / "r.net", type="dense_rec", weight_rec=np.full((3, 3), 4.0)))
+    assert rec.network.recurrent and rec.network.layers[0].weight_rec.tolist() == [[4] * 3] * 3
+    graded = load_netx(_dense_file(tmp_path / "g.net", **{"neuron/messageBits": 3}))
+    assert any("binary spikes" in note for note in graded.network.notes)  # Lava's CUBA emits binary spikes: said, not hidden
 
 
 def test_bad_files_give_one_line_errors(tmp_path):

@@ -3,7 +3,8 @@
 Reading a Lava Var back costs ~27 µs per element (lava-notes); these processes write every time
 step straight into a file-backed ``numpy.memmap`` shared with the parent process, so read-back
 is free. File layouts (all C-order, row ``i`` = run step ``i`` = Lava ``time_step - 1``):
-- ``MemmapSource``: reads ``uint8 [steps, N]`` and sends row ``time_step - 1`` on ``s_out``;
+- ``MemmapSource``: reads ``[steps, N]`` (``uint8`` spikes or ``int32`` graded values) and sends
+  row ``time_step - 1`` on ``s_out``;
 - ``MemmapSink``: writes what arrives on ``a_in`` (spikes) to ``uint8 [steps, N]``;
 - ``MemmapProbe``: after each step reads the referenced Var (e.g. a LIF's ``u`` or ``v``) through
   a RefPort and writes it to ``int32 [steps, N]``.
@@ -25,10 +26,11 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 
 class MemmapSource(AbstractProcess):
-    """Sends row ``time_step - 1`` of the ``uint8 [steps, size]`` memmap at ``path`` each step."""
+    """Sends row ``time_step - 1`` of the ``[steps, size]`` memmap at ``path`` (``dtype`` ``"uint8"``
+    or ``"int32"``) each step."""
 
-    def __init__(self, *, path: str, size: int, steps: int) -> None:
-        super().__init__(path=path, size=size, steps=steps)
+    def __init__(self, *, path: str, size: int, steps: int, dtype: str = "uint8") -> None:
+        super().__init__(path=path, size=size, steps=steps, dtype=dtype)
         self.s_out = OutPort(shape=(size,))
 
 
@@ -70,7 +72,7 @@ class PyMemmapSourceModel(PyLoihiProcessModel):
 
     def run_spk(self) -> None:
         if self._mm is None:
-            self._mm = _open(self.proc_params, np.uint8, "r")
+            self._mm = _open(self.proc_params, np.dtype(self.proc_params["dtype"]), "r")
         step = self.time_step - 1
         if step < self._mm.shape[0]:
             self.s_out.send(self._mm[step].astype(np.int32))

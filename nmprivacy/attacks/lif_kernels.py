@@ -4,17 +4,18 @@ One kernel call runs a layer's whole time loop (forward) or its whole backward-t
 each neuron's state held in a small column block, so every ``[T, M]`` plane is read and written
 once: the unfused torch loop made ~3 (forward) and ~8 (backward) passes over each step's plane
 per step, at memory speed. Kernels release the GIL (``nogil``) so the engine's worker threads run
-them concurrently, and are cached on disk after their first compilation (~1 s each). They are
+them concurrently, and are cached on disk after their first compilation. They are
 compiled with numpy's error model (no Python division checks) so that LLVM vectorises the
-neuron loops: 0.8 instead of 9 ms for one MNIST BL-v2 shard's hidden-layer backward.
+neuron loops.
 
-Arithmetic (spec section 2, ``nmprivacy.attacks.engine`` module docstring):
+Arithmetic (docs/method.md §2, ``nmprivacy.attacks.engine`` module docstring):
 
 - ``float``: ``a_t = I_t + leak v_{t-1}``, ``z_t = 1[a_t > threshold]``, ``v_t = a_t (1 - z_t)``, all
   in float32 (constants rounded to float32 as torch rounds a Python scalar for a float32 tensor);
-- ``loihi``: exact CUBA fixed point in float64 integer states, ``u_t = rstz(u_{t-1} i_keep, 12) +
-  64 I_t`` (without synaptic memory the current enters ``v`` directly), ``v_t = rstz(v_{t-1} v_keep,
-  12) + u_t``, spikes where ``v_t > threshold``, which resets ``v`` to 0.
+- ``loihi``: exact CUBA fixed point in float64 integer states (``nmprivacy.network.loihi``),
+  ``u_t = wrap24(rstz(u_{t-1} i_keep, 12) + 64 I_t)`` (without synaptic memory ``rstz`` gives 0),
+  ``v_t = clip24(rstz(v_{t-1} v_keep, 12) + u_t)``, spikes where ``v_t > threshold``, which resets
+  ``v`` to 0; the wrap and clip are Lava's, so every state is exact, however large.
 
 Backward (manual BPTT, float32): ``g`` holds each step's direct gradient on entry, dL/d(spikes)
 for hidden layers (multiplied by the fast-sigmoid surrogate ``1 / (r + slope r |a - threshold|)^2``,
@@ -31,9 +32,12 @@ import numpy as np
 import torch
 from numba import njit
 
+from nmprivacy.network import loihi
+
 BLOCK = 1024  # neurons per column block: the block's states (4-8 KB each) stay in L1
-DECAY_UNIT = 4096.0  # Loihi decays are 12-bit integers
-CURRENT_SHIFT = 64.0  # a_in << 6
+DECAY_UNIT = float(loihi.DECAY_UNIT)  # Loihi decays are 12-bit integers
+CURRENT_SHIFT = float(loihi.ACT_SHIFT)  # a_in << 6
+STATE_MAX = float(loihi.STATE_MAX)  # u wraps and v saturates at +-2^23
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -71,10 +75,13 @@ def _forward_loihi(a: np.ndarray, z: np.ndarray, v_keep: float, i_keep: float, t
             for j in range(n):
                 drive = CURRENT_SHIFT * np.float64(at[j])
                 if synapse:
-                    u[j] = np.trunc(u[j] * i_keep / DECAY_UNIT) + drive
-                    drive = u[j]
+                    drive = np.trunc(u[j] * i_keep / DECAY_UNIT) + drive
+                # Lava's single 24-bit wrap of the current, then the voltage's saturation
+                drive = drive - 2.0 * STATE_MAX * (drive > STATE_MAX) + 2.0 * STATE_MAX * (drive <= -STATE_MAX)
+                u[j] = drive
                 x = np.trunc(v[j] * v_keep / DECAY_UNIT) + drive
-                at[j] = np.float32(x)  # exact: |x| < 2^24
+                x = min(max(x, 1.0 - STATE_MAX), STATE_MAX - 1.0)
+                at[j] = np.float32(x)  # exact: |x| < 2^23
                 zt[j] = np.float32(1.0) if at[j] > threshold32 else np.float32(0.0)
                 v[j] = 0.0 if x > threshold else x
 
@@ -142,7 +149,7 @@ def lif_backward(
 
 def warm_up() -> None:
     """Compile (or load from the on-disk cache) every kernel for the engine's array types, so
-    that the first attack iteration does not pay for it (~0.1-1.5 s once per process)."""
+    that the first attack iteration does not pay for it (once per process)."""
     a, z = torch.zeros(2, 3), torch.zeros(2, 3)
     lif_forward(a, z, False, 1.0, 0.5, 0.0, 0.0)
     lif_forward(a, z, True, 64.0, 0.5, 2048.0, 2048.0)
