@@ -1,11 +1,13 @@
-"""The hardware path: NetX HDF5 export, bit-exact Loihi emulation, Lava execution, validation.
+"""The hardware path: NetX HDF5 read/write and export, Lava execution, spike comparisons.
 
 Public API (imported lazily, so ``import hw_export`` does not import Lava):
+- ``read_netx(path) -> Network`` / ``write_netx(network, path)`` (``hw_export.netx_format``, ``netx_writer``);
 - ``export_netx(model, path) -> ExportReport`` (``hw_export.netx_export``);
-- ``load_netx(path) -> NetxEmulation`` (``hw_export.netx_emulation``);
+- ``load_netx(path) -> NetworkModel`` (``hw_export.netx_emulation``: the bit-exact emulation);
 - ``run_lava(path, spikes) -> LavaRun`` (``hw_export.lava_run``);
-- ``validate(model_or_path, ...) -> dict`` (``hw_export.validation``);
+- ``export_fidelity``, ``attack_validation`` (``hw_export.fidelity``);
 - ``netx_selfcheck() -> (ok, detail)`` (``hw_export.selfcheck``).
+The validation pipeline that uses them is ``nmprivacy.validation``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ _EXPORTS = {
     "NetxEmulation": "hw_export.netx_emulation",
     "run_lava": "hw_export.lava_run",
     "LavaRun": "hw_export.lava_run",
-    "validate": "hw_export.validation",
+    "read_netx": "hw_export.netx_format",
+    "write_netx": "hw_export.netx_writer",
+    "export_fidelity": "hw_export.fidelity",
+    "attack_validation": "hw_export.fidelity",
     "netx_selfcheck": "hw_export.selfcheck",
 }
 

@@ -14,6 +14,7 @@ import torch
 from nmprivacy.attacks.base import Inversion
 from nmprivacy.evaluation.metrics import METRICS
 from nmprivacy.evaluation.paper import PAPER_ACCURACY, paper_attack
+from nmprivacy.text import percent
 from nmprivacy.runinfo import atomic_path, atomic_write_text
 
 METRIC_LABELS = {"attack_acc": "attack accuracy", "top3_acc": "top-3 accuracy", "avg_conf": "average confidence", "daa": "DAA"}
@@ -110,10 +111,7 @@ def write_figures(out: Path, inversions: Mapping[str, Inversion], class_names: l
     return paths
 
 
-def _pct(v: float | None, std: float | None = None) -> str:
-    if v is None:
-        return "–"
-    return f"{100 * v:.2f} ± {100 * std:.2f}" if std is not None else f"{100 * v:.2f}"
+_pct = percent
 
 
 def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:

@@ -102,7 +102,7 @@ def test_validate_with_inversion_and_cli(tmp_path, lava_net):
                            tuple("abcd"), SHAPE, "test")
     probs = torch.rand(CLASSES, T, *SHAPE, generator=g)
     torch.save({"reconstructions": (probs > 0.5).float(), "probabilities": probs, "classes": torch.arange(CLASSES)}, tmp_path / "inversion.pt")
-    from hw_export import validate
+    from nmprivacy.validation import validate
 
     result = validate(model, splits, inversion=tmp_path, samples=12, lava_samples=8, steps=T, out=tmp_path / "val", progress=False)
     stored = json.loads((tmp_path / "val" / "validation.json").read_text())

@@ -160,3 +160,31 @@ def test_fast_engine_wraps_and_clips_like_lava(tmp_path):
     got = FastLIFOracle(emu, workers=1).membrane(x)
     assert float(expected.max()) * 4096 == (1 << 23) - 1 and float(expected.min()) * 4096 == 1 - (1 << 23)  # wrapped and clipped
     assert torch.equal(got, expected)
+
+
+def test_validate_certifies_any_file_without_a_data_set(tmp_path, capsys):
+    """`validate --random N` / `--inputs FILE.npy`: a foreign conv file certified on Lava, no data set needed."""
+    import json
+
+    from nmprivacy.cli import main
+
+    path = slayer_file(tmp_path / "pilot.net", pilotnet_style())
+    assert main(["validate", "--model", path, "--random", "3", "--steps", "8", "--graded-max", "3", "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    result = json.loads((tmp_path / "r" / "validation.json").read_text())
+    assert result["inputs"] == {"kind": "random", "samples": 3, "steps": 8} and result["dataset"] == "random graded"
+    assert result["export"]["total_mismatches"] == 0 and result["samples_on_lava"] == 3
+    assert sum(layer["lava_spikes"] for layer in result["export"]["layers"]) > 0
+    assert not (tmp_path / "r" / "model.net").exists()  # a NetX file is validated as it is, not re-exported
+
+    x = np.random.default_rng(0).integers(0, 2, (2, 6, 2, 9, 11)).astype(np.uint8)  # [B, T, C, H, W]
+    np.save(tmp_path / "x.npy", x)
+    assert main(["validate", "--model", path, "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "i"), "--no-progress"]) == 0
+    result = json.loads((tmp_path / "i" / "validation.json").read_text())
+    assert result["inputs"]["kind"] == "file" and result["export"]["steps"] == 6 and result["export"]["total_mismatches"] == 0
+    capsys.readouterr()
+
+    np.save(tmp_path / "bad.npy", np.zeros((2, 6, 5)))
+    assert main(["validate", "--model", path, "--inputs", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "shape (2, 6, 5)" in err and "[B, T, 2, 9, 11]" in err
+    assert not (tmp_path / "b").exists()  # nothing left behind
