@@ -1,4 +1,4 @@
-"""Training and accuracy of every model kind: one loop, Adam, the spec's losses and read-outs.
+"""Training and accuracy of every model kind: one loop, Adam, the losses and read-outs of docs/method.md §1.
 
 ``train_model(kind, splits, config, settings, seed)`` builds a model from the registry, trains it
 on ``splits.train`` and reports validation accuracy on ``splits.test`` after every epoch.
@@ -26,7 +26,6 @@ from nmprivacy.models import build, kind_entry
 from nmprivacy.models.base import TargetModel, membrane_cross_entropy, spike_readout
 from nmprivacy.presets import Preset, TrainSettings
 
-EVALUATOR_KINDS = ("evaluator", "evaluator-snn")
 EVAL_BATCH = 256
 
 
@@ -52,21 +51,16 @@ class TrainReport:
 
 def model_seed(kind: str, seed: int) -> int:
     """The seed a model of ``kind`` trains with: ``seed`` for targets, a distinct derived one for evaluators."""
-    if kind in EVALUATOR_KINDS:
+    if kind_entry(kind).role == "evaluator":
         return zlib.crc32(f"{kind}:{seed}".encode()) & 0x7FFFFFFF
     return int(seed)
 
 
 def settings_for(kind: str, preset: Preset) -> TrainSettings:
-    """The preset's schedule for ``kind`` (SNN, ANN or evaluator schedule)."""
-    if kind in ("snn-norse", "snn-lava"):
-        return preset.snn_train
-    if kind == "ann":
-        return preset.ann_train
-    kind_entry(kind)
-    if kind == "evaluator-snn" and preset.snn_evaluator_train is not None:
-        return preset.snn_evaluator_train
-    return preset.evaluator_train
+    """The preset's schedule for ``kind`` (the registry names it; the spiking evaluator falls
+    back to the image evaluator's schedule where the preset gives none of its own)."""
+    schedule = getattr(preset, kind_entry(kind).schedule)
+    return schedule if schedule is not None else preset.evaluator_train
 
 
 def _domain_of(x: torch.Tensor) -> str:

@@ -188,3 +188,21 @@ def test_validate_certifies_any_file_without_a_data_set(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "shape (2, 6, 5)" in err and "[B, T, 2, 9, 11]" in err
     assert not (tmp_path / "b").exists()  # nothing left behind
+
+
+def test_snn_lava_conv_target_exports_losslessly_and_runs_exactly_on_lava(tmp_path):
+    from hw_export.netx_export import export_netx
+    from nmprivacy.models import build
+    from nmprivacy.models.snn_lava_conv import SNNLavaConvConfig
+
+    torch.manual_seed(0)
+    model = build("snn-lava-conv", SNNLavaConvConfig(input_shape=(2, 12, 12), num_classes=4, channels=(4, 6), weight_scale=3.0)).freeze()
+    report = export_netx(model, tmp_path / "conv.net", meta={"dataset": "tiny", "steps": 12})
+    assert report.lossless and [layer.kind for layer in report.layers] == ["conv", "conv", "dense"]
+    x = rate((2, 12, 12), batch=3)
+    emu = load_netx(tmp_path / "conv.net")
+    with torch.no_grad():
+        assert torch.equal(emu(x), model(x))  # the trained model computes what the file computes
+    mismatches, spikes, membrane_diff, _ = compare(tmp_path / "conv.net", x)
+    assert spikes[0] > 0 and spikes[1] > 0 and float(model(x).abs().max()) > 0  # both convolutions fire, the read-out moves
+    assert mismatches == [0, 0, 0] and membrane_diff == 0.0

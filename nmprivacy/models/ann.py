@@ -16,7 +16,7 @@ from nmprivacy.models.base import ModelInfo, TargetModel
 
 @dataclass(frozen=True)
 class ANNConfig:
-    """Everything that rebuilds an ``ann`` model (spec section 4: 3000 sigmoid units)."""
+    """Everything that rebuilds an ``ann`` model (docs/method.md §4: 3000 sigmoid units)."""
 
     input_shape: tuple[int, ...]
     num_classes: int
@@ -36,3 +36,8 @@ class ANN(TargetModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, classes]`` for images ``[B, C, H, W]``."""
         return self.net(x)
+
+
+def default_config(input_shape: tuple[int, ...], num_classes: int, preset: object, hidden: int | None = None) -> ANNConfig:
+    """The preset's ``ann`` baseline for a data set (hidden size unless ``hidden`` is given)."""
+    return ANNConfig(input_shape=tuple(input_shape), num_classes=num_classes, hidden=hidden if hidden is not None else preset.hidden)  # type: ignore[attr-defined]

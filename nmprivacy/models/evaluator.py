@@ -1,6 +1,6 @@
-"""Evaluation classifiers: the spec's CNN, with ReLU for images and Norse LIF for spikes.
+"""Evaluation classifiers: the paper's CNN, with ReLU for images and Norse LIF for spikes.
 
-Topology (spec section 4): conv 12@5x5 -> maxpool 2 -> conv 24@5x5 -> maxpool 2 -> linear,
+Topology (docs/method.md §4): conv 12@5x5 -> maxpool 2 -> conv 24@5x5 -> maxpool 2 -> linear,
 stride 1, no padding, in the order conv -> pool -> nonlinearity (snnTorch tutorial order; for
 ReLU the order does not matter). Inputs smaller than 16x16 cannot take two unpadded 5x5 convs:
 ``evaluator_padding`` then gives padding 2 ("same"), a deviation recorded in the config.
@@ -25,7 +25,7 @@ from nmprivacy.models.surrogates import SurrogateName
 
 
 def evaluator_padding(input_shape: tuple[int, ...], kernel: int = 5) -> int:
-    """Convolution padding for ``input_shape`` ``(C, H, W)``: 0 (the spec) unless the input is too small, then ``kernel // 2``."""
+    """Convolution padding for ``input_shape`` ``(C, H, W)``: 0 (the paper's) unless the input is too small, then ``kernel // 2``."""
     side = min(input_shape[-2:])
     after = ((side - kernel + 1) // 2 - kernel + 1) // 2
     return 0 if after >= 1 else kernel // 2
@@ -35,7 +35,7 @@ def evaluator_padding(input_shape: tuple[int, ...], kernel: int = 5) -> int:
 class EvaluatorConfig:
     """Everything that rebuilds an ``evaluator`` / ``evaluator-snn`` CNN.
 
-    ``padding`` 0 is the spec; any other value is a recorded deviation (inputs < 16x16).
+    ``padding`` 0 is the paper's; any other value is a recorded deviation (inputs < 16x16).
     The neuron fields are used by ``evaluator-snn`` only.
     """
 
@@ -110,5 +110,21 @@ class SpikingEvaluator(TargetModel):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Predicted class ``[B]``: argmax of the output membrane summed over time (spec section 4)."""
+        """Predicted class ``[B]``: argmax of the output membrane summed over time (docs/method.md §4)."""
         return self(x).sum(dim=0).argmax(dim=-1)
+
+
+def image_config(input_shape: tuple[int, ...], num_classes: int, preset: object, hidden: int | None = None) -> EvaluatorConfig:
+    """The image ``evaluator`` for a data set (padding only where the input is too small)."""
+    shape = tuple(int(s) for s in input_shape)
+    return EvaluatorConfig(input_shape=shape, num_classes=num_classes, padding=evaluator_padding(shape))
+
+
+def spiking_config(input_shape: tuple[int, ...], num_classes: int, preset: object, hidden: int | None = None) -> EvaluatorConfig:
+    """The spiking ``evaluator-snn`` for a data set: the preset's neuron, leak and surrogate."""
+    shape = tuple(int(s) for s in input_shape)
+    neuron = preset.evaluator_neuron  # type: ignore[attr-defined]
+    return EvaluatorConfig(
+        input_shape=shape, num_classes=num_classes, padding=evaluator_padding(shape), leak=preset.evaluator_beta,  # type: ignore[attr-defined]
+        surrogate=neuron, surrogate_slope=40.0 if neuron == "fast-sigmoid" else 1.5,
+    )

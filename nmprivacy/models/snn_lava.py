@@ -20,8 +20,9 @@ step never reaches the output within T steps (what the chip sees for a T-step in
 Surrogate: slayer's CUBA default is an exponential ``scale_rho/(2 tau_rho) exp(-|v - th|/tau_rho)``
 with ``tau_rho = 100 * tau_grad * th`` and ``scale_rho = 0.1 * scale_grad`` (nearly flat:
 ~5e-4 everywhere); ``surrogate="fast-sigmoid"`` (default) replaces only the block neuron's
-``spike`` backward by the spec's ``1 / (1 + 40 |v - th|)^2`` (v in float units), the forward is
-unchanged. ``surrogate="slayer"`` keeps slayer's own. Backward through the membrane is slayer's
+``spike`` backward by the fast sigmoid ``1 / (1 + 40 |v - th|)^2``
+(v in float units; docs/method.md §2.3), the forward is unchanged. ``surrogate="slayer"``
+keeps slayer's own. Backward through the membrane is slayer's
 (``_li_dynamics_bwd``): it treats the voltage as a pure leaky integrator (the reset carries no
 gradient at all, not even the 1 - s factor).
 """
@@ -49,7 +50,7 @@ STATE_SCALE = 1 << 12  # slayer CUBA s_scale: Loihi integer voltage per float un
 
 @dataclass(frozen=True)
 class SNNLavaConfig:
-    """Everything that rebuilds an ``snn-lava`` model (spec section 4 defaults, Loihi CUBA)."""
+    """Everything that rebuilds an ``snn-lava`` model (docs/method.md §2.3 defaults, Loihi CUBA)."""
 
     input_shape: tuple[int, ...]
     num_classes: int
@@ -80,16 +81,27 @@ class FastSigmoidCubaNeuron(cuba.Neuron):
         return spike(voltage - self.threshold, "fast-sigmoid", self.surrogate_slope)
 
 
-def cuba_dense(in_neurons: int, out_neurons: int, config: SNNLavaConfig) -> slayer.block.cuba.Dense:
-    """One slayer CUBA Dense block (quantised weights, delay_shift) with the configured surrogate."""
+def cuba_block(kind: str, *args: object, config: SNNLavaConfig, **kwargs: object) -> torch.nn.Module:
+    """One slayer CUBA block (``kind``: ``"Dense"`` or ``"Conv"``; quantised weights, delay_shift)
+    with the configured surrogate; ``args``/``kwargs`` are the block's own (sizes, kernel, ...)."""
     params = {"threshold": config.threshold, "current_decay": config.current_decay, "voltage_decay": config.voltage_decay}
-    block = slayer.block.cuba.Dense(params, in_neurons, out_neurons, weight_scale=config.weight_scale, delay_shift=True)
+    block = getattr(slayer.block.cuba, kind)(params, *args, weight_scale=config.weight_scale, delay_shift=True, **kwargs)
     if config.surrogate == "fast-sigmoid":
         block.neuron = FastSigmoidCubaNeuron(**params, surrogate_slope=config.surrogate_slope)
         block.synapse.pre_hook_fx = block.neuron.quantize_8bit
     elif config.surrogate != "slayer":
         raise ValueError(f"unknown snn-lava surrogate {config.surrogate!r}: use 'fast-sigmoid' or 'slayer'")
     return block
+
+
+def cuba_dense(in_neurons: int, out_neurons: int, config: SNNLavaConfig) -> torch.nn.Module:
+    """One slayer CUBA Dense block with the configured surrogate."""
+    return cuba_block("Dense", in_neurons, out_neurons, config=config)
+
+
+def default_config(input_shape: tuple[int, ...], num_classes: int, preset: object, hidden: int | None = None) -> SNNLavaConfig:
+    """The preset's ``snn-lava`` for a data set (hidden size unless ``hidden`` is given)."""
+    return SNNLavaConfig(input_shape=tuple(input_shape), num_classes=num_classes, hidden=hidden if hidden is not None else preset.hidden)  # type: ignore[attr-defined]
 
 
 class SNNLava(TargetModel):

@@ -1,7 +1,7 @@
 """``snn-norse``: the BrainLeaks SNN target (input -> hidden LIF -> classes LIF) on Norse neurons.
 
 Input ``x``: spikes ``[T, B, C, H, W]``; output: the output layer's pre-reset membrane
-``[T, B, classes]`` (spec section 1 read-out through ``spike_readout``). Linear layers have no
+``[T, B, classes]`` (docs/method.md §1 read-out through ``spike_readout``). Linear layers have no
 bias (hardware-mappable); the input projection is one matmul over all ``T * B`` rows.
 """
 
@@ -19,7 +19,7 @@ from nmprivacy.models.lif import LIFBox
 
 @dataclass(frozen=True)
 class SNNNorseConfig:
-    """Everything that rebuilds an ``snn-norse`` model (spec section 4 defaults)."""
+    """Everything that rebuilds an ``snn-norse`` model (docs/method.md §4 defaults)."""
 
     input_shape: tuple[int, ...]
     num_classes: int
@@ -78,3 +78,8 @@ class SNNNorse(TargetModel):
             )
             for fc, lif in ((self.fc1, self.lif1), (self.fc2, self.lif2))
         ]
+
+
+def default_config(input_shape: tuple[int, ...], num_classes: int, preset: object, hidden: int | None = None) -> SNNNorseConfig:
+    """The preset's ``snn-norse`` for a data set (hidden size unless ``hidden`` is given)."""
+    return SNNNorseConfig(input_shape=tuple(input_shape), num_classes=num_classes, hidden=hidden if hidden is not None else preset.hidden)  # type: ignore[attr-defined]
