@@ -254,4 +254,4 @@ def test_blv2_lanes_give_the_single_lane_result(patience: int) -> None:
     if patience:
         assert runs[1].iterations < s.iterations  # the plateau stop, decided over all classes, fired
     with pytest.raises(ValueError, match="lane 3 out of range"):
-        FastLIFOracle(model, workers=3).population_gradient(spikes(), targets(), 3, lambda loss, g: torch.ones(g.stop - g.start, 2), lane=3)
+        FastLIFOracle(model, workers=3).lane(3)

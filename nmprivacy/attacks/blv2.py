@@ -12,22 +12,24 @@ whose maximum exceeds 1 is divided by it. The returned X_p is, per class, the be
 reconstruction is one Bernoulli sample of it.
 """
 
+The algorithm is ``BLv2Search`` (its state), ``blv2_iteration`` (one step) and
+``BLv2Search.plateaued`` (the stop rule); ``nmprivacy.attacks.executor`` runs it.
+
 from __future__ import annotations
 
-import threading
-from contextlib import nullcontext
+import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from nmprivacy.attacks.base import Inversion
-from nmprivacy.attacks.common import OracleFactory, SpikingAttack, Timer, default_oracle, torch_threads
+from nmprivacy.attacks.base import GradientOracle, Inversion
+from nmprivacy.attacks.common import OracleFactory, SpikingAttack, default_oracle
+from nmprivacy.attacks.executor import ClassParts, Step
 from nmprivacy.attacks.layout import from_model_layout, to_model_layout
-from nmprivacy.attacks.oracle import oracle_lanes, population_gradient
-from nmprivacy.attacks.threads import SerialPool, chunks, run_parts
+from nmprivacy.attacks.oracle import population_gradient
+from nmprivacy.attacks.threads import SerialPool, chunks
 from nmprivacy.encoding import bernoulli_spikes
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import BLv2Settings
@@ -102,6 +104,73 @@ class PopulationSampler:
         return self.buffer
 
 
+@dataclass
+class BLv2Search:
+    """Algorithm 1's state for the classes ``targets`` ``[k]``: the optimiser state (X_p, r, nu),
+    the best X_p so far and the per-iteration record. Built for all classes (``start``); a part
+    of them is a ``part`` of it, whose tensors are views of the whole."""
+
+    targets: torch.Tensor  # [k] attacked classes
+    state: BLv2State  # X_p, r, nu [k, T, *input_shape]
+    best_xp: torch.Tensor  # [k, T, ...]: the X_p whose population scored the highest mean confidence
+    best: torch.Tensor  # [k]: that confidence (-1 before the first iteration)
+    stale: torch.Tensor  # [k]: iterations since the confidence last rose by more than plateau_tol
+    losses: torch.Tensor  # [iterations, k]: mean population loss (sparsity term included)
+    confs: torch.Tensor  # [iterations, k]: mean population confidence in the target class
+
+    @classmethod
+    def start(cls, targets: torch.Tensor, sample_shape: tuple[int, ...], settings: BLv2Settings) -> "BLv2Search":
+        """X_p = ``settings.init`` everywhere, r = nu = 0, for samples of ``sample_shape`` ``(T, *input_shape)``."""
+        k, shape = len(targets), (len(targets), *sample_shape)
+        state = BLv2State(xp=torch.full(shape, float(settings.init)), r=torch.zeros(shape), nu=torch.zeros(shape))
+        return cls(
+            targets=targets, state=state, best_xp=state.xp.clone(), best=torch.full((k,), -1.0),
+            stale=torch.zeros(k, dtype=torch.long), losses=torch.zeros(settings.iterations, k), confs=torch.zeros(settings.iterations, k),
+        )
+
+    def part(self, classes: slice) -> "BLv2Search":
+        """The state of ``classes`` (views: updating the part updates the whole)."""
+        state = BLv2State(xp=self.state.xp[classes], r=self.state.r[classes], nu=self.state.nu[classes])
+        return BLv2Search(
+            targets=self.targets[classes], state=state, best_xp=self.best_xp[classes], best=self.best[classes],
+            stale=self.stale[classes], losses=self.losses[:, classes], confs=self.confs[:, classes],
+        )
+
+    def plateaued(self, patience: int) -> bool:
+        """The stop rule: every class went ``patience`` iterations without improving (0: never)."""
+        return patience > 0 and bool((self.stale >= patience).all())
+
+
+def blv2_iteration(search: BLv2Search, it: int, samples: torch.Tensor, oracle: GradientOracle, settings: BLv2Settings) -> None:
+    """Iteration ``it`` of Algorithm 1 on ``search`` (in place), given the population ``samples``
+    ``[k, P, T, *input_shape]`` drawn from its X_p (docs/method.md, BrainLeaks-v2)."""
+    s = settings
+    k, p, sample_shape = samples.shape[0], samples.shape[1], samples.shape[2:]
+    voxels = math.prod(sample_shape)
+    pop_targets = search.targets.repeat_interleave(p)
+    # L_i = loss(X_i) + xi mean(X_i); weights w_i from the L_i; G = sum_i w_i dL_i/dX_i
+    density = s.sparsity * samples.reshape(k, p, -1).mean(dim=2)  # [k, P]
+    out = population_gradient(
+        oracle,
+        to_model_layout(samples.reshape(k * p, *sample_shape), "spikes"),
+        pop_targets,
+        k,
+        lambda loss, groups: population_weights(loss.reshape(-1, p) + density[groups], s.variant),
+        s.loss,
+    )
+    # the sparsity term's gradient xi / voxels is the same for every sample: added once, times sum_i w_i
+    g = from_model_layout(out.grad, "spikes") + (s.sparsity / voxels) * out.weights.sum(dim=1).reshape(k, *([1] * len(sample_shape)))
+    conf = out.probs.gather(1, pop_targets[:, None]).reshape(k, p).mean(dim=1)
+    better = conf > search.best
+    search.best_xp[better] = search.state.xp[better]  # the X_p these samples were drawn from
+    blv2_update_(search.state, g, s)
+    search.losses[it] = (out.loss.reshape(k, p) + density).mean(dim=1)
+    search.confs[it] = conf
+    improved = conf > search.best + s.plateau_tol
+    search.best.copy_(torch.where(better, conf, search.best))
+    search.stale.copy_(torch.where(improved, torch.zeros_like(search.stale), search.stale + 1))
+
+
 class BrainLeaksV2(SpikingAttack):
     """BrainLeaks-v2 on a spiking model; ``run`` attacks all classes x population in one batch."""
 
@@ -114,89 +183,34 @@ class BrainLeaksV2(SpikingAttack):
     def run(self, model: TargetModel, classes: Sequence[int], seed: int = 0) -> Inversion:
         """Invert ``model`` for ``classes``; ``probabilities`` holds X_p, ``reconstructions`` one sample of it.
 
-        Classes are independent until the plateau stop, so with an oracle that has several lanes
-        (``FastLIFOracle``) the classes are split into one part per lane and each part runs its
-        own loop (draw, population gradient, update) on its own worker thread; the parts meet once
-        per iteration, where the stop is decided over all classes. Results do not depend on the
-        split: each class draws from its own generator (``class_generator``)."""
+        Classes are independent until the plateau stop, so they run in parts (one per lane of the
+        oracle, ``nmprivacy.attacks.executor``); results do not depend on the split: each class
+        draws from its own generator (``class_generator``)."""
         s = self.settings
         run = self.start(model, classes, seed)
-        targets, steps, gen, oracle = run.targets, run.steps, run.gen, run.oracle
-        k, p = len(targets), s.population
-        shape = (k, steps, *model.info.input_shape)
-        state = BLv2State(xp=torch.full(shape, float(s.init)), r=torch.zeros(shape), nu=torch.zeros(shape))
-        voxels = state.xp[0].numel()
-        best_xp = state.xp.clone()
-        best = torch.full((k,), -1.0)
-        stale = torch.zeros(k, dtype=torch.long)
-        losses, confs = torch.zeros(s.iterations, k), torch.zeros(s.iterations, k)
-        lanes = min(oracle_lanes(oracle), k)
-        parts = chunks(k, -(-k // lanes))
-        sampler_workers = 1 if len(parts) > 1 else torch.get_num_threads()
-        bar = tqdm(total=s.iterations, desc=self.name, leave=False)
-        done, stop = 0, False
-
-        def end_of_iteration() -> None:  # runs once per iteration, when every part has finished it
-            nonlocal done, stop
-            bar.update(1)
-            bar.set_postfix(conf=f"{confs[done].mean():.3f}")
-            done += 1
-            stop = s.plateau_patience > 0 and bool((stale >= s.plateau_patience).all())
-
-        barrier = threading.Barrier(len(parts), action=end_of_iteration)
-
-        def part_loop(lane: int, part: slice) -> None:
-            kp = part.stop - part.start
-            sub = BLv2State(xp=state.xp[part], r=state.r[part], nu=state.nu[part])  # views: updated in place
-            pop_targets = targets[part].repeat_interleave(p)
-            sampler = PopulationSampler(targets[part], seed, p, shape[1:], sampler_workers)
-            for it in range(s.iterations):
-                samples = sampler.draw(sub.xp)
-                density = s.sparsity * samples.reshape(kp, p, -1).mean(dim=2)  # sparsity term of each loss [k, P]
-                out = population_gradient(
-                    oracle,
-                    to_model_layout(samples.reshape(kp * p, *shape[1:]), "spikes"),
-                    pop_targets,
-                    kp,
-                    lambda loss, g, density=density: population_weights(loss.reshape(-1, p) + density[g], s.variant),
-                    s.loss,
-                    lane=lane if len(parts) > 1 else None,
-                )
-                g = from_model_layout(out.grad, "spikes") + (s.sparsity / voxels) * out.weights.sum(dim=1).reshape(kp, *([1] * len(shape[1:])))
-                conf = out.probs.gather(1, pop_targets[:, None]).reshape(kp, p).mean(dim=1)
-                better = conf > best[part]
-                best_xp[part][better] = sub.xp[better]  # the X_p these samples were drawn from
-                blv2_update_(sub, g, s)
-                losses[it, part] = (out.loss.reshape(kp, p) + density).mean(dim=1)
-                confs[it, part] = conf
-                improved = conf > best[part] + s.plateau_tol
-                best[part] = torch.where(better, conf, best[part])
-                stale[part] = torch.where(improved, torch.zeros_like(stale[part]), stale[part] + 1)
-                barrier.wait()
-                if stop:
-                    break
-
-        timer = Timer()
-        if len(parts) == 1:
-            # an oracle with worker threads of its own (FastLIFOracle): this loop's tensor ops stay on one
-            # thread, so none waits at an OpenMP barrier for a descheduled peer
-            with torch_threads(1) if oracle_lanes(oracle) > 1 else nullcontext():
-                part_loop(0, parts[0])
-        else:
-            run_parts(part_loop, parts, barrier)
-        seconds = timer.elapsed()
-        bar.close()
-        iterations = done
-        xp = best_xp if s.keep == "best" else state.xp
+        sample_shape = (run.steps, *model.info.input_shape)
+        search = BLv2Search.start(run.targets, sample_shape, s)
+        parts = ClassParts(run.oracle, len(run.targets))
+        steps = [self._part_step(search.part(part.classes), part.oracle, seed, sample_shape, parts.helpers) for part in parts.parts]
+        done = parts.run(
+            steps, s.iterations, stop=lambda it: search.plateaued(s.plateau_patience), desc=self.name,
+            status=lambda it: {"conf": f"{search.confs[it].mean():.3f}"},
+        )
+        xp = search.best_xp if s.keep == "best" else search.state.xp
         return Inversion(
             attack=self.name,
-            classes=targets.tolist(),
-            reconstructions=bernoulli_spikes(xp, gen),
-            loss_curve=losses[:iterations],
-            confidence_curve=confs[:iterations],
-            iterations=iterations,
-            seconds_per_iteration=seconds / max(iterations, 1),
+            classes=run.targets.tolist(),
+            reconstructions=bernoulli_spikes(xp, run.gen),
+            loss_curve=search.losses[: done.iterations],
+            confidence_curve=search.confs[: done.iterations],
+            iterations=done.iterations,
+            seconds_per_iteration=done.seconds_per_iteration,
             seed=seed,
             probabilities=xp,
-            config={**asdict(s), "steps": steps},
+            config={**asdict(s), "steps": run.steps},
         )
+
+    def _part_step(self, search: BLv2Search, oracle: GradientOracle, seed: int, sample_shape: tuple[int, ...], workers: int) -> Step:
+        """One part's step: draw its population from its own generators, then Algorithm 1's iteration."""
+        sampler = PopulationSampler(search.targets, seed, self.settings.population, sample_shape, workers)
+        return lambda it: blv2_iteration(search, it, sampler.draw(search.state.xp), oracle, self.settings)

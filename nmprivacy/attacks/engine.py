@@ -1,5 +1,9 @@
 """The fast attack core: loss, probabilities and input gradient of a feed-forward LIF network.
 
+(Over ~350 lines on purpose: the oracle, its batch shards and its lanes share one set of
+prepared layers and buffers, so they stay one module; the LIF kernels and the input currents
+live in ``lif_kernels`` and ``currents``.)
+
 ``FastLIFOracle(model)`` is a ``GradientOracle`` for any ``TargetModel`` exposing
 ``lif_layers()`` (a list of ``nmprivacy.models.base.LIFLayer``). It computes the same numbers as
 autograd through the model's own forward (``AutogradOracle``), without an autograd graph and
@@ -18,9 +22,9 @@ without weight gradients:
   worker of ``nmprivacy.attacks.threads.SerialPool`` with one torch thread, so no op waits at an
   OpenMP barrier for a descheduled peer on a loaded machine. With one worker,
   matmuls use torch's threads (the neuron kernels are serial).
-- lanes (BL-v2): ``population_gradient(..., lane=i)`` computes a whole batch on the calling
-  thread with lane ``i``'s buffers, so an attack can run one part of its classes per worker
-  (``nmprivacy.attacks.blv2``: draw, gradient and update per part, no per-iteration hand-off).
+- lanes: ``lane(i)`` is an oracle computing whole batches on the calling thread with lane
+  ``i``'s buffers, so an attack can run one part of its classes per worker
+  (``nmprivacy.attacks.executor``: each part's step on its own thread, no per-iteration hand-off).
 - populations (BL-v2): ``population_gradient`` weights the per-sample dL/dI of the input layer
   before its matmul with W1, which then runs on ``T * K`` rows instead of ``T * K * P``.
 
@@ -190,10 +194,15 @@ class FastLIFOracle:
 
     @property
     def lanes(self) -> int:
-        """Independent lanes (the worker count): callers with their own one-torch-thread workers
-        (``nmprivacy.attacks.threads.SerialPool``) may call ``population_gradient(..., lane=i)``
-        for ``i < lanes`` concurrently; each lane has its own buffers."""
+        """Independent lanes (the worker count): callers on their own one-torch-thread workers may
+        use ``lane(i)`` for ``i < lanes`` concurrently (``nmprivacy.attacks.executor.LaneOracle``)."""
         return self.workers
+
+    def lane(self, index: int) -> "FastLIFLane":
+        """Lane ``index``: an oracle computing every batch on the calling thread with its own buffers."""
+        if not 0 <= index < self.lanes:
+            raise ValueError(f"lane {index} out of range: this oracle has {self.lanes} lanes")
+        return FastLIFLane(self, index)
 
     def _map(self, fn: Callable[[int, slice], tuple], shards: list[slice]) -> list[tuple]:
         """``fn(i, shard)`` for every shard: inline for one, else on the worker threads."""
@@ -244,9 +253,13 @@ class FastLIFOracle:
             g = g_prev
         raise AssertionError("unreachable")
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind = "identity") -> OracleOutput:
         """Loss ``[B]``, probabilities ``[B, C]`` and d(sum loss)/dx ``[T, B, *input_shape]``."""
+        return self._gradient(x, targets, loss, None)
+
+    @torch.no_grad()
+    def _gradient(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind, lane: int | None) -> OracleOutput:
+        """``__call__`` in shards on the workers, or (``lane``) whole on the calling thread."""
         self._check(x)
         targets = targets.to(torch.long)
         w1 = self.layers[0].weight_grad
@@ -255,23 +268,27 @@ class FastLIFOracle:
             values, probs, grad, path = self._input_current_grad(x[:, s], targets[s], loss, i)
             return values, probs, torch.mm(grad.view(-1, w1.shape[0]), w1).view(x.shape[0], -1, w1.shape[1]), path
 
-        results = self._map(shard, self._shards(x.shape[1]))
+        results = [shard(lane, slice(0, x.shape[1]))] if lane is not None else self._map(shard, self._shards(x.shape[1]))
         self.last_path = results[0][3]
         grad = results[0][2] if len(results) == 1 else torch.cat([r[2] for r in results], dim=1)
         return OracleOutput(
             loss=torch.cat([r[0] for r in results]), probs=torch.cat([r[1] for r in results]), grad=grad.view(x.shape)
         )
 
-    @torch.no_grad()
     def population_gradient(
-        self, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity",
-        lane: int | None = None,
+        self, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity"
     ) -> PopulationOutput:
         """Weighted population gradient ``[T, K, *input_shape]`` of ``x`` ``[T, K * P, ...]``, ``K =
         groups`` (see ``nmprivacy.attacks.oracle.population_gradient``): the per-sample current
         gradients are weighted and summed first, so the input-gradient matmul runs over ``T * K``
-        rows, not ``T * K * P``; shards hold whole groups. ``lane``: compute the whole batch on the
-        calling thread with that lane's buffers (see ``lanes``), else in shards on the workers."""
+        rows, not ``T * K * P``; shards hold whole groups."""
+        return self._population_gradient(x, targets, groups, weights_fn, loss, None)
+
+    @torch.no_grad()
+    def _population_gradient(
+        self, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind, lane: int | None
+    ) -> PopulationOutput:
+        """``population_gradient`` in shards on the workers, or (``lane``) whole on the calling thread."""
         steps, p = x.shape[0], x.shape[1] // groups
         self._check(x)
         targets = targets.to(torch.long)
@@ -288,8 +305,6 @@ class FastLIFOracle:
             return values, probs, weights, torch.mm(g_sum, w1).view(steps, k, -1), path
 
         if lane is not None:
-            if not 0 <= lane < self.lanes:
-                raise ValueError(f"lane {lane} out of range: this oracle has {self.lanes} lanes")
             results = [shard(lane, slice(0, groups))]
         else:  # one task per shard of whole groups: forward, backward, weighting and input-gradient matmul
             results = self._map(shard, self._shards(groups))
@@ -299,6 +314,26 @@ class FastLIFOracle:
             loss=torch.cat([r[0] for r in results]), probs=torch.cat([r[1] for r in results]),
             weights=torch.cat([r[2] for r in results]), grad=grad.view(steps, groups, *x.shape[2:]),
         )
+
+
+class FastLIFLane:
+    """Lane ``index`` of a ``FastLIFOracle``: a ``GradientOracle`` (with ``population_gradient``)
+    computing every batch on the calling thread with the lane's own buffers; meant for callers on
+    one-torch-thread workers (``nmprivacy.attacks.executor``)."""
+
+    def __init__(self, oracle: FastLIFOracle, index: int) -> None:
+        self.oracle = oracle
+        self.index = index
+
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor, loss: LossKind = "identity") -> OracleOutput:
+        """As ``FastLIFOracle.__call__``, on the calling thread."""
+        return self.oracle._gradient(x, targets, loss, self.index)
+
+    def population_gradient(
+        self, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity"
+    ) -> PopulationOutput:
+        """As ``FastLIFOracle.population_gradient``, on the calling thread."""
+        return self.oracle._population_gradient(x, targets, groups, weights_fn, loss, self.index)
 
 
 MatMul = Callable[[torch.Tensor, torch.Tensor], object]  # (rows [R, a], out [R, b]): writes rows @ M into out

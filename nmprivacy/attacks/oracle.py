@@ -90,26 +90,16 @@ def weighted_sum(out: OracleOutput, groups: int, weights_fn: WeightsFn) -> Popul
 
 
 def population_gradient(
-    oracle: GradientOracle, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity",
-    lane: int | None = None,
+    oracle: GradientOracle, x: torch.Tensor, targets: torch.Tensor, groups: int, weights_fn: WeightsFn, loss: LossKind = "identity"
 ) -> PopulationOutput:
     """Loss ``[K * P]``, probabilities, weights ``[K, P]`` (``weights_fn`` of the per-member loss)
     and weighted input gradient ``[T, K, *input_shape]`` of a spiking population ``x``
     ``[T, K * P, *input_shape]`` of ``K = groups`` groups (member ``p`` of group ``k`` at batch
     index ``k * P + p``): the oracle's own ``population_gradient`` when it has one, else its
-    per-sample gradients summed. ``lane``: the oracle lane to compute on (``oracle_lanes``; None:
-    the oracle's own scheduling)."""
+    per-sample gradients summed."""
     if x.shape[1] % groups:
         raise ValueError(f"a batch of {x.shape[1]} is not {groups} equal groups")
     method = getattr(oracle, "population_gradient", None)
-    if lane is not None and oracle_lanes(oracle) > 1:
-        return method(x, targets, groups, weights_fn, loss, lane=lane)
     if callable(method):
         return method(x, targets, groups, weights_fn, loss)
     return weighted_sum(oracle(x, targets, loss), groups, weights_fn)
-
-
-def oracle_lanes(oracle: GradientOracle) -> int:
-    """How many callers may use ``oracle``'s ``population_gradient`` concurrently, each on its own
-    one-torch-thread worker with ``lane=i`` (1 for oracles without lanes)."""
-    return max(1, int(getattr(oracle, "lanes", 1)))
