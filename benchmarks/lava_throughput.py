@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,15 +39,58 @@ def _network(path: Path, hidden: int, seed: int) -> Path:
     return path
 
 
-def measure(networks: Sequence[str] = tuple(NETWORKS), samples: int = 100, rebuild_samples: int = 3, steps: int = STEPS, seed: int = 0) -> dict[str, Any]:
-    """Throughput per network name (see module docstring); keys per network:
-    ``batched_samples_per_s``, ``batched_run_samples_per_s``, ``rebuild_samples_per_s``,
-    ``emulation_samples_per_s``, ``mismatches``, ``spikes_per_sample``."""
+@dataclass(frozen=True)
+class NetworkThroughput:
+    """What was measured on one network (module docstring): the timed runs and their spike check."""
+
+    samples: int  # inputs in the batched run
+    steps: int
+    batched_seconds: float  # the whole batched run_lava call
+    batched_run_seconds: float  # its net.run only
+    rebuild_samples: int
+    rebuild_seconds: float  # all the per-sample run_lava calls
+    emulation_seconds: float
+    mismatches: int  # spike bins where Lava and the emulation differ
+    spikes_per_sample: list[float]  # per layer
+
+    def to_json(self) -> dict[str, Any]:
+        """The network's record (stable keys)."""
+        return {
+            "samples": self.samples,
+            "steps": self.steps,
+            "batched_samples_per_s": self.samples / self.batched_seconds,
+            "batched_run_samples_per_s": self.samples / self.batched_run_seconds,
+            "batched_seconds": self.batched_seconds,
+            "rebuild_samples_per_s": self.rebuild_samples / self.rebuild_seconds,
+            "rebuild_seconds_per_sample": self.rebuild_seconds / self.rebuild_samples,
+            "emulation_samples_per_s": self.samples / self.emulation_seconds,
+            "mismatches": self.mismatches,
+            "spikes_per_sample": self.spikes_per_sample,
+        }
+
+
+@dataclass(frozen=True)
+class LavaThroughput:
+    """A lava-throughput run: one record per network name, and the run record (``meta``)."""
+
+    networks: dict[str, NetworkThroughput]
+    meta: dict[str, Any]
+
+    def to_json(self, meta: bool = True) -> dict[str, Any]:
+        """The result file's content: per network name its record, then ``meta`` (unless ``meta`` is False)."""
+        out: dict[str, Any] = {name: n.to_json() for name, n in self.networks.items()}
+        if meta:
+            out["meta"] = self.meta
+        return out
+
+
+def measure(networks: Sequence[str] = tuple(NETWORKS), samples: int = 100, rebuild_samples: int = 3, steps: int = STEPS, seed: int = 0) -> LavaThroughput:
+    """Throughput of each network of ``NETWORKS`` named in ``networks`` (see module docstring)."""
     from hw_export.lava_run import run_lava
     from hw_export.netx_emulation import load_netx
     from nmprivacy.runinfo import run_metadata
 
-    results: dict[str, Any] = {}
+    results: dict[str, NetworkThroughput] = {}
     gen = torch.Generator().manual_seed(seed)
     x = (torch.rand(samples, steps, 784, generator=gen) < 0.15).to(torch.uint8)  # ~MNIST ink density
     with tempfile.TemporaryDirectory(prefix="nmprivacy-bench-") as tmp:
@@ -63,20 +107,12 @@ def measure(networks: Sequence[str] = tuple(NETWORKS), samples: int = 100, rebui
             for k in range(rebuild_samples):
                 run_lava(path, x[k : k + 1])
             rebuild_s = time.perf_counter() - start
-            results[name] = {
-                "samples": samples,
-                "steps": steps,
-                "batched_samples_per_s": samples / batched.seconds,
-                "batched_run_samples_per_s": samples / batched.run_seconds,
-                "batched_seconds": batched.seconds,
-                "rebuild_samples_per_s": rebuild_samples / rebuild_s,
-                "rebuild_seconds_per_sample": rebuild_s / rebuild_samples,
-                "emulation_samples_per_s": samples / emu_s,
-                "mismatches": mismatches,
-                "spikes_per_sample": [float(e.sum()) / samples for e in expected],
-            }
-    results["meta"] = run_metadata(config={"networks": list(networks), "samples": samples, "rebuild_samples": rebuild_samples, "steps": steps}, seed=seed)
-    return results
+            results[name] = NetworkThroughput(
+                samples, steps, batched.seconds, batched.run_seconds, rebuild_samples, rebuild_s, emu_s, mismatches,
+                [float(e.sum()) / samples for e in expected],
+            )
+    meta = run_metadata(config={"networks": list(networks), "samples": samples, "rebuild_samples": rebuild_samples, "steps": steps}, seed=seed)
+    return LavaThroughput(results, meta)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,9 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = measure(networks=("784-300-10",), samples=args.samples or 20, rebuild_samples=2)
     else:
         res = measure(samples=args.samples or 100)
-    print(json.dumps({k: v for k, v in res.items() if k != "meta"}, indent=2))
+    print(json.dumps(res.to_json(meta=False), indent=2))
     if args.json:
-        atomic_write_json(args.json, res)
+        atomic_write_json(args.json, res.to_json())
     return 0
 
 
