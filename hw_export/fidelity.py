@@ -66,9 +66,8 @@ def emulate(model: TargetModel, x: torch.Tensor, batch: int = EMULATION_BATCH, d
 
 def output_lag(source: TargetModel) -> int:
     """Steps by which Lava's output layer lags ``source`` (layers after the first without a one-step delay)."""
-    if not hasattr(source, "lif_layers"):
-        return 0
-    return sum(1 for layer in source.lif_layers()[1:] if layer.delay == 0)
+    layers = None if isinstance(source, NetworkModel) else source.lif_layers()
+    return 0 if not layers else sum(1 for layer in layers[1:] if layer.delay == 0)
 
 
 def _trains(a: torch.Tensor, b: torch.Tensor) -> dict[str, float | int]:
@@ -88,7 +87,7 @@ def layer_agreement(source: TargetModel, emu_layers: list[torch.Tensor], x: torc
     with torch.no_grad():
         if isinstance(source, NetworkModel):
             layers = [s.to(torch.uint8) for s in source.layer_spikes(x)]
-        elif hasattr(source, "run") and hasattr(source, "lif_layers"):
+        elif hasattr(source, "run") and source.lif_layers():
             hidden = source.run(x)[0].to(torch.uint8)  # [T, B, H]
             if source.lif_layers()[0].delay == 1:  # the source returns spikes after its one-step delay
                 hidden = torch.cat([hidden[1:], torch.zeros_like(hidden[:1])])

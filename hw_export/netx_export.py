@@ -153,11 +153,8 @@ def float_network(model: Any) -> Network | None:
         return describe
     if callable(describe):
         return describe()
-    lif = getattr(model, "lif_layers", None)
-    if not callable(lif):
-        return None
-    layers = list(lif())
-    if layers and layers[0].arithmetic == "loihi":
+    layers = model.lif_layers() if callable(getattr(model, "lif_layers", None)) else None
+    if not layers or layers[0].arithmetic == "loihi":
         return None
     return network_from_lif_layers(layers, tuple(model.info.input_shape), name=model.info.kind)
 
@@ -197,3 +194,23 @@ def export_netx(model: TargetModel | Network, path: str | os.PathLike[str], meta
     header = _header(model, kind, mapping, meta)
     written = write_netx(loihi_net, target, meta=header)
     return ExportReport(str(target), kind, mapping, mapping == "NetX", tuple(records), tuple(dict.fromkeys((*notes, *written.notes))))
+
+
+def model_network(model: TargetModel | Network) -> Network:
+    """The ``Network`` a model computes: its own description, its float LIF description
+    (snn-norse), or, for slayer models, the Loihi network its lossless NetX export holds."""
+    if isinstance(model, Network):
+        return model
+    own = getattr(model, "network", None)
+    if isinstance(own, Network):
+        return own
+    if _slayer_blocks(model) is None:
+        network = float_network(model)
+        if network is None:
+            raise NetworkError(f"model kind '{model.info.kind}' has no network description to export")
+        return network
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nmprivacy-export-") as tmp:
+        export_netx(model, Path(tmp) / "model.net")
+        return read_netx(Path(tmp) / "model.net")

@@ -195,7 +195,7 @@ def test_make_oracle_picks_the_engine_only_for_lif_models() -> None:
     assert isinstance(make_oracle(norse_model()), FastLIFOracle)
     ann = ANN(ANNConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=8)).freeze()
     assert isinstance(make_oracle(ann), AutogradOracle)
-    with pytest.raises(NmprivacyError, match="lif_layers"):
+    with pytest.raises(NmprivacyError, match="no LIF layer description"):
         FastLIFOracle(ann)
     from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
 

@@ -199,5 +199,8 @@ def test_snn_lava_with_slayer_surrogate_trains_but_has_no_lif_layers() -> None:
     x = (torch.rand(10, 4, *SHAPE) < 0.5).float()
     model(x).sum().backward()
     assert model.blocks[0].synapse.weight.grad.abs().sum() > 0
-    with pytest.raises(NmprivacyError, match="no LIFLayer description"):
-        model.lif_layers()
+    assert model.lif_layers() is None  # slayer's exponential surrogate has no LIFLayer description
+    from nmprivacy.attacks.engine import make_oracle
+    from nmprivacy.attacks.oracle import AutogradOracle
+
+    assert isinstance(make_oracle(model), AutogradOracle)  # attacks differentiate through slayer itself

@@ -25,7 +25,7 @@ ModelDomain = Literal["spikes", "image"]
 
 def spike_readout(membrane: torch.Tensor) -> torch.Tensor:
     """Class probabilities ``[B, C]`` of a spiking model: per-step softmax of the output
-    membrane ``[T, B, C]``, averaged over the T steps (BrainLeaks spec section 1)."""
+    membrane ``[T, B, C]``, averaged over the T steps (docs/method.md §1)."""
     return torch.softmax(membrane, dim=-1).mean(dim=0)
 
 
@@ -48,9 +48,24 @@ class ModelInfo:
 
 
 class TargetModel(nn.Module):
-    """Base class of every model: subclasses set ``self.info`` and implement ``forward``."""
+    """Base class of every model: subclasses set ``self.info`` and implement ``forward``.
+
+    Optional capabilities are declared here, with the answer "not available" by default, and
+    overridden by the models that have them: ``steps`` (the T the model was trained or recorded
+    with, or None), ``lif_layers()`` (a ``LIFLayer`` description for the fast attack engine, or
+    None), ``layer_spikes(x)`` (every layer's spikes, or None)."""
 
     info: ModelInfo
+    steps: int | None = None
+
+    def lif_layers(self) -> "list[LIFLayer] | None":
+        """The model as dense LIF layers for the fast attack engine; None when it has none."""
+        return None
+
+    def layer_spikes(self, x: torch.Tensor) -> "list[torch.Tensor] | None":
+        """Every layer's spikes ``[T, B, N_l]`` for spike input ``x`` ``[T, B, ...]``; None when the
+        model does not expose them."""
+        return None
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``[B, classes]`` for inputs in this model's layout."""

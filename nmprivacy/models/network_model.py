@@ -151,6 +151,7 @@ class NetworkModel(TargetModel):
             )
         self.info = ModelInfo(kind=kind, domain="spikes", input_shape=shape, num_classes=network.num_outputs, reset="hard")
         self.steps: int | None = network.meta.get("steps") if isinstance(network.meta.get("steps"), int) else None
+        self.engine_refusal = ""  # why lif_layers() gave None, when it did
         dtype = torch.float64
         for i, layer in enumerate(network.layers):
             weight = getattr(layer, "weight", None)
@@ -232,12 +233,17 @@ class NetworkModel(TargetModel):
         spikes, _ = self.run(x)
         return [s.to(torch.float32) for s in spikes]
 
-    def lif_layers(self) -> list[LIFLayer]:
-        """The network as ``LIFLayer`` records for the fast attack engine (dense feed-forward
-        networks with binary inputs only; ``NmprivacyError`` naming what it cannot express)."""
+    def lif_layers(self) -> list[LIFLayer] | None:
+        """The network as ``LIFLayer`` records for the fast attack engine, or None for what the
+        engine cannot express (conv, input neurons, delays, recurrence, biases: see
+        ``engine_refusal``)."""
         from nmprivacy.network.lif import lif_layers
 
-        return lif_layers(self.network, self.surrogate_slope)
+        try:
+            return lif_layers(self.network, self.surrogate_slope)
+        except NmprivacyError as exc:
+            self.engine_refusal = str(exc)
+            return None
 
 
 def load_network(network: Network, kind: str = "netx", input_shape: tuple[int, ...] | None = None) -> NetworkModel:

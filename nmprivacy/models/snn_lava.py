@@ -131,18 +131,16 @@ class SNNLava(TargetModel):
         """Each block's weight as NetX stores it: ``[out, in]`` integers (float dtype) = quantised w * 64."""
         return [blk.synapse.pre_hook_fx(blk.synapse.weight, descale=True).reshape(blk.synapse.weight.shape[:2]).detach().clone() for blk in self.blocks]
 
-    def lif_layers(self) -> list[LIFLayer]:
+    def lif_layers(self) -> list[LIFLayer] | None:
         """The network as Loihi fixed-point CUBA layers (integer weights, 12-bit decays, delay 1).
 
         ``surrogate_scale`` and ``membrane_scale`` are 4096: Loihi's integer voltage for 1.0 in
         slayer's float units (threshold ``vThMant << 6`` = 4096 for threshold 1.0).
-        Only for the fast-sigmoid surrogate (``LIFLayer`` cannot describe slayer's exponential).
+        None for slayer's own surrogate (``LIFLayer`` cannot describe its exponential): attacks
+        then differentiate through slayer itself.
         """
         if self.config.surrogate != "fast-sigmoid":
-            raise NmprivacyError(
-                f"snn-lava with surrogate '{self.config.surrogate}' has no LIFLayer description; attack it with "
-                "nmprivacy.attacks.oracle.AutogradOracle or train it with the fast-sigmoid surrogate"
-            )
+            return None
         layers = []
         for blk, w in zip(self.blocks, self.integer_weights()):
             n = blk.neuron

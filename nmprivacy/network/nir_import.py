@@ -1,0 +1,413 @@
+"""Reading NIR graphs (the field's interchange format) into a float ``Network``.
+
+Accepted: a chain ``Input -> ... -> Output`` of the nodes ``Affine``, ``Linear``, ``Scale``,
+``Conv2d``, ``Flatten``, ``SumPool2d``, ``AvgPool2d`` (linear operations) and ``LIF``,
+``CubaLIF``, ``IF``, ``LI``, ``CubaLI``, ``Threshold`` (neurons). The linear operations between
+two neuron nodes are folded, exactly, into one synaptic layer (NetX has no pooling layer): a
+lone convolution stays a convolution, a convolution and a pooling that compose into one
+convolution become that convolution (checked numerically against the chain), anything else
+becomes the dense matrix of the composed map. Time is discretised with forward Euler at the
+step ``dt`` (NIR has none: ``--dt``, default 1 ms, Norse's convention; snnTorch exports with
+0.1 ms), current before voltage (Loihi's order), per step:
+- ``LIF``: ``v <- (1 - dt/tau) v + (dt r / tau) I + (dt / tau) v_leak``;
+- ``CubaLIF``: ``I <- (1 - dt/tau_syn) I + (dt / tau_syn) w_in S``, then ``v`` as ``LIF`` with ``tau_mem``;
+- ``IF``: ``v <- v + r I`` (no time constant: integrated once per step, as Sinabs does);
+- ``LI`` / ``CubaLI``: the same without a threshold (an integrating read-out);
+- ``Threshold``: ``v <- I`` (no memory).
+Gains (``r``, ``w_in``, ``dt / tau``) are folded into the weights. A neuron resets to
+``v_reset``, which Loihi requires to be 0. Loihi holds one decay and one threshold per layer:
+per-neuron time constants or thresholds are refused (per-neuron ``r``, ``w_in``, ``v_leak`` fold
+into weights and biases). Everything else (branches, recurrent subgraphs, other node types, a
+time constant shorter than ``dt``) is a one-line error naming the node.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from nmprivacy.errors import NetworkError
+from nmprivacy.network.description import MAX_ELEMENTS, ConvLayer, DenseLayer, FloatNeuron, Network
+
+DEFAULT_DT = 1e-3  # seconds (Norse's default step)
+LINEAR_NODES = ("Affine", "Linear", "Scale", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d")
+NEURON_NODES = ("LIF", "CubaLIF", "IF", "LI", "CubaLI", "Threshold")
+DENSE_LIMIT = 1 << 26  # largest composed dense matrix (values) a folded chain may become
+
+
+@dataclass(frozen=True)
+class _Op:
+    name: str
+    kind: str
+    node: Any
+
+
+def _values(node: Any, field: str, where: str, default: float | None = None) -> np.ndarray:
+    """A node parameter as a finite float64 array (torch tensors and scalars accepted)."""
+    value = getattr(node, field, None)
+    if value is None:
+        if default is None:
+            raise NetworkError(f"{where}: parameter '{field}' is missing")
+        return np.asarray(default, dtype=np.float64)
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise NetworkError(f"{where}: parameter '{field}' is not numeric") from None
+    if arr.size > MAX_ELEMENTS:
+        raise NetworkError(f"{where}: parameter '{field}' holds {arr.size} values, more than the {MAX_ELEMENTS} accepted")
+    if not np.isfinite(arr).all():
+        raise NetworkError(f"{where}: parameter '{field}' contains NaN or infinite values")
+    return arr
+
+
+def _uniform(arr: np.ndarray, where: str, what: str) -> float:
+    flat = arr.reshape(-1)
+    if flat.size == 0:
+        raise NetworkError(f"{where}: '{what}' is empty")
+    if (flat != flat[0]).any():
+        raise NetworkError(f"{where}: per-neuron '{what}' values differ, but Loihi holds one {what} per layer")
+    return float(flat[0])
+
+
+def _pair(value: Any, where: str, what: str) -> tuple[int, int]:
+    arr = np.asarray(value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value).reshape(-1)
+    if arr.size == 1:
+        arr = np.repeat(arr, 2)
+    if arr.size != 2 or arr.dtype.kind not in "biuf" or (arr != np.round(arr)).any() or arr.min() < 0:
+        raise NetworkError(f"{where}: {what} {value!r} is not one or two non-negative integers")
+    return int(arr[0]), int(arr[1])
+
+
+def _chain(graph: Any, name: str) -> list[tuple[str, Any]]:
+    """The nodes from the Input to the Output node, in order; errors for any other shape."""
+    import nir
+
+    nodes = dict(getattr(graph, "nodes", {}) or {})
+    if not nodes:
+        raise NetworkError(f"{name}: the graph has no nodes")
+    for key, node in nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            raise NetworkError(f"{name}: node '{key}' is a subgraph (e.g. a recurrent layer), which is not supported: export a feed-forward network")
+    succ: dict[str, list[str]] = {k: [] for k in nodes}
+    preds: dict[str, int] = {k: 0 for k in nodes}
+    for edge in getattr(graph, "edges", []) or []:
+        if not isinstance(edge, (tuple, list)) or len(edge) != 2:
+            raise NetworkError(f"{name}: edge {edge!r} is not a (source, target) pair")
+        src, dst = (str(e).split(".")[0] for e in edge)
+        if src not in nodes or dst not in nodes:
+            raise NetworkError(f"{name}: edge ({src}, {dst}) names a node that is not in the graph")
+        succ[src].append(dst)
+        preds[dst] += 1
+    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise NetworkError(f"{name}: the graph has {len(inputs)} Input nodes; nmprivacy reads graphs with exactly one input")
+    chain, seen, current = [], set(), inputs[0]
+    while True:
+        if current in seen:
+            raise NetworkError(f"{name}: node '{current}' closes a cycle: recurrent graphs are not supported")
+        seen.add(current)
+        node = nodes[current]
+        chain.append((current, node))
+        if preds[current] > 1:
+            raise NetworkError(f"{name}: node '{current}' has {preds[current]} inputs: nmprivacy reads chains of layers (no branches or skips)")
+        if isinstance(node, nir.Output):
+            break
+        if len(succ[current]) != 1:
+            what = "no outgoing edge" if not succ[current] else f"{len(succ[current])} outgoing edges"
+            raise NetworkError(f"{name}: node '{current}' has {what}: nmprivacy reads chains of layers from Input to Output")
+        current = succ[current][0]
+    missing = sorted(set(nodes) - seen)
+    if missing:
+        raise NetworkError(f"{name}: node '{missing[0]}' is not on the path from Input to Output")
+    return chain
+
+
+def _input_shape(node: Any, name: str, notes: list[str]) -> tuple[int, ...]:
+    raw = getattr(node, "input_type", {}) or {}
+    shape = raw.get("input") if isinstance(raw, dict) else raw
+    arr = np.asarray(shape if shape is not None else [], dtype=np.float64).reshape(-1)
+    if arr.size == 0 or (arr != np.round(arr)).any() or arr.min() < 1 or math.prod(arr.astype(int).tolist()) > MAX_ELEMENTS:
+        raise NetworkError(f"{name}: the Input node declares shape {shape!r}, not a shape (N,) or (C, H, W)")
+    dims = tuple(int(s) for s in arr)
+    if len(dims) in (2, 4) and dims[0] == 1:
+        notes.append(f"{name}: the Input node declares {list(dims)}; its leading 1 is read as a batch axis (input {dims[1:]})")
+        dims = dims[1:]
+    if len(dims) not in (1, 3):
+        raise NetworkError(f"{name}: the Input node declares shape {list(dims)}, neither (N,) nor (C, H, W)")
+    return dims
+
+
+def _apply(op: _Op, x: torch.Tensor, where: str, notes: list[str], bias: bool = True) -> torch.Tensor:
+    """One linear node on a batch ``x`` ``[B, *shape]`` (float64); ``bias=False``: its linear part."""
+    node, kind = op.node, op.kind
+    if kind in ("Affine", "Linear"):
+        if x.dim() != 2:
+            raise NetworkError(f"{where}: {kind} receives a {tuple(x.shape[1:])} input without a Flatten node before it")
+        w = torch.as_tensor(_values(node, "weight", where))
+        if w.dim() != 2 or w.shape[1] != x.shape[1]:
+            raise NetworkError(f"{where}: weight of shape {tuple(w.shape)} does not take the {x.shape[1]} inputs it receives")
+        y = x @ w.T
+        if kind == "Affine" and bias:
+            b = torch.as_tensor(_values(node, "bias", where, default=0.0)).reshape(-1)
+            if b.numel() not in (1, w.shape[0]):
+                raise NetworkError(f"{where}: bias of {b.numel()} values for {w.shape[0]} outputs")
+            y = y + b
+        return y
+    if kind == "Scale":
+        s = torch.as_tensor(_values(node, "scale", where))
+        try:
+            return x * s
+        except RuntimeError:
+            raise NetworkError(f"{where}: scale of shape {tuple(s.shape)} does not fit the input {tuple(x.shape[1:])}") from None
+    if kind == "Flatten":
+        if x.dim() > 2:
+            start = int(getattr(node, "start_dim", 1) or 0)
+            if start not in (0, 1):
+                raise NetworkError(f"{where}: Flatten from dimension {start} leaves a multi-dimensional output, which no layer here reads")
+        return x.reshape(x.shape[0], -1)
+    if x.dim() != 4:
+        raise NetworkError(f"{where}: {kind} needs a (C, H, W) input, got {tuple(x.shape[1:])}")
+    if kind == "Conv2d":
+        w = torch.as_tensor(_values(node, "weight", where))
+        if w.dim() != 4:
+            raise NetworkError(f"{where}: conv weight of shape {tuple(w.shape)} is not [out, in/groups, kH, kW]")
+        groups = int(np.asarray(getattr(node, "groups", 1) or 1).reshape(-1)[0])
+        stride, dilation = _pair(getattr(node, "stride", 1), where, "stride"), _pair(getattr(node, "dilation", 1), where, "dilation")
+        padding = getattr(node, "padding", 0)
+        if isinstance(padding, str):
+            if padding == "valid":
+                padding = (0, 0)
+            elif padding == "same" and stride == (1, 1) and all(d * (k - 1) % 2 == 0 for d, k in zip(dilation, w.shape[2:])):
+                padding = tuple(d * (k - 1) // 2 for d, k in zip(dilation, w.shape[2:]))
+            else:
+                raise NetworkError(f"{where}: padding '{padding}' cannot be expressed as a symmetric padding")
+        padding = _pair(padding, where, "padding")
+        if groups < 1 or x.shape[1] != w.shape[1] * groups:
+            raise NetworkError(f"{where}: conv weight {tuple(w.shape)} with {groups} groups does not take the {x.shape[1]} channels it receives")
+        b = torch.as_tensor(_values(node, "bias", where, default=0.0)).reshape(-1) if bias else None
+        if b is not None and b.numel() not in (1, w.shape[0]):
+            raise NetworkError(f"{where}: conv bias of {b.numel()} values for {w.shape[0]} channels")
+        b = None if b is None else b.expand(w.shape[0]).contiguous()
+        try:
+            return F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        except RuntimeError as exc:
+            raise NetworkError(f"{where}: the convolution does not fit its {tuple(x.shape[1:])} input ({str(exc).splitlines()[0][:80]})") from None
+    kernel = _pair(getattr(node, "kernel_size", None), where, "kernel_size")
+    stride = _pair(getattr(node, "stride", None) if getattr(node, "stride", None) is not None else kernel, where, "stride")
+    padding = _pair(getattr(node, "padding", 0), where, "padding")
+    if min(kernel) < 1 or min(stride) < 1 or padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
+        raise NetworkError(f"{where}: pooling kernel {kernel}, stride {stride}, padding {padding} are not a valid pooling")
+    y = F.avg_pool2d(x, kernel, stride, padding, count_include_pad=True)
+    return y * (kernel[0] * kernel[1]) if kind == "SumPool2d" else y
+
+
+def _compose(ops: list[_Op], x: torch.Tensor, notes: list[str], bias: bool = True) -> torch.Tensor:
+    for op in ops:
+        x = _apply(op, x, op.name, notes, bias)
+    return x
+
+
+def _as_conv(ops: list[_Op], in_shape: tuple[int, ...], notes: list[str]) -> tuple[np.ndarray, dict] | None:
+    """The single convolution (weight ``[out, in/g, kH, kW]`` and its parameters) equal to the
+    chain ``ops`` on ``in_shape``, or None when the chain is not one (checked numerically)."""
+    kinds = [op.kind for op in ops]
+    if len(in_shape) != 3 or kinds.count("Conv2d") != 1 or any(k in ("Affine", "Linear", "Flatten", "Scale") for k in kinds):
+        return None
+    conv = next(op for op in ops if op.kind == "Conv2d")
+    w = torch.as_tensor(_values(conv.node, "weight", conv.name))
+    groups = int(np.asarray(getattr(conv.node, "groups", 1) or 1).reshape(-1)[0])
+    stride, dilation = _pair(getattr(conv.node, "stride", 1), conv.name, "stride"), _pair(getattr(conv.node, "dilation", 1), conv.name, "dilation")
+    padding = getattr(conv.node, "padding", 0)
+    if isinstance(padding, str):
+        padding = (0, 0) if padding == "valid" else tuple(d * (k - 1) // 2 for d, k in zip(dilation, w.shape[2:]))
+    padding = _pair(padding, conv.name, "padding")
+    if kinds == ["Conv2d"]:
+        return w.numpy(), {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    if dilation != (1, 1) or len(ops) != 2:
+        return None
+    pool = ops[1] if kinds[0] == "Conv2d" else ops[0]
+    k = _pair(getattr(pool.node, "kernel_size", None), pool.name, "kernel_size")
+    ps = _pair(getattr(pool.node, "stride", None) if getattr(pool.node, "stride", None) is not None else k, pool.name, "stride")
+    if _pair(getattr(pool.node, "padding", 0), pool.name, "padding") != (0, 0):
+        return None
+    scale = 1.0 if pool.kind == "SumPool2d" else 1.0 / (k[0] * k[1])
+    if kinds[0] == "Conv2d":  # pooling of a convolution: kernel K + s (k - 1), stride s * ps
+        kh, kw = w.shape[2] + stride[0] * (k[0] - 1), w.shape[3] + stride[1] * (k[1] - 1)
+        big = torch.zeros(w.shape[0], w.shape[1], kh, kw, dtype=w.dtype)
+        for u in range(k[0]):
+            for v in range(k[1]):
+                big[:, :, u * stride[0] : u * stride[0] + w.shape[2], v * stride[1] : v * stride[1] + w.shape[3]] += w
+        params = {"stride": (stride[0] * ps[0], stride[1] * ps[1]), "padding": padding, "dilation": (1, 1), "groups": groups}
+    else:  # a convolution of a non-overlapping pooling: every kernel tap covers a pooling window
+        if ps != k:
+            return None
+        big = w.repeat_interleave(k[0], dim=2).repeat_interleave(k[1], dim=3)
+        params = {"stride": (stride[0] * k[0], stride[1] * k[1]), "padding": (padding[0] * k[0], padding[1] * k[1]), "dilation": (1, 1), "groups": groups}
+    big = big * scale
+    probe = torch.randint(-3, 4, (2, *in_shape), generator=torch.Generator().manual_seed(0)).to(torch.float64)
+    want = _compose(ops, probe, notes, bias=False)
+    try:
+        got = F.conv2d(probe, big, None, **params)
+    except RuntimeError:
+        return None
+    return (big.numpy(), params) if got.shape == want.shape and torch.allclose(got, want, rtol=0, atol=1e-9) else None
+
+
+def _neuron(node: Any, kind: str, where: str, dt: float) -> tuple[FloatNeuron, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The layer's neuron, its per-neuron input gain and v-bias, and the v_reset (None: none)."""
+    def decay(tau_field: str) -> float:
+        tau = _uniform(_values(node, tau_field, where), where, tau_field.replace("_", " "))
+        if tau <= 0 or dt > tau * (1 + 1e-9):
+            raise NetworkError(
+                f"{where}: {tau_field} = {tau:g} s is shorter than the time step dt = {dt:g} s: pass the producer's --dt "
+                "(snnTorch exports with 1e-4; Norse's to_nir needs dt=1.0 to write its taus correctly)"
+            )
+        return 1.0 - dt / tau, tau
+
+    gain = np.asarray(1.0)
+    bias = np.asarray(0.0)
+    alpha, reset = 0.0, None
+    threshold = math.inf
+    if kind in ("LIF", "LI"):
+        beta, tau = decay("tau")
+        gain = dt * _values(node, "r", where, 1.0) / tau
+        bias = dt * _values(node, "v_leak", where, 0.0) / tau
+    elif kind in ("CubaLIF", "CubaLI"):
+        alpha, tau_syn = decay("tau_syn")
+        beta, tau_mem = decay("tau_mem")
+        gain = (dt / tau_syn) * _values(node, "w_in", where, 1.0) * (dt * _values(node, "r", where, 1.0) / tau_mem)
+        bias = dt * _values(node, "v_leak", where, 0.0) / tau_mem
+    elif kind == "IF":
+        beta = 1.0
+        gain = _values(node, "r", where, 1.0)
+    else:  # Threshold
+        beta = 0.0
+    if kind in ("LIF", "CubaLIF", "IF"):
+        threshold = _uniform(_values(node, "v_threshold", where), where, "threshold")
+        reset = _values(node, "v_reset", where, 0.0)
+        if (reset != 0).any():
+            raise NetworkError(f"{where}: resets to v_reset = {float(reset.reshape(-1)[0]):g}, but Loihi resets the voltage to 0")
+    elif kind == "Threshold":
+        threshold = _uniform(_values(node, "threshold", where), where, "threshold")
+    if math.isfinite(threshold) and threshold <= 0:
+        raise NetworkError(f"{where}: threshold {threshold:g} must be positive")
+    return FloatNeuron(alpha=alpha, beta=beta, threshold=threshold, reset="zero"), gain, bias, reset
+
+
+def _layer(ops: list[_Op], in_shape: tuple[int, ...], neuron_name: str, node: Any, kind: str, dt: float, notes: list[str]) -> DenseLayer | ConvLayer:
+    where = neuron_name
+    if not ops:
+        raise NetworkError(f"{where}: a {kind} node must follow a synaptic node (Affine, Linear, Conv2d, ...), not another neuron node")
+    zeros = torch.zeros(1, *in_shape, dtype=torch.float64)
+    offset = _compose(ops, zeros, notes)[0]  # what the chain adds to every input (its biases)
+    out_shape = tuple(offset.shape)
+    if len(out_shape) not in (1, 3):
+        raise NetworkError(f"{ops[-1].name}: its output {out_shape} is neither (N,) nor (C, H, W)")
+    neuron, gain, bias_v, _ = _neuron(node, kind, where, dt)
+    n_out = math.prod(out_shape)
+    try:
+        gain_n = np.broadcast_to(np.asarray(gain, dtype=np.float64), out_shape).astype(np.float64)
+        bias_n = np.broadcast_to(np.asarray(bias_v, dtype=np.float64), out_shape).astype(np.float64)
+    except ValueError:
+        raise NetworkError(f"{where}: its parameters of shape {np.shape(gain)} do not fit the {out_shape} neurons it receives") from None
+    if neuron.alpha > 0 and offset.abs().max() > 0:
+        raise NetworkError(f"{where}: a synaptic bias into a neuron with synaptic current is not a constant voltage bias on Loihi; export without bias")
+    bias_total = bias_n + gain_n * offset.numpy()
+    bias = bias_total if np.abs(bias_total).max(initial=0) > 0 else None
+    conv = _as_conv(ops, in_shape, notes)
+    if conv is not None and len(out_shape) == 3:
+        per_channel = gain_n.reshape(out_shape[0], -1)
+        if (per_channel == per_channel[:, :1]).all():
+            weight, params = conv
+            weight = weight * per_channel[:, 0].reshape(-1, 1, 1, 1)
+            b = bias_total.reshape(out_shape[0], -1)
+            conv_bias = (b[:, 0] if (b == b[:, :1]).all() else bias_total) if bias is not None else None
+            return ConvLayer(neuron=neuron, bias=conv_bias, name=where, weight=weight, in_shape=in_shape, **params)
+    n_in = math.prod(in_shape)
+    if n_in * n_out > DENSE_LIMIT:
+        raise NetworkError(f"{ops[0].name}..{ops[-1].name}: folding these nodes gives a {n_out} x {n_in} dense layer, too large; keep convolutions unpooled (pool with strided convolutions)")
+    basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *in_shape)
+    matrix = _compose(ops, basis, notes, bias=False).reshape(n_in, -1).T.numpy()  # [out, in]
+    weight = matrix * gain_n.reshape(-1, 1)
+    return DenseLayer(neuron=neuron, bias=None if bias is None else bias_total.reshape(-1), name=where, weight=weight, in_shape=in_shape)
+
+
+def read_graph(graph: Any, dt: float | None = None, input_shape: tuple[int, ...] | None = None, name: str = "graph") -> Network:
+    """The float ``Network`` of a NIR graph (module docstring); ``dt`` in seconds (default 1 ms);
+    ``input_shape`` reads a flat input as that (C, H, W) layout."""
+    import nir
+
+    if not isinstance(graph, nir.NIRGraph):
+        raise NetworkError(f"{name} is a {type(graph).__name__}, not a NIR graph")
+    step = DEFAULT_DT if dt is None else float(dt)
+    if not math.isfinite(step) or step <= 0:
+        raise NetworkError(f"--dt {dt} must be a positive number of seconds")
+    notes: list[str] = []
+    chain = _chain(graph, name)
+    shape = _input_shape(chain[0][1], f"{name} node '{chain[0][0]}'", notes)
+    if input_shape is not None:
+        if math.prod(input_shape) != math.prod(shape):
+            raise NetworkError(f"{name} takes inputs of shape {shape}, which cannot be read as {tuple(input_shape)}")
+        if len(shape) == 1:
+            shape = tuple(int(s) for s in input_shape)
+    first_shape = shape
+    layers: list[DenseLayer | ConvLayer] = []
+    pending: list[_Op] = []
+    for key, node in chain[1:-1]:
+        kind = type(node).__name__
+        where = f"{name} node '{key}' ({kind})"
+        if kind in LINEAR_NODES:
+            pending.append(_Op(where, kind, node))
+        elif kind in NEURON_NODES:
+            layer = _layer(pending, shape, where, node, kind, step, notes)
+            layers.append(layer)
+            shape = layer.out_shape
+            pending = []
+        else:
+            raise NetworkError(f"{where}: node type {kind} is not supported (linear: {', '.join(LINEAR_NODES)}; neurons: {', '.join(NEURON_NODES)})")
+    if pending:
+        raise NetworkError(f"{pending[0].name}: linear nodes after the last neuron layer cannot run on Loihi; end the graph with a neuron node (LI for an integrating read-out)")
+    if not layers:
+        raise NetworkError(f"{name} has no neuron nodes")
+    meta = {"source": "nir", "dt": step, "integration": "forward Euler, current before voltage", "nodes": [k for k, _ in chain]}
+    return Network(input_shape=first_shape, layers=tuple(layers), meta=meta, notes=tuple(notes), name=name)
+
+
+def read_nir(path: str | os.PathLike[str], dt: float | None = None, input_shape: tuple[int, ...] | None = None) -> Network:
+    """The float ``Network`` of the NIR file ``path`` (``nir.write``'s HDF5)."""
+    import nir
+
+    p = Path(path)
+    if p.is_dir():
+        raise NetworkError(f"{p} is a folder, not a NIR file: pass the .nir file (written with nir.write)")
+    if not p.is_file():
+        raise NetworkError(f"NIR file not found: {p} (write one with nir.write, e.g. from Norse's to_nir or snnTorch's export_to_nir)")
+    try:
+        graph = nir.read(p, type_check=False)  # real graphs disagree on batch axes; the chain is checked here, node by node
+    except Exception as exc:  # h5py and nir raise many types for foreign or broken files
+        raise NetworkError(f"{p} is not a readable NIR graph ({type(exc).__name__}); write it with nir.write") from None
+    return read_graph(graph, dt=dt, input_shape=input_shape, name=p.name)
+
+
+def load_nir_target(path: str | os.PathLike[str], dt: float | None = None, input_shape: tuple[int, ...] | None = None) -> Any:
+    """A NIR file as an attack/validation target: its Loihi version (the model) and its float
+    model beside it, with the quantisation report (``nmprivacy.targets.Target``)."""
+    from nmprivacy.models.network_model import NetworkModel
+    from nmprivacy.network.quantize import quantize
+    from nmprivacy.targets import Target
+
+    float_net = read_nir(path, dt=dt, input_shape=input_shape)
+    loihi_net, records = quantize(float_net)
+    model = NetworkModel(loihi_net, kind="nir").freeze()
+    float_model = NetworkModel(float_net, kind="nir-float").freeze()
+    meta = {"kind": "nir", "dt": float_net.meta["dt"], "file": str(path)}
+    return Target(model, str(path), meta, float_model=float_model, report={"mapping": "NIR float -> CUBA", "lossless": False, "layers": records, "notes": loihi_net.notes})
