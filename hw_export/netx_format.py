@@ -13,6 +13,8 @@ average, concat). The result is what Lava's processes really compute with:
 - a dense layer without a neuron description is NetX's integrator read-out (never spikes);
 - a conv layer's ``delay`` and a CUBA layer's ``gradedSpike`` are ignored by NetX (noted).
 Everything read is validated before use (types, shapes, sizes, finite values, ranges).
+One module on purpose (~400 lines): the layer readers share one validated HDF5 accessor and
+the rules of how NetX builds each layer; split apart, each would need the other's rules.
 """
 
 from __future__ import annotations

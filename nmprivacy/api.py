@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from nmprivacy.models.base import TargetModel
-from nmprivacy.targets import Target, load_target
+from nmprivacy.targets import Target, float_target, load_target
 
 
 def load(model: str | os.PathLike[str] | torch.nn.Module, steps: int | None = None, input_shape: tuple[int, ...] | None = None,
@@ -27,18 +27,10 @@ def load(model: str | os.PathLike[str] | torch.nn.Module, steps: int | None = No
     if isinstance(model, torch.nn.Module) and not isinstance(model, TargetModel):
         if input_shape is None:
             raise NmprivacyError(f"load_model({type(model).__name__}) needs input_shape: the shape of one sample, e.g. (1, 28, 28)")
-        from nmprivacy.models.network_model import NetworkModel
         from nmprivacy.network.from_torch import network_from_module
-        from nmprivacy.network.quantize import quantize
 
-        float_net = network_from_module(model, tuple(input_shape))
-        loihi_net, records = quantize(float_net)
-        target = Target(
-            NetworkModel(loihi_net, kind=float_net.meta["framework"]).freeze(), type(model).__name__,
-            {"kind": float_net.meta["framework"], "dt": float_net.meta["dt"]},
-            float_model=NetworkModel(float_net, kind=f"{float_net.meta['framework']}-float").freeze(),
-            report={"mapping": "float -> CUBA", "lossless": False, "layers": records, "notes": loihi_net.notes},
-        )
+        network = network_from_module(model, tuple(input_shape))
+        target = float_target(network, type(model).__name__, network.meta["framework"])
         if steps is not None:
             target.meta["steps"] = int(steps)
         return target

@@ -83,8 +83,6 @@ def _load_path(path: Path, input_shape: tuple[int, ...] | None, dt: float | None
         raise NmprivacyError(f"--model {path} does not exist: {HOW}")
     suffix = path.suffix.lower()
     if suffix in NIR_SUFFIXES:
-        from nmprivacy.network.nir_import import load_nir_target
-
         return load_nir_target(path, dt=dt, input_shape=input_shape)
     if suffix not in NETX_SUFFIXES:
         raise NmprivacyError(f"--model {path} is neither a checkpoint folder, a NetX file nor a NIR graph: {HOW}")
@@ -94,6 +92,27 @@ def _load_path(path: Path, input_shape: tuple[int, ...] | None, dt: float | None
     meta = {k: v for k, v in model.network.meta.items() if k in ("dataset", "steps", "kind", "dt") and v is not None}
     meta.setdefault("kind", "netx")
     return Target(model, str(path), meta, netx=path)
+
+
+def float_target(network: Any, source: str, kind: str, meta: dict[str, Any] | None = None) -> Target:
+    """A float ``Network`` as a target: its Loihi version (the model: what the chip runs) and the
+    float model beside it, with the quantisation records of every layer."""
+    from nmprivacy.models.network_model import NetworkModel
+    from nmprivacy.network.quantize import quantize
+
+    loihi_net, records = quantize(network)
+    return Target(
+        NetworkModel(loihi_net, kind=kind).freeze(), source, {"kind": kind, "dt": network.meta.get("dt"), **(meta or {})},
+        float_model=NetworkModel(network, kind=f"{kind}-float").freeze(),
+        report={"mapping": f"{kind} float -> CUBA", "lossless": False, "layers": records, "notes": loihi_net.notes},
+    )
+
+
+def load_nir_target(path: str | os.PathLike[str], dt: float | None = None, input_shape: tuple[int, ...] | None = None) -> Target:
+    """A NIR file as a target (``float_target`` of its graph)."""
+    from nmprivacy.network.nir_import import read_nir
+
+    return float_target(read_nir(path, dt=dt, input_shape=input_shape), str(path), "nir", {"file": str(path)})
 
 
 def fit_to_data(target: Target, input_shape: tuple[int, ...], num_classes: int, dataset: str) -> Target:

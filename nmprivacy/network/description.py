@@ -18,6 +18,8 @@ step ``t``; layer ``l > 0`` integrates the spikes layer ``l - 1`` emitted at ste
 zero state at step ``l``, when the first input of a sample can reach it (Lava's reset schedule).
 Readers build these dataclasses and every invariant is checked on construction: a network that
 exists is well formed (errors name the layer).
+One module on purpose (~370 lines): the layer kinds share their validation helpers and the
+network-level checks that chain them; it is the one place each invariant is stated.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ Gains (``r``, ``w_in``, ``dt / tau``) are folded into the weights. A neuron rese
 per-neuron time constants or thresholds are refused (per-neuron ``r``, ``w_in``, ``v_leak`` fold
 into weights and biases). Everything else (branches, recurrent subgraphs, other node types, a
 time constant shorter than ``dt``) is a one-line error naming the node.
+One module on purpose (~400 lines): walking the graph, folding its linear nodes and mapping
+its neurons are one translation with one set of error messages.
 """
 
 from __future__ import annotations
@@ -396,18 +398,3 @@ def read_nir(path: str | os.PathLike[str], dt: float | None = None, input_shape:
     except Exception as exc:  # h5py and nir raise many types for foreign or broken files
         raise NetworkError(f"{p} is not a readable NIR graph ({type(exc).__name__}); write it with nir.write") from None
     return read_graph(graph, dt=dt, input_shape=input_shape, name=p.name)
-
-
-def load_nir_target(path: str | os.PathLike[str], dt: float | None = None, input_shape: tuple[int, ...] | None = None) -> Any:
-    """A NIR file as an attack/validation target: its Loihi version (the model) and its float
-    model beside it, with the quantisation report (``nmprivacy.targets.Target``)."""
-    from nmprivacy.models.network_model import NetworkModel
-    from nmprivacy.network.quantize import quantize
-    from nmprivacy.targets import Target
-
-    float_net = read_nir(path, dt=dt, input_shape=input_shape)
-    loihi_net, records = quantize(float_net)
-    model = NetworkModel(loihi_net, kind="nir").freeze()
-    float_model = NetworkModel(float_net, kind="nir-float").freeze()
-    meta = {"kind": "nir", "dt": float_net.meta["dt"], "file": str(path)}
-    return Target(model, str(path), meta, float_model=float_model, report={"mapping": "NIR float -> CUBA", "lossless": False, "layers": records, "notes": loihi_net.notes})

@@ -1,0 +1,84 @@
+"""The layers read off the tree, pinned: no import runs the wrong way.
+
+core (data, encoding, models, network, attacks, evaluation, presets, ...) <- hw_export (NetX,
+Lava, spike comparisons) <- pipelines (audit, validation, targets, api, report) <- CLI (cli.py,
+commands/); benchmarks are loaded only inside ``nmprivacy bench``. Every import is counted,
+also those inside functions (lazy imports still make the lower layer depend on the upper one).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINES = {"nmprivacy.audit", "nmprivacy.validation", "nmprivacy.targets", "nmprivacy.api", "nmprivacy.report"}
+RANK = {"core": 0, "hw_export": 1, "pipeline": 2, "cli": 3, "benchmarks": 4}
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a project module name (None for third-party modules)."""
+    top = module.split(".")[0]
+    if top == "hw_export":
+        return "hw_export"
+    if top == "benchmarks":
+        return "benchmarks"
+    if top != "nmprivacy":
+        return None
+    if module in ("nmprivacy.cli", "nmprivacy.__main__") or module.startswith("nmprivacy.commands"):
+        return "cli"
+    if any(module == p or module.startswith(p + ".") for p in PIPELINES):
+        return "pipeline"
+    if module == "nmprivacy":
+        return "pipeline"  # the package's lazy API names load nmprivacy.api
+    return "core"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports(path: Path) -> list[tuple[int, str, bool]]:
+    """(line, imported module, at module level) of every import in ``path``."""
+    tree = ast.parse(path.read_text())
+    top_level = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, id(node) in top_level) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module, id(node) in top_level))
+    return found
+
+
+def violations() -> list[str]:
+    bad = []
+    for folder in ("nmprivacy", "hw_export", "benchmarks"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            mine = layer_of(module_name(path))
+            for line, target, at_top in imports(path):
+                theirs = layer_of(target)
+                if theirs is None or mine == "benchmarks":
+                    continue
+                where = f"{path.relative_to(REPO)}:{line} ({mine}) imports {target} ({theirs})"
+                if theirs == "benchmarks" and not (path.name == "bench.py" and not at_top):
+                    bad.append(where + ": benchmarks load only inside `nmprivacy bench`")
+                elif theirs != "benchmarks" and RANK[theirs] > RANK[mine] and not (mine == "pipeline" and module_name(path) == "nmprivacy"):
+                    bad.append(where)
+    return bad
+
+
+def test_no_import_runs_up_the_layers():
+    assert violations() == []
+
+
+def test_the_checker_sees_a_wrong_import(tmp_path, monkeypatch):
+    """A core module importing the hardware path is caught (the check can fail)."""
+    assert layer_of("nmprivacy.attacks.engine") == "core" and layer_of("hw_export.lava_run") == "hw_export"
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from hw_export.lava_run import run_lava\n")
+    (line, target, at_top), = imports(bad)
+    assert target == "hw_export.lava_run" and not at_top and RANK[layer_of(target)] > RANK["core"]
