@@ -138,6 +138,8 @@ def lava_weights(weight: np.ndarray) -> tuple[np.ndarray, int, bool]:
     matrix, and whether Lava had to clip it (through Lava's own weight utilities)."""
     from hw_export.lava_env import lava_modules
 
+    if not np.asarray(weight).any():
+        raise NetworkError("a weight matrix of zeros only cannot be built by NetX (lava-dl's optimize_weight_bits divides by its largest weight)")
     lava = lava_modules()
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -147,6 +149,13 @@ def lava_weights(weight: np.ndarray) -> tuple[np.ndarray, int, bool]:
     w = wu.clip_weights(w, sign, num_bits=8)
     w = wu.truncate_weights(w, sign, num_bits)
     return np.asarray(w, dtype=np.int64), int(exp), "WARNING" in buf.getvalue()
+
+
+def _lava_weights(weight: np.ndarray, where: str) -> tuple[np.ndarray, int, bool]:
+    try:
+        return lava_weights(weight)
+    except NetworkError as exc:
+        raise NetworkError(f"{where}: {exc}") from None
 
 
 def applied_exponent(weight: np.ndarray, exp: int, where: str) -> np.ndarray:
@@ -293,11 +302,11 @@ def _read_dense(layer: _Reader, in_shape: tuple[int, ...] | None, declared: tupl
             rec = rec.reshape(out, out)
         if rec.shape != (out, out):
             raise NetworkError(f"{layer.where}: recurrent weight of shape {rec.shape}, expected {(out, out)}")
-        both, exp, clipped = lava_weights(np.hstack([weight, rec]))
+        both, exp, clipped = _lava_weights(np.hstack([weight, rec]), layer.where)
         both = applied_exponent(both, exp, layer.where)
         weight, rec = both[:, :n_in], both[:, n_in:]
     else:
-        weight, exp, clipped = lava_weights(weight)
+        weight, exp, clipped = _lava_weights(weight, layer.where)
         weight = applied_exponent(weight, exp, layer.where)
     if clipped:
         notes.append(f"{layer.where}: weights exceed Lava's 8-bit range and are clipped to [-256, 254], as Lava does")

@@ -1,6 +1,6 @@
 """Per-data-set defaults in one table: time steps, training schedules and attack settings.
 
-Numbers come from ../shared/docs/brainleaks-spec.md (sections 3-5); ``paper`` holds the
+Numbers and where they come from: docs/method.md §3-5; ``paper`` holds the
 published schedules (``--paper``), ``default`` fits a 2-core CPU, ``quick`` is a smoke run.
 """
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Literal
+
+from nmprivacy.errors import NmprivacyError
 
 Budget = Literal["quick", "default", "paper"]
 
@@ -25,7 +27,7 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class BLv2Settings:
-    """BrainLeaks-v2 hyper-parameters (spec section 5 table)."""
+    """BrainLeaks-v2 hyper-parameters (docs/method.md §5.6)."""
 
     population: int = 7
     iterations: int = 10
@@ -58,6 +60,38 @@ class BLv2Settings:
     # with the paper's accumulator the mean confidence peaks at 0.96 after 1-2 iterations and then
     # falls to ~0.2 by iteration 10, so "last" returns a collapsed X_p.
     keep: Literal["best", "last"] = "best"
+
+
+@dataclass(frozen=True)
+class BLv2QuerySettings:
+    """``bl-v2-query`` (BL-v2 from output queries only; docs/query-attack.md). ``lr``,
+    ``momentum``, ``rho``, ``eps`` and ``accumulator`` are BL-v2's step (``blv2_update_``)."""
+
+    population: int = 20  # queries per class per iteration
+    iterations: int = 500  # used when query_budget is None
+    query_budget: int | None = 100_000  # total queries over all classes: iterations = budget // (classes * population)
+    threat: Literal["counts", "label", "membrane"] = "counts"
+    estimator: Literal["bernoulli", "gaussian"] = "gaussian"
+    score: Literal["natural", "vanilla"] = "natural"  # bernoulli estimator only
+    sigma: float = 0.1  # gaussian estimator: perturbation of the rate parameters
+    shaping: Literal["rank", "baseline", "none"] = "rank"
+    antithetic: bool = True
+    time_bins: int = 1  # rate parameters over time: 1 = one rate per input shared by all T steps
+    grid: int | None = 7  # side of the spatial rate grid, up-sampled bilinearly (None: full resolution)
+    init: float = 0.5
+    floor: float = 0.0  # rate parameters never fall below this
+    sparsity: float = 0.0
+    count_temperature: float = 1.0
+    lr: float = 0.02
+    momentum: float = 0.9
+    rho: float = 0.9
+    eps: float = 1e-8
+    accumulator: Literal["rmsprop", "unbounded"] = "rmsprop"
+    keep: Literal["best", "last"] = "best"
+    # a class none of whose queries scored above chance adopts the rate parameters of the batch's
+    # query that scored best in that class (every answer shows all classes' counts)
+    share: bool = True
+    trace_points: tuple[int, ...] = (100, 300, 1000, 3000, 10000, 30000, 100000)
 
 
 @dataclass(frozen=True)
@@ -95,6 +129,7 @@ class Preset:
     evaluator_beta: float = 0.7
     bl_v1: BLv1Settings = BLv1Settings()
     bl_v2: BLv2Settings = BLv2Settings()
+    bl_v2_query: BLv2QuerySettings = BLv2QuerySettings()
     mi_face: MIFaceSettings = MIFaceSettings()
     ann_baseline: bool = True
 
@@ -145,8 +180,8 @@ FAMILY: dict[str, str] = {
 
 
 # Data sets ~40x smaller than MNIST (digits: 1437 training images) need more epochs in the
-# default budget to take enough optimiser steps. Measured on 2 cores (1 torch thread, seed 0):
-# snn-lava 96.4 % in ~60 s, ANN 95.6 %, evaluators ~94.5 %.
+# default budget to take enough optimiser steps. Measured (seed 0): snn-lava 96.4 %, ANN 95.6 %,
+# evaluators ~94.5 %.
 _DIGITS_SCHEDULES: dict[str, TrainSettings] = {
     "snn_train": TrainSettings(epochs=6, batch_size=100, lr=5e-4, grad_clip=1.0),
     "ann_train": TrainSettings(epochs=30, batch_size=100, lr=1e-3),
@@ -158,10 +193,12 @@ SMALL_DATA_DEFAULTS: dict[str, dict[str, TrainSettings]] = {"digits": _DIGITS_SC
 
 
 def family_of(dataset: str) -> str:
-    """The preset family of a data-set name (``*-saccade`` event versions use N-MNIST's)."""
-    if dataset.endswith("-saccade"):
-        return "nmnist"
-    return FAMILY.get(dataset, "mnist")
+    """The preset family of a data-set name (``*-saccade`` event versions use N-MNIST's); an
+    unknown name is a one-line error, never silently the MNIST preset."""
+    base = dataset[: -len("-saccade")] if dataset.endswith("-saccade") else dataset
+    if base not in FAMILY:
+        raise NmprivacyError(f"no preset for data set '{dataset}': presets exist for {', '.join(sorted(FAMILY))} (and their -saccade versions)")
+    return "nmnist" if dataset.endswith("-saccade") else FAMILY[base]
 
 
 def preset_for(dataset: str, budget: Budget = "default") -> Preset:
@@ -170,14 +207,14 @@ def preset_for(dataset: str, budget: Budget = "default") -> Preset:
     if budget == "paper":
         return p
     if budget == "default":
-        # Fits a 2-core CPU: each model trains in <= ~15 minutes on 28x28 data.
+        # Fits a 2-core CPU: short schedules for 28x28 data.
         cpu = replace(
             p,
             snn_train=replace(p.snn_train, epochs=min(p.snn_train.epochs, 1), lr=max(p.snn_train.lr, 5e-4)),
             ann_train=replace(p.ann_train, epochs=min(p.ann_train.epochs, 10)),
             evaluator_train=replace(p.evaluator_train, epochs=min(p.evaluator_train.epochs, 3)),
-            # the spiking CNN runs T steps per sample (~25 samples/s at T=25 on a loaded 2-core
-            # machine): one epoch of at most 20000 samples keeps it within ~15 minutes
+            # the spiking CNN runs T steps per sample, far slower than the image CNN: one epoch of
+            # at most 20000 samples
             snn_evaluator_train=replace(p.snn_evaluator_train or p.evaluator_train, epochs=1, max_train_samples=20000),
         )
         return replace(cpu, **SMALL_DATA_DEFAULTS.get(dataset, {}))
@@ -188,13 +225,14 @@ def preset_for(dataset: str, budget: Budget = "default") -> Preset:
         ann_train=replace(p.ann_train, epochs=3, batch_size=100, max_train_samples=2000),
         evaluator_train=replace(p.evaluator_train, epochs=1, max_train_samples=2000),
         bl_v2=replace(p.bl_v2, iterations=5),
+        bl_v2_query=replace(p.bl_v2_query, query_budget=2000),
         bl_v1=replace(p.bl_v1, iterations=5),
         mi_face=replace(p.mi_face, max_iterations=200),
     )
 
 
 def reference_variant(dataset: str, preset: Preset) -> Preset:
-    """``preset`` with the attacks switched to the published-code behaviour (spec section 5):
+    """``preset`` with the attacks switched to the published-code behaviour (docs/method.md §5.3):
     BL-v1 Bernoulli mask; BL-v2 loss-share weights, X_p from 0, time-averaged cross-entropy on
     event data and the unbounded accumulator on MNIST-family data."""
     events = family_of(dataset) in ("nmnist", "dvs")

@@ -1,6 +1,6 @@
 """Lava processes that stream data through numpy memmaps instead of Lava Vars.
 
-Reading a Lava Var back costs ~27 µs per element (lava-notes); these processes write every time
+Reading a Lava Var back goes element by element (slow for whole layers); these processes write every time
 step straight into a file-backed ``numpy.memmap`` shared with the parent process, so read-back
 is free. File layouts (all C-order, row ``i`` = run step ``i`` = Lava ``time_step - 1``):
 - ``MemmapSource``: reads ``[steps, N]`` (``uint8`` spikes or ``int32`` graded values) and sends
