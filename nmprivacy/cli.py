@@ -25,6 +25,7 @@ COMMANDS = (
     "export",
     "validate",
     "bench",
+    "study",
 )
 
 
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nmprivacy",
         description="Measure how much private training data leaks out of spiking neural networks.",
     )
+    parser.add_argument("--threads", type=int, default=None, dest="global_threads", metavar="N",
+                        help="threads to compute with (default: the CPUs this process may use that are not busy with other processes)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -54,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        requested = getattr(args, "threads", None) or args.global_threads
+        if requested is not None and requested < 1:
+            raise NmprivacyError(f"--threads must be >= 1, got {requested}")
+        from nmprivacy import resources
+
+        resources.choose(requested)  # before torch starts OpenMP (see nmprivacy.resources)
         if args.command != "data":
             from nmprivacy.lava_import import import_lava
 
