@@ -14,10 +14,7 @@ schedule, seed and T (``cache_key``), so a second audit only attacks and scores.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +25,7 @@ from tqdm.auto import tqdm
 from nmprivacy.attacks import get_attack
 from nmprivacy.attacks.base import Inversion
 from nmprivacy.attacks.io import save_inversion
+from nmprivacy.cache import cache_key, cache_root
 from nmprivacy.errors import CheckpointError, NmprivacyError
 from nmprivacy.evaluation.scoring import redraw_spread, score, summarize, target_confidence
 from nmprivacy.models.base import TargetModel
@@ -35,7 +33,6 @@ from nmprivacy.presets import Budget, Preset, family_of, preset_for, reference_v
 from nmprivacy.runinfo import Stopwatch, atomic_write_json, run_metadata, to_jsonable
 
 SNN_KINDS = ("snn-lava", "snn-norse")
-CACHE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -55,7 +52,7 @@ class AuditConfig:
     seed: int = 0
     hidden: int | None = None  # override the preset's hidden size (tests, small runs)
     redraws: int = 0  # BL-v2: paper's ± over this many Bernoulli re-draws of X_p (0: off)
-    cache: str | None = None  # checkpoint cache folder (None: $NMPRIVACY_CACHE or runs/cache)
+    cache: str | None = None  # trained-model cache folder (None: nmprivacy.cache.cache_root())
     # torch threads for the whole audit; None keeps torch's default (all cores). Measured on 2
     # cores: idle, the default digits audit takes 30 s with 2 threads vs 45 s with 1; on a loaded
     # machine (load ~4) 2 threads made training 6x and attacks 4-100x slower (OpenMP barriers
@@ -69,17 +66,6 @@ class TrainedModel:
 
     model: TargetModel
     record: dict[str, Any]
-
-
-def cache_root(cache: str | None = None) -> Path:
-    """Folder of cached checkpoints: ``cache``, else ``$NMPRIVACY_CACHE``, else ``runs/cache``."""
-    return Path(cache or os.environ.get("NMPRIVACY_CACHE") or "runs/cache")
-
-
-def cache_key(**parts: Any) -> str:
-    """Short stable hash of the JSON form of ``parts`` (data set, kind, config, schedule, seed, ...)."""
-    blob = json.dumps(to_jsonable({"format": CACHE_FORMAT, **parts}), sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int | None, cache: Path, budget: Budget = "default") -> TrainedModel:

@@ -1,7 +1,8 @@
 """Reproducibility records and crash-safe file writes shared by every stage.
 
 Every result file is written through ``atomic_write_*`` (temp file in the same folder, then
-``os.replace``) so that no half-written result is ever left behind; every run records
+``os.replace``) and every result folder through ``atomic_dir``, so that no half-written result
+(nor an empty folder) is ever left behind; every run records
 ``run_metadata()`` (versions, machine, seed, config, timings) next to its results.
 """
 
@@ -11,12 +12,15 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
+
+from nmprivacy.errors import NmprivacyError
 
 STACK_PACKAGES = ("nmprivacy", "torch", "numpy", "lava-nc", "lava-dl", "norse", "tonic", "h5py")
 
@@ -73,23 +77,123 @@ def run_metadata(config: Any = None, seed: int | None = None, timings: dict[str,
     }
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``."""
+def check_output(path: str | os.PathLike[str], folder: bool = False) -> Path:
+    """``path`` if an output file (``folder``: an output folder) can be created there; else a
+    one-line ``NmprivacyError`` (a folder where a file goes or the reverse, a file in the way)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    if target.is_dir() and not folder:
+        raise NmprivacyError(f"output {target} is a folder: give a file name")
+    if target.exists() and not target.is_dir() and folder:
+        raise NmprivacyError(f"output folder {target} is an existing file: choose another folder name")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NmprivacyError(f"cannot create {target}: {parent} is a file, not a folder")
+            break
+    return target
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns the created folders, deepest last."""
+    missing = []
+    for p in (folder, *folder.parents):
+        if p.exists():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        p.mkdir(exist_ok=True)
+    return list(reversed(missing))
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders ``_make_parents`` created, deepest first, while they are empty."""
+    for p in reversed(created):
+        try:
+            p.rmdir()
+        except OSError:
+            break
+
+
+def _unwritable(target: Path, exc: OSError) -> NmprivacyError:
+    return NmprivacyError(f"cannot write {target} ({exc.strerror or type(exc).__name__}): choose a writable path")
+
+
+def _ordinary_mode(path: str, mode: int) -> None:
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files (e.g. 0644)
+    os.chmod(path, mode & ~umask)  # mkstemp/mkdtemp make 0600/0700; results are ordinary (e.g. 0644)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    On failure nothing is left: neither the temporary file nor folders created for it. A path
+    that cannot be written is a one-line ``NmprivacyError`` naming ``path``."""
+    target = check_output(path)
+    try:
+        created = _make_parents(target.parent)
+    except OSError as exc:
+        raise _unwritable(target, exc) from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        _remove_empty(created)
+        raise _unwritable(target, exc) from None
+    os.close(fd)
+    _ordinary_mode(tmp, 0o666)
     tmp_path = Path(tmp)
+    done = False
     try:
         yield tmp_path
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise _unwritable(target, exc) from None
+        done = True
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+        if not done:
+            _remove_empty(created)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it takes ``path``'s place
+    (a folder already at ``path`` is replaced as a whole), on failure it is removed together
+    with the parent folders created for it. Whether an existing folder may be replaced is the
+    caller's decision."""
+    target = check_output(path, folder=True)
+    try:
+        created = _make_parents(target.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        _remove_empty(locals().get("created", []))
+        raise _unwritable(target, exc) from None
+    _ordinary_mode(str(tmp), 0o777)
+    done = False
+    try:
+        yield tmp
+        old = None
+        try:
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+                os.replace(target, old / target.name)
+            os.replace(tmp, target)
+        except OSError as exc:
+            if old is not None and (old / target.name).exists() and not target.exists():
+                os.replace(old / target.name, target)  # put the previous folder back
+            raise _unwritable(target, exc) from None
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        done = True
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            _remove_empty(created)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

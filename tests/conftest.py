@@ -9,6 +9,13 @@ import pytest
 TEST_DATA = Path(__file__).resolve().parent / "data"  # real files the tests need (see its README)
 
 
+@pytest.fixture(autouse=True)
+def _test_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes into the user's cache folder: ``NMPRIVACY_CACHE`` points into pytest's temp
+    space (tests that need their own cache set it again)."""
+    monkeypatch.setenv("NMPRIVACY_CACHE", str(tmp_path_factory.getbasetemp() / "nmprivacy-cache"))
+
+
 @pytest.fixture
 def nmnist_sample() -> Path:
     """The 21 real N-MNIST recordings kept in the repo (``Test/<digit>/<NNNNN>.bin``), checked

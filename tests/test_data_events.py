@@ -131,11 +131,15 @@ def test_cache_reuse_invalidation_and_no_partial(isolated_data: Path, monkeypatc
     assert len(list(cache.glob("nmnist-*.pt"))) == 3 and not list(cache.glob(".*.tmp"))
 
 
-def test_cache_goes_next_to_data_by_default(isolated_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_goes_to_the_user_cache_folder_never_into_data(isolated_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NMPRIVACY_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(isolated_data.parent / "xdg"))  # platformdirs' user cache folder on Linux
     write_nmnist(isolated_data / "NMNIST", {"Train": 1, "Test": 1})
-    load_dataset("nmnist", limit_train=3, limit_test=3)
-    assert len(list((isolated_data / "NMNIST" / ".nmprivacy-cache").glob("nmnist-*.pt"))) == 1
+    before = sorted(isolated_data.rglob("*"))
+    d = load_dataset("nmnist", limit_train=3, limit_test=3)
+    assert sorted(isolated_data.rglob("*")) == before  # nothing written into the data folder
+    assert [p.parent for p in (isolated_data.parent / "xdg").rglob("nmnist-*.pt")] == [isolated_data.parent / "xdg" / "nmprivacy"]
+    assert d.info["cache"].startswith(str(isolated_data.parent / "xdg"))
     assert load_dataset("nmnist", limit_train=3, limit_test=3, cache=False).info["cache"] is None
 
 

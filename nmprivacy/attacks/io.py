@@ -34,18 +34,38 @@ def save_inversion(path: str | os.PathLike[str], inv: Inversion) -> Path:
     return Path(path)
 
 
+RECON_FIX = "pass a file written by `nmprivacy attack`/`audit` (inversion-*.pt) or a tensor saved with torch.save(tensor, path)"
+
+
 def load_reconstructions(path: str | os.PathLike[str]) -> tuple[torch.Tensor, list[int] | None]:
-    """(reconstructions, attacked classes or None) from an inversion file or a bare tensor file."""
+    """(reconstructions as float, attacked classes or None) from an inversion file or a bare tensor file.
+
+    Read with ``weights_only=True``; the reconstructions must be a real-valued tensor with at
+    least 2 dimensions, honest storage and finite values, the classes distinct non-negative
+    integers, one per reconstruction. Anything else is a one-line ``NmprivacyError``.
+    """
+    from nmprivacy.tensorfile import check_tensor, load_tensor_file
+
     p = Path(path)
-    if not p.is_file():
-        raise NmprivacyError(f"reconstruction file {p} not found: pass a file written by `nmprivacy attack`/`audit` (inversion-*.pt) or a saved tensor")
+    data = load_tensor_file(p, "reconstruction file", RECON_FIX)
+    if isinstance(data, dict) and "reconstructions" in data:
+        recon, classes = data["reconstructions"], data.get("classes")
+    elif isinstance(data, torch.Tensor):
+        recon, classes = data, None
+    else:
+        what = f"a dict without 'reconstructions' (keys {sorted(map(str, data))[:4]})" if isinstance(data, dict) else type(data).__name__
+        raise NmprivacyError(f"reconstruction file {p} holds {what}, not a tensor or an inversion dict; {RECON_FIX}")
     try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or corrupt files
-        raise NmprivacyError(f"{p} is not a readable tensor file ({type(exc).__name__}): save reconstructions with torch.save(tensor, path)") from None
-    if isinstance(data, torch.Tensor):
-        return data.detach().float(), None
-    if isinstance(data, dict) and isinstance(data.get("reconstructions"), torch.Tensor):
-        classes = data.get("classes")
-        return data["reconstructions"].float(), ([int(c) for c in classes] if isinstance(classes, torch.Tensor) else None)
-    raise NmprivacyError(f"{p} holds {type(data).__name__}, not a tensor or an inversion dict with 'reconstructions'")
+        recon = check_tensor(recon, "reconstructions", ndim=(2, 3, 4, 5, 6)).detach().float()
+        if not bool(torch.isfinite(recon).all()):
+            raise ValueError("reconstructions hold values beyond float32's range")
+        if classes is not None:
+            classes = check_tensor(classes, "classes", kinds=("int",), ndim=1)
+            if len(classes) != recon.shape[0]:
+                raise ValueError(f"lists {len(classes)} classes for {recon.shape[0]} reconstructions")
+            if (len(classes) and int(classes.min()) < 0) or len(set(classes.tolist())) != len(classes):
+                raise ValueError(f"classes {classes.tolist()[:10]} are not distinct non-negative class indices")
+    except ValueError as exc:
+        raise NmprivacyError(f"reconstruction file {p} is invalid: {exc}; {RECON_FIX}") from None
+    return recon, ([int(c) for c in classes] if classes is not None else None)
+

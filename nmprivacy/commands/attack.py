@@ -63,9 +63,12 @@ def parse_classes(text: str | None, num_classes: int) -> list[int]:
     if text is None:
         return list(range(num_classes))
     try:
-        return [int(c) for c in text.split(",") if c.strip()]
+        classes = [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
         raise NmprivacyError(f"--classes '{text}' is not a comma-separated list of integers (e.g. 0,1,2)") from None
+    if not classes or len(set(classes)) != len(classes) or not all(0 <= c < num_classes for c in classes):
+        raise NmprivacyError(f"--classes '{text}' must list distinct classes of 0..{num_classes - 1}")
+    return classes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,8 +77,13 @@ def run(args: argparse.Namespace) -> int:
     from nmprivacy.attacks.io import save_inversion
     from nmprivacy.errors import NmprivacyError
     from nmprivacy.presets import preset_for, reference_variant
-    from nmprivacy.runinfo import atomic_write_json, run_metadata
+    from nmprivacy.runinfo import atomic_write_json, check_output, run_metadata
 
+    out = check_output(args.out)  # before any work
+    summary_path = out.with_suffix(".json")
+    if summary_path == out:
+        raise NmprivacyError(f"--out {args.out} must not end in .json: the JSON summary is written beside the inversion file")
+    check_output(summary_path)
     model, meta = load_model(args.model)
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
@@ -90,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
     attack = get_attack(args.attack, settings, **options)
     classes = parse_classes(args.classes, model.info.num_classes)
     inv = attack.run(model, classes, seed=args.seed)
-    out = save_inversion(args.out, inv)
     final = inv.confidence_curve[-1] if len(inv.confidence_curve) else None
     summary = {
         "attack": inv.attack,
@@ -102,7 +109,12 @@ def run(args: argparse.Namespace) -> int:
         "last_iteration_confidence": final.tolist() if final is not None else None,
         **run_metadata(config={**inv.config, "variant": args.variant, "budget": args.budget}, seed=args.seed),
     }
-    atomic_write_json(out.with_suffix(".json"), summary)
+    save_inversion(out, inv)
+    try:
+        atomic_write_json(summary_path, summary)
+    except BaseException:
+        out.unlink(missing_ok=True)  # never an inversion file without its summary
+        raise
     conf = f", mean target confidence at the last iteration {float(final.mean()):.4f}" if final is not None else ""
     print(f"{inv.attack}: {len(classes)} classes, {inv.iterations} iterations, {inv.seconds_per_iteration:.4f} s/iteration{conf}; wrote {out}")
     return 0

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--hidden", type=int, default=None, help="override the hidden size of target and ANN")
     p.add_argument("--redraws", type=int, default=None, help="BL-v2: Bernoulli re-draws of X_p for the paper's ± (default: 1000 with --paper, else 0)")
-    p.add_argument("--cache", default=None, help="checkpoint cache folder (default: $NMPRIVACY_CACHE or runs/cache)")
+    p.add_argument("--cache", default=None, help="trained-model cache folder (default: $NMPRIVACY_CACHE, else the user cache folder, e.g. ~/.cache/nmprivacy)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores; 1 is faster on a machine shared with other jobs)")
     p.set_defaults(func=run)
 

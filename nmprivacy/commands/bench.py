@@ -15,6 +15,7 @@ from nmprivacy.errors import NmprivacyError
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "attack-cost": ("benchmarks.attack_cost", "seconds per attack iteration: reference structure vs nmprivacy vs matmul roofline"),
     "lava-throughput": ("benchmarks.lava_throughput", "samples/s of the Lava CPU simulator path and its torch emulation"),
+    "fuzz": ("benchmarks.fuzz", "mutated and hostile files through every reader: tracebacks, memory blow-ups, hangs, partial outputs"),
 }
 
 
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lines = "\n".join(f"  {name:16} {doc}" for name, (_, doc) in BENCHMARKS.items())
     p = subparsers.add_parser(
         "bench",
-        help="run a benchmark (attack-cost, lava-throughput)",
+        help="run a benchmark (" + ", ".join(BENCHMARKS) + ")",
         description=f"Run a benchmark; options after its name go to it.\n\nbenchmarks:\n{lines}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -56,9 +56,11 @@ def run_info(args: argparse.Namespace) -> int:
     import torch
 
     from nmprivacy.data import load_dataset
-    from nmprivacy.runinfo import Stopwatch, atomic_write_json, run_metadata
+    from nmprivacy.runinfo import Stopwatch, atomic_write_json, check_output, run_metadata
 
     options = data_options(args)
+    if args.json:
+        check_output(args.json)
     sw = Stopwatch()
     with sw("load"):
         splits = load_dataset(args.dataset, root=args.data_root, **options)

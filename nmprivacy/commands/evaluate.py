@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--evaluators", type=int, default=3, help="evaluators to train or reuse when no --evaluator is given (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of Bernoulli sampling and rate encoding (default 0)")
     p.add_argument("--steps", type=int, default=None, help="T for rate-encoding images for a spiking evaluator (default: preset)")
-    p.add_argument("--cache", default=None, help="checkpoint cache folder (default: $NMPRIVACY_CACHE or runs/cache)")
+    p.add_argument("--cache", default=None, help="trained-model cache folder (default: $NMPRIVACY_CACHE, else the user cache folder, e.g. ~/.cache/nmprivacy)")
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     p.set_defaults(func=run)
 
@@ -24,25 +24,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load reconstructions and evaluators, print (and optionally save) the metrics."""
     from nmprivacy.attacks.io import load_reconstructions
-    from nmprivacy.audit import cache_root, evaluator_kind, train_evaluators
+    from nmprivacy.audit import evaluator_kind, train_evaluators
+    from nmprivacy.cache import cache_root
     from nmprivacy.data import load_dataset
     from nmprivacy.errors import NmprivacyError
-    from nmprivacy.evaluation.scoring import coerce_reconstructions, score, summarize
+    from nmprivacy.evaluation.scoring import load_scorable, score, summarize
     from nmprivacy.presets import preset_for
-    from nmprivacy.runinfo import atomic_write_json, run_metadata
+    from nmprivacy.runinfo import atomic_write_json, check_output, run_metadata
 
-    recon, classes = load_reconstructions(args.reconstructions)
+    if args.json:
+        check_output(args.json)
+    load_reconstructions(args.reconstructions)  # a bad file fails before the data set is loaded
     splits = load_dataset(args.dataset, root=args.data_root)
-    classes = classes or list(range(splits.num_classes))
-    if len(classes) != splits.num_classes:
-        raise NmprivacyError(f"{args.reconstructions} holds {len(classes)} classes but metrics need one reconstruction for each of the {splits.num_classes} classes of '{args.dataset}'")
-    recon = coerce_reconstructions(recon, splits.input_shape, len(classes), source=str(args.reconstructions))
+    recon, classes = load_scorable(args.reconstructions, splits.input_shape, splits.num_classes, f"'{args.dataset}'")
     preset = preset_for(args.dataset)
     steps = args.steps or preset.steps
     if args.evaluator:
         from nmprivacy.models.checkpoint import load
 
         judges = [load(d) for d in args.evaluator]
+        for d, j in zip(args.evaluator, judges):
+            if tuple(j.info.input_shape) != tuple(splits.input_shape) or j.info.num_classes != splits.num_classes:
+                raise NmprivacyError(f"evaluator {d} takes {tuple(j.info.input_shape)} inputs / {j.info.num_classes} classes but '{args.dataset}' has "
+                                     f"{tuple(splits.input_shape)} / {splits.num_classes}: pass evaluators trained on '{args.dataset}'")
     else:
         kind = evaluator_kind(splits.domain)
         train_steps = steps if splits.domain == "image" else None

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from nmprivacy.data import load_dataset
     from nmprivacy.errors import NmprivacyError
     from nmprivacy.models import default_config
-    from nmprivacy.models.checkpoint import save
+    from nmprivacy.models.checkpoint import check_replaceable, save
     from nmprivacy.presets import preset_for
     from nmprivacy.runinfo import Stopwatch
     from nmprivacy.training import settings_for, train_model
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
             raise NmprivacyError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.lr is not None and not args.lr > 0:
         raise NmprivacyError(f"--lr must be > 0, got {args.lr}")
+    check_replaceable(args.out)  # before any work: --out must be new, empty or an older checkpoint
     sw = Stopwatch()
     with sw("load_data"):
         splits = load_dataset(args.dataset, root=args.data_root)

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import numpy.lib.recfunctions as rfn
 
+from nmprivacy.cache import file_fingerprint
 from nmprivacy.data.base import DatasetSplits, register
-from nmprivacy.data.cache import file_fingerprint
 from nmprivacy.data.events import DVS_PIPELINE, check_pipeline_options, event_splits
 from nmprivacy.data.files import FileSpec, corrupt, locate_files
+from nmprivacy.data.npy import read_npy
 from nmprivacy.data.subset import check_limit
 from nmprivacy.errors import DatasetNotFoundError, NmprivacyError
 
@@ -29,6 +30,7 @@ DVS_GESTURE = FileSpec(
     "(figshare files 38022171 and 38020584) into <root>/DVSGesture/",
 )
 OTHER_CLASS = 10
+MAX_TIME_MS = 1 << 31  # ~25 days: far beyond a gesture (~6 s), and t * 1000 stays exact in int64
 
 
 def classes() -> tuple[str, ...]:
@@ -42,23 +44,39 @@ def read_dvs_gesture_file(path: Path) -> np.ndarray:
     """Events of one gesture file (tonic structured array ``x, y, p, t``; t in us)."""
     from tonic.datasets import DVSGesture
 
-    try:
-        events = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise corrupt(path, f"cannot be read as .npy ({exc})", DVS_GESTURE) from None
+    events = read_npy(path, DVS_GESTURE)
     if events.ndim != 2 or events.shape[1] != 4:
         raise corrupt(path, f"shape {events.shape}, expected [n, 4] (x, y, p, t)", DVS_GESTURE)
-    events[:, 3] *= 1000  # ms -> us, as tonic does
-    return rfn.unstructured_to_structured(events, DVSGesture.dtype)
+    if events.dtype.kind not in "iuf":
+        raise corrupt(path, f"dtype {events.dtype}, expected integer or float events (x, y, p, t)", DVS_GESTURE)
+    wide = events.astype(np.float64 if events.dtype.kind == "f" else np.int64)
+    if events.dtype.kind == "f" and not np.isfinite(wide).all():
+        raise corrupt(path, "contains NaN or infinite values", DVS_GESTURE)
+    x, y, p, t = wide.T
+    w, h, _ = DVS_PIPELINE.sensor_size
+    checks = (
+        ((x < 0) | (x >= w) | (x != np.floor(x)), f"x outside the sensor's 0..{w - 1}"),
+        ((y < 0) | (y >= h) | (y != np.floor(y)), f"y outside the sensor's 0..{h - 1}"),
+        ((p != 0) & (p != 1), "polarity other than 0 or 1"),
+        ((t < 0) | (t > MAX_TIME_MS), f"time stamps outside 0..{MAX_TIME_MS} ms"),
+    )
+    for bad, what in checks:
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise corrupt(path, f"event {i} has {what} ({wide[i].tolist()})", DVS_GESTURE)
+    wide[:, 3] *= 1000  # ms -> us, as tonic does
+    return rfn.unstructured_to_structured(wide, DVSGesture.dtype)
 
 
 def list_split(folder: Path) -> tuple[list[tuple[Path, int]], int]:
     """(file, label) of every kept gesture under ``folder`` (sorted) and how many "other" were dropped."""
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"DVS Gesture: {folder} is not a folder; {DVS_GESTURE.how_to_get}")
     items: list[tuple[Path, int]] = []
     dropped = 0
     for user in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("user")):
         for f in sorted(user.glob("*.npy"), key=lambda p: (len(p.stem), p.stem)):
-            if not f.stem.isdigit() or int(f.stem) > OTHER_CLASS:
+            if not f.stem.isdigit() or len(f.stem) > 2 or int(f.stem) > OTHER_CLASS:
                 raise corrupt(f, "file name is not a gesture label 0..10", DVS_GESTURE)
             if int(f.stem) == OTHER_CLASS:
                 dropped += 1
@@ -100,7 +118,6 @@ def load_dvs_gesture(
         pipeline,
         classes(),
         source=str(folder),
-        data_folder=folder,
         fingerprint=file_fingerprint([f for f, _ in train + test], folder),
         limit_train=limit_train,
         limit_test=limit_test,

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from nmprivacy.data.base import DatasetSplits, Split
-from nmprivacy.data.cache import cache_key, cache_path, load_cached, save_cached
+from nmprivacy.cache import cache_key, entry_path, load_entry, save_entry
 from nmprivacy.data.subset import balanced_indices
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.runinfo import to_jsonable
@@ -96,7 +96,10 @@ def event_frames(events: np.ndarray, pipeline: EventPipeline) -> np.ndarray:
     events = tt.Compose(steps)(events)
     if events.size == 0:
         return empty
-    frames = tt.ToFrame(sensor_size=(fw, fh, channels), time_window=pipeline.frame_us)(events)  # [T, P, H, W]
+    # Frames past ``steps`` are cut anyway: ending the slicing there bounds tonic's allocation by
+    # ``steps`` frames whatever the time stamps claim (the kept frames are the same).
+    end = min(float(events["t"][-1]), float(events["t"][0]) + pipeline.steps * pipeline.frame_us)
+    frames = tt.ToFrame(sensor_size=(fw, fh, channels), time_window=pipeline.frame_us, end_time=end)(events)  # [T, P, H, W]
     frames = frames[:, :1]  # channel 0 ("channel0"), or the merged channel
     return fit_length(np.minimum(frames, 1).astype(np.uint8), pipeline.steps)
 
@@ -140,27 +143,52 @@ def frames_for(
     return out
 
 
+def check_frames(content: object, expected: dict[str, tuple[int, ...]], num_classes: int, settings_json: str) -> None:
+    """Raise ``ValueError`` unless ``content`` is exactly a frames entry: ``x_<split>`` uint8
+    ``[N, T, 1, H, W]`` of 0/1 with the ``expected`` shapes, ``y_<split>`` int64 ``[N]`` in
+    ``range(num_classes)``, and the ``settings_json`` it was built for."""
+    from nmprivacy.tensorfile import check_tensor
+
+    if not isinstance(content, dict):
+        raise ValueError(f"holds {type(content).__name__}, not a dict of frames")
+    keys = {*(f"{v}_{s}" for s in expected for v in "xy"), "settings_json"}
+    if set(content) != keys:
+        raise ValueError(f"holds keys {sorted(map(str, content))}, expected {sorted(keys)}")
+    if content["settings_json"] != settings_json:
+        raise ValueError("was built for other settings")
+    for split, shape in expected.items():
+        x = check_tensor(content[f"x_{split}"], f"x_{split}", kinds=("int",), ndim=5)
+        y = check_tensor(content[f"y_{split}"], f"y_{split}", kinds=("int",), ndim=1)
+        if x.dtype != torch.uint8 or tuple(x.shape) != shape or y.dtype != torch.int64 or tuple(y.shape) != shape[:1]:
+            raise ValueError(f"{split} frames {tuple(x.shape)} {x.dtype} / labels {tuple(y.shape)} {y.dtype}, expected {shape} uint8 / {shape[:1]} int64")
+        if x.numel() and int(x.max()) > 1:
+            raise ValueError(f"x_{split} holds values other than 0 and 1")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+            raise ValueError(f"y_{split} holds labels outside 0..{num_classes - 1}")
+
+
 def cached(
     name: str,
-    data_folder: Path | None,
     settings: dict,
     inputs: object,
     build: Callable[[], dict],
+    check: Callable[[object, str], None],
     use_cache: bool = True,
 ) -> tuple[dict, Path | None]:
     """``build()``'s result, loaded from or saved to the cache keyed by ``settings`` and ``inputs``.
 
-    Returns (content, cache file or None when caching is off).
+    ``check(content, settings_json)`` raises ``ValueError`` for an entry that is not what
+    ``build()`` would give: such an entry is rebuilt. Returns (content, cache file or None when
+    caching is off or the cache cannot be written).
     """
     if not use_cache:
         return build(), None
-    path = cache_path(name, data_folder, cache_key(settings, inputs))
-    content = load_cached(path)
+    settings_json = json.dumps(to_jsonable({"settings": settings, "inputs": inputs}))
+    path = entry_path(name, cache_key(settings=settings, inputs=inputs))
+    content = load_entry(path, lambda c: check(c, settings_json))
     if content is None:
-        content = {**build(), "settings_json": json.dumps(to_jsonable({"settings": settings, "inputs": inputs}))}
-        try:
-            save_cached(path, content)
-        except OSError:
+        content = {**build(), "settings_json": settings_json}
+        if not save_entry(path, content):
             return content, None  # read-only everywhere: still usable, just not cached
     return content, path
 
@@ -173,7 +201,6 @@ def event_splits(
     pipeline: EventPipeline,
     classes: tuple[str, ...],
     source: str,
-    data_folder: Path | None,
     fingerprint: object,
     limit_train: int | None = None,
     limit_test: int | None = None,
@@ -182,7 +209,9 @@ def event_splits(
 ) -> DatasetSplits:
     """An event data set from (sample, label) lists: limits, pipeline, cache, ``DatasetSplits``.
 
-    ``fingerprint`` identifies the inputs (file list with sizes, or a content hash) for the cache.
+    ``fingerprint`` identifies the inputs (file list with sizes and times, or a content hash) for
+    the cache (``nmprivacy.cache``); a cached entry that is not exactly what the pipeline would
+    build (``check_frames``) is rebuilt.
     """
     def limited(items: Sequence[tuple[Sample, int]], limit: int | None) -> list[tuple[Sample, int]]:
         idx = balanced_indices(np.array([lab for _, lab in items], dtype=np.int64), limit)
@@ -198,8 +227,13 @@ def event_splits(
             out[f"y_{split}"] = torch.tensor([lab for _, lab in items], dtype=torch.int64)
         return out
 
-    content, cache_file = cached(name, data_folder, settings, fingerprint, build, use_cache)
     fh, fw = pipeline.frame_hw
+    shapes = {split: (len(items), pipeline.steps, 1, fh, fw) for split, items in (("train", train), ("test", test))}
+
+    def check(content: object, settings_json: str) -> None:
+        check_frames(content, shapes, len(classes), settings_json)
+
+    content, cache_file = cached(name, settings, fingerprint, build, check, use_cache)
     return DatasetSplits(
         name=name,
         domain="events",

@@ -15,6 +15,7 @@ import torch
 
 from nmprivacy.data.base import DatasetSplits, Split, register
 from nmprivacy.data.files import FileSpec, corrupt, locate_files
+from nmprivacy.data.npy import read_npy
 from nmprivacy.data.subset import check_limit, limit_split
 from nmprivacy.errors import DatasetNotFoundError, NmprivacyError
 
@@ -37,12 +38,26 @@ OLIVETTI = FileSpec(
     "(the Kaggle 'olivetti faces' pair, also obtainable from sklearn.datasets.fetch_olivetti_faces) into <root>/olivetti/",
 )
 
-_PGM_TOKEN = re.compile(rb"(#[^\n]*\n)|(\S+)")
+_PGM_TOKEN = re.compile(rb"(#[^\n]*(?:\n|$))|(\S+)")
+_DIGITS = re.compile(rb"[0-9]{1,9}")
+MAX_PGM_PIXELS = 1 << 26  # 64 Mpixel: far above any face image (AT&T: 112x92)
+MAX_PGM_BYTES = 1 << 30
+
+
+def _header_int(path: Path, token: bytes, what: str) -> int:
+    if not _DIGITS.fullmatch(token):
+        raise corrupt(path, f"PGM header {what} {token[:20]!r} is not a whole number", ATT_FACES)
+    return int(token)
 
 
 def read_pgm(path: Path) -> np.ndarray:
     """A PGM image (binary P5 or ASCII P2) as float32 ``[H, W]`` in [0, 1]."""
-    data = path.read_bytes()
+    try:
+        if path.stat().st_size > MAX_PGM_BYTES:
+            raise corrupt(path, f"{path.stat().st_size} bytes, far more than a PGM face image", ATT_FACES)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise corrupt(path, f"cannot be read ({exc.strerror or type(exc).__name__})", ATT_FACES) from None
     tokens: list[bytes] = []
     pos = 0
     for m in _PGM_TOKEN.finditer(data):  # header: magic, width, height, maxval (comments skipped)
@@ -53,25 +68,32 @@ def read_pgm(path: Path) -> np.ndarray:
                 break
     if len(tokens) < 4 or tokens[0] not in (b"P5", b"P2"):
         raise corrupt(path, "not a PGM image (expected a P5 or P2 header)", ATT_FACES)
-    try:
-        width, height, maxval = (int(t) for t in tokens[1:4])
-    except ValueError:
-        raise corrupt(path, "unreadable PGM header", ATT_FACES) from None
+    width, height, maxval = (_header_int(path, t, w) for t, w in zip(tokens[1:4], ("width", "height", "maxval")))
     if width < 1 or height < 1 or not 0 < maxval < 65536:
         raise corrupt(path, f"invalid PGM header {width}x{height} maxval {maxval}", ATT_FACES)
+    n = width * height
+    if n > MAX_PGM_PIXELS:
+        raise corrupt(path, f"PGM header announces {width}x{height} pixels, more than the {MAX_PGM_PIXELS} allowed", ATT_FACES)
     if tokens[0] == b"P5":
         dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
+        if pos >= len(data) or not data[pos : pos + 1].isspace():
+            raise corrupt(path, "no whitespace byte after the PGM header", ATT_FACES)
         body = data[pos + 1 :]  # exactly one whitespace byte after maxval
-        need = width * height * dtype.itemsize
+        need = n * dtype.itemsize
         if len(body) < need:
             raise corrupt(path, f"truncated: {len(body)} of {need} pixel bytes", ATT_FACES)
-        pixels = np.frombuffer(body[:need], dtype=dtype)
+        pixels = np.frombuffer(body[:need], dtype=dtype).astype(np.int64)
     else:
-        pixels = np.array(data[pos:].split(), dtype=np.int64)
-        if pixels.size < width * height:
-            raise corrupt(path, f"truncated: {pixels.size} of {width * height} pixels", ATT_FACES)
-        pixels = pixels[: width * height]
-    return (pixels.reshape(height, width).astype(np.float32) / maxval).clip(0.0, 1.0)
+        words = data[pos:].split(maxsplit=n)[:n]
+        if len(words) < n:
+            raise corrupt(path, f"truncated: {len(words)} of {n} pixels", ATT_FACES)
+        bad = next((w for w in words if not _DIGITS.fullmatch(w)), None)
+        if bad is not None:
+            raise corrupt(path, f"ASCII pixel value {bad[:20]!r} is not a whole number", ATT_FACES)
+        pixels = np.array([int(w) for w in words], dtype=np.int64)
+    if int(pixels.max()) > maxval:
+        raise corrupt(path, f"pixel value {int(pixels.max())} above the header's maxval {maxval}", ATT_FACES)
+    return pixels.reshape(height, width).astype(np.float32) / maxval
 
 
 def split_faces(per_subject: list[np.ndarray], limit_train: int | None, limit_test: int | None) -> tuple[Split, Split]:
@@ -120,8 +142,9 @@ def load_att_faces(
         for n in range(1, IMAGES_PER_SUBJECT + 1):
             path = sub / f"{n}.pgm"
             if not path.is_file():
+                what = "is a folder, not a file" if path.is_dir() else "is missing"
                 raise DatasetNotFoundError(
-                    f"AT&T faces incomplete: {path} is missing (each of s1..s40 needs 1.pgm..10.pgm); {ATT_FACES.how_to_get}"
+                    f"AT&T faces incomplete: {path} {what} (each of s1..s40 needs 1.pgm..10.pgm); {ATT_FACES.how_to_get}"
                 )
             images.append(read_pgm(path))
         shapes = {im.shape for im in images}
@@ -152,16 +175,19 @@ def load_olivetti(root: Path | None = None, limit_train: int | None = None, limi
     limit_train, limit_test = check_limit("limit_train", limit_train), check_limit("limit_test", limit_test)
     folder = locate_olivetti(root)
     img_path, tgt_path = folder / "olivetti_faces.npy", folder / "olivetti_faces_target.npy"
-    try:
-        images = np.load(img_path, allow_pickle=False)
-        targets = np.load(tgt_path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise corrupt(img_path, f"cannot be read as .npy ({exc})", OLIVETTI) from None
-    if images.ndim != 3 or targets.shape != (images.shape[0],):
-        raise corrupt(img_path, f"shape {images.shape} with targets {targets.shape}: expected [N, H, W] and [N]", OLIVETTI)
-    if np.issubdtype(images.dtype, np.integer):
+    images = read_npy(img_path, OLIVETTI)
+    targets = read_npy(tgt_path, OLIVETTI)
+    if images.ndim != 3 or targets.shape != (images.shape[0],) or 0 in images.shape:
+        raise corrupt(img_path, f"shape {images.shape} with targets {tgt_path.name} {targets.shape}: expected [N, H, W] and [N], N, H, W >= 1", OLIVETTI)
+    if images.dtype.kind == "b" or targets.dtype.kind not in "iu":
+        raise corrupt(img_path, f"dtypes {images.dtype} / {targets.dtype} ({tgt_path.name}): expected float or uint8 images and integer targets", OLIVETTI)
+    if images.dtype.kind in "iu":
+        if images.min() < 0 or images.max() > 255:
+            raise corrupt(img_path, f"integer pixel values in [{images.min()}, {images.max()}], expected 0..255", OLIVETTI)
         images = images / 255.0
-    if images.size and (images.min() < 0 or images.max() > 1):
+    if not np.isfinite(images).all():
+        raise corrupt(img_path, "contains NaN or infinite pixel values", OLIVETTI)
+    if images.min() < 0 or images.max() > 1:
         raise corrupt(img_path, f"values in [{images.min():g}, {images.max():g}], expected [0, 1]", OLIVETTI)
     subjects = np.unique(targets)
     per_subject = []

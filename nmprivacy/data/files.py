@@ -85,3 +85,8 @@ def locate_files(spec: FileSpec, root: str | os.PathLike[str] | None = None) -> 
 def corrupt(path: Path, problem: str, spec: FileSpec) -> DatasetNotFoundError:
     """The one-line error for a file that exists but cannot be read."""
     return DatasetNotFoundError(f"corrupt {spec.title} file {path}: {problem}; replace it ({spec.how_to_get})")
+
+
+def refused(path: Path, problem: str, spec: FileSpec) -> DatasetNotFoundError:
+    """The one-line error for a file nmprivacy will not read (e.g. it holds pickled code)."""
+    return DatasetNotFoundError(f"{spec.title} file {path} refused: {problem}; replace it ({spec.how_to_get})")

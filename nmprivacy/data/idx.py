@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -45,29 +47,56 @@ FASHION_CLASSES = (
 )
 
 
+MAX_IDX_BYTES = 1 << 32  # 4 GiB of pixels: far above any IDX data set (EMNIST: 0.55 GB)
+CHUNK = 1 << 20
+
+
+def _read_limited(fh: BinaryIO, limit: int) -> bytes:
+    """At most ``limit`` bytes from ``fh``, read in chunks (a gzip stream is never inflated further)."""
+    parts, got = [], 0
+    while got < limit:
+        chunk = fh.read(min(CHUNK, limit - got))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
 def read_idx(path: Path, ndim: int, spec: FileSpec) -> np.ndarray:
-    """The uint8 array stored in IDX file ``path`` (raw or gzip), checking magic number and size."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise corrupt(path, f"cannot be read ({exc})", spec) from None
-    if len(raw) < 4 + 4 * ndim:
-        raise corrupt(path, f"only {len(raw)} bytes, shorter than an IDX header", spec)
-    magic = int.from_bytes(raw[:4], "big")
-    expected = (IDX_UBYTE << 8) | ndim
-    if magic != expected:
-        raise corrupt(path, f"bad magic number 0x{magic:08x} (expected 0x{expected:08x})", spec)
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    """The uint8 array stored in IDX file ``path`` (raw or gzip), checking magic number and size.
+
+    The header's declared size is checked against a bound and (raw files) the file size before
+    any data is read; a gzip stream is inflated only up to the declared size plus one byte.
+    """
     header = 4 + 4 * ndim
-    need = int(np.prod(dims))
-    if len(raw) - header != need:
-        shape = "x".join(map(str, dims))
-        raise corrupt(path, f"holds {len(raw) - header} data bytes but its header announces {shape} = {need}", spec)
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    if not path.is_file():
+        raise corrupt(path, "is a folder, not an IDX file" if path.is_dir() else "is missing", spec)
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+            head = _read_limited(fh, header)
+            if len(head) < header:
+                raise corrupt(path, f"only {len(head)} bytes, shorter than an IDX header of {header}", spec)
+            magic = int.from_bytes(head[:4], "big")
+            expected = (IDX_UBYTE << 8) | ndim
+            if magic != expected:
+                raise corrupt(path, f"bad magic number 0x{magic:08x} (expected 0x{expected:08x})", spec)
+            dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+            shape = "x".join(map(str, dims))
+            need = math.prod(dims)  # Python integers: no wrap-around
+            if need == 0:
+                raise corrupt(path, f"header announces an empty array {shape}", spec)
+            if need > MAX_IDX_BYTES:
+                raise corrupt(path, f"header announces {shape} = {need} bytes, more than the {MAX_IDX_BYTES} allowed", spec)
+            if path.suffix != ".gz" and path.stat().st_size - header != need:
+                raise corrupt(path, f"holds {path.stat().st_size - header} data bytes but its header announces {shape} = {need}", spec)
+            raw = _read_limited(fh, need + 1)  # fewer than need + 1: the end, where gzip checks its CRC
+    except (OSError, EOFError, zlib.error) as exc:
+        raise corrupt(path, f"cannot be read ({type(exc).__name__}: {exc})", spec) from None
+    if len(raw) != need:
+        more = "more" if len(raw) > need else "fewer"
+        raise corrupt(path, f"holds {more} data bytes than its header announces ({shape} = {need})", spec)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
 
 
 def _split(folder: Path, which: str, spec: FileSpec, num_classes: int) -> Split:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nmprivacy.cache import file_fingerprint
 from nmprivacy.data.base import DatasetSplits, register
-from nmprivacy.data.cache import file_fingerprint
 from nmprivacy.data.events import NMNIST_PIPELINE, check_pipeline_options, event_splits
 from nmprivacy.data.files import FileSpec, corrupt, locate_files
 from nmprivacy.data.subset import check_limit
@@ -27,6 +27,7 @@ NMNIST = FileSpec(
     "tonic's mirror: train.zip/test.zip at data.mendeley.com/datasets/468j46mzdv) into <root>/NMNIST/",
 )
 CLASSES = tuple(str(d) for d in range(10))
+MAX_BIN_BYTES = 1 << 26  # 64 MiB (13 M events); real recordings are ~4-10 k events
 
 
 def read_nmnist_file(path: Path) -> np.ndarray:
@@ -34,14 +35,31 @@ def read_nmnist_file(path: Path) -> np.ndarray:
     from tonic.datasets import NMNIST as TonicNMNIST
     from tonic.io import read_mnist_file
 
-    size = path.stat().st_size
-    if size % 5:
-        raise corrupt(path, f"{size} bytes is not a whole number of 5-byte events", NMNIST)
-    return read_mnist_file(str(path), dtype=TonicNMNIST.dtype)
+    if not path.is_file():
+        raise corrupt(path, "is a folder, not a .bin recording" if path.is_dir() else "is missing", NMNIST)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise corrupt(path, "is empty (0 bytes): a recording holds at least one event", NMNIST)
+        if size % 5:
+            raise corrupt(path, f"{size} bytes is not a whole number of 5-byte events", NMNIST)
+        if size > MAX_BIN_BYTES:
+            raise corrupt(path, f"{size} bytes, far more than an N-MNIST recording (~30 kB)", NMNIST)
+        events = read_mnist_file(str(path), dtype=TonicNMNIST.dtype)
+    except OSError as exc:
+        raise corrupt(path, f"cannot be read ({exc.strerror or type(exc).__name__})", NMNIST) from None
+    w, h, _ = NMNIST_PIPELINE.sensor_size
+    outside = (events["x"] >= w) | (events["y"] >= h)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise corrupt(path, f"event {i} at x={int(events['x'][i])}, y={int(events['y'][i])} lies outside the {w}x{h} sensor", NMNIST)
+    return events
 
 
 def list_split(folder: Path) -> list[tuple[Path, int]]:
     """(file, digit) of every ``<digit>/*.bin`` under ``folder``, in sorted order."""
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"N-MNIST: {folder} is not a folder (it must hold <digit>/*.bin recordings); {NMNIST.how_to_get}")
     items = [(f, int(d.name)) for d in sorted(folder.iterdir()) if d.is_dir() and d.name in CLASSES for f in sorted(d.glob("*.bin"))]
     if not items:
         raise DatasetNotFoundError(f"N-MNIST: no <digit>/*.bin recordings in {folder}; {NMNIST.how_to_get}")
@@ -75,7 +93,6 @@ def load_nmnist(
         pipeline,
         CLASSES,
         source=str(folder),
-        data_folder=folder,
         fingerprint=file_fingerprint([f for f, _ in train + test], folder),
         limit_train=limit_train,
         limit_test=limit_test,

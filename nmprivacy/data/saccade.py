@@ -150,7 +150,6 @@ def load_saccade(
         return [((split, i), lab) for i, lab in enumerate(labels)]
 
     name = f"{base_name}-saccade"
-    data_folder = Path(base.source) if Path(base.source).is_dir() else None
     return event_splits(
         name,
         items("train"),
@@ -159,7 +158,6 @@ def load_saccade(
         pipeline,
         base.classes,
         source=f"simulated saccade events from {base_name} ({base.source})",
-        data_folder=data_folder,
         fingerprint={"base": base_name, "content_sha256": _content_hash(base), "saccade": asdict(config)},
         use_cache=cache,
         info={

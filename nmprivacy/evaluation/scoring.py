@@ -52,15 +52,42 @@ def coerce_reconstructions(recon: torch.Tensor, input_shape: Sequence[int], num_
     )
 
 
+def check_scorable(recon: torch.Tensor, input_shape: Sequence[int], source: str = "reconstructions") -> torch.Tensor:
+    """``recon`` if it can be scored: finite, and spike forms binary or probabilities in [0, 1]."""
+    if recon.numel() == 0:
+        raise NmprivacyError(f"{source} holds no values (shape {tuple(recon.shape)}): save one reconstruction per class")
+    if not bool(torch.isfinite(recon).all()):
+        raise NmprivacyError(f"{source} contains NaN or infinite values: save finite reconstructions")
+    if is_spike_form(recon, input_shape) and (recon.min() < 0 or recon.max() > 1):
+        raise NmprivacyError(f"{source}: spike reconstructions must be binary or probabilities in [0, 1]: rescale them before scoring")
+    return recon
+
+
+def load_scorable(path: str, input_shape: Sequence[int], num_classes: int, dataset: str = "the data set") -> tuple[torch.Tensor, list[int]]:
+    """(reconstructions ``[C, *input_shape]`` or ``[C, T, *input_shape]``, classes) from file
+    ``path`` (``attacks.io.load_reconstructions``), checked to be scorable for a data set of
+    ``num_classes`` classes before any evaluator is trained or loaded."""
+    from nmprivacy.attacks.io import load_reconstructions
+
+    recon, classes = load_reconstructions(path)
+    if classes is None:
+        classes = list(range(num_classes))  # a bare tensor: classes 0..C-1 (its first axis is checked below)
+    elif len(classes) != num_classes:
+        raise NmprivacyError(f"{path} holds {len(classes)} classes but metrics need one reconstruction for each of the {num_classes} classes of {dataset}")
+    elif max(classes) >= num_classes:
+        raise NmprivacyError(f"{path} names class {max(classes)} but {dataset} has classes 0..{num_classes - 1}: pass the data set the reconstructions were made for")
+    recon = coerce_reconstructions(recon, input_shape, len(classes), source=str(path))
+    return check_scorable(recon, input_shape, source=str(path)), classes
+
+
 def scored_form(recon: torch.Tensor, input_shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
     """The form metrics are computed on: spikes as they are, probabilities -> one Bernoulli
     sample, images -> min-max scaled to [0, 1] per reconstruction."""
+    check_scorable(recon, input_shape)
     if not is_spike_form(recon, input_shape):
         return per_sample_minmax(recon.float())
     if is_binary(recon):
         return recon.float()
-    if recon.min() < 0 or recon.max() > 1:
-        raise NmprivacyError("spike reconstructions must be binary or probabilities in [0, 1]: rescale them before scoring")
     return torch.bernoulli(recon.float(), generator=generator)
 
 
