@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nmprivacy.runinfo import atomic_write_json
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.lava_throughput", description="Samples/s of run_lava (batched vs rebuilt) and of the emulation.")
-    p.add_argument("--quick", action="store_true", help="small network and few samples (~10 s)")
+    p.add_argument("--quick", action="store_true", help="small network and few samples (a smoke run)")
     p.add_argument("--samples", type=int, help="inputs in the batched run (default 100, quick 20)")
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""The published notebooks' loop structure (spec section 8), kept only to time it.
+"""The published notebooks' loop structure (docs/method.md §8), kept only to time it.
 
 Everything is sequential, as in the BrainLeaks notebooks (e.g. ``MNIST/SNN/MNIST_SNN_Attack.ipynb``):
 one class at a time, one population sample at a time (batch 1), a Python loop over time steps

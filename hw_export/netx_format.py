@@ -334,6 +334,53 @@ def _meta(f: Any) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+def _read_layers(f: Any, p: Path) -> tuple[list, tuple[int, ...] | None, dict, list[str]]:
+    """The neuron layers of an open NetX file (and its input shape, metadata and notes)."""
+    import h5py
+
+    meta = _meta(f)
+    if "layer" not in f or not isinstance(f["layer"], h5py.Group):
+        raise NetworkError(f"{p} has no 'layer' group: not a NetX network description")
+    root = _Reader(f["layer"], p.name)
+    keys = list(f["layer"].keys())
+    if sorted(keys, key=lambda k: int(k) if k.isdigit() else -1) != [str(i) for i in range(len(keys))]:
+        raise NetworkError(f"{p.name}: layers must be numbered 0, 1, 2, ... without gaps (found {sorted(map(str, keys))[:8]})")
+    layers, notes = [], []
+    input_shape: tuple[int, ...] | None = None
+    flatten_next = False
+    for i in range(len(keys)):
+        layer = root.child(str(i))
+        layer.where = f"{p.name} layer {i}"
+        ltype = layer.text("type") if layer.has("type") else ""
+        prev_shape = layers[-1].out_shape if layers else input_shape
+        if ltype == "input":
+            if layers:
+                raise NetworkError(f"{layer.where}: an input layer after other layers is not supported")
+            neurons, input_shape = _read_input(layer, notes)
+            if neurons is not None:
+                layers.append(neurons)
+        elif ltype == "flatten":
+            flatten_next = True
+        elif ltype == "conv":
+            if flatten_next:
+                raise NetworkError(f"{layer.where}: a flatten layer must be followed by a dense layer")
+            layers.append(_read_conv(layer, prev_shape or (), notes))
+        elif ltype in ("dense", "dense_rec"):
+            if layers and len(prev_shape) == 3 and not flatten_next:
+                raise NetworkError(f"{layer.where}: a dense layer after the (C, H, W) layer before it needs a flatten layer")
+            layers.append(_read_dense(layer, prev_shape if layers else None, input_shape, ltype == "dense_rec", notes))
+            flatten_next = False
+        elif ltype == "dense_comp":
+            raise NetworkError(f"{layer.where}: complex dense layers are not supported (CUBA LIF only)")
+        elif ltype in NETX_CANNOT_BUILD:
+            raise NetworkError(f"{layer.where}: {NETX_CANNOT_BUILD[ltype]} layers are not supported: NetX cannot build them (Loihi networks pool with strided convolutions)")
+        else:
+            raise NetworkError(f"{layer.where}: unknown layer type '{ltype}' (NetX knows input, conv, flatten, dense, dense_rec)")
+    if flatten_next:
+        raise NetworkError(f"{p.name}: the last layer is a flatten layer; a dense layer must follow it")
+    return layers, input_shape, meta, notes
+
+
 def read_netx(path: str | os.PathLike[str]) -> Network:
     """The ``Network`` (Loihi arithmetic) a NetX HDF5 file describes, as Lava builds it;
     ``NetworkError`` naming the file and layer for a missing, unreadable or unsupported file."""
@@ -348,47 +395,14 @@ def read_netx(path: str | os.PathLike[str]) -> Network:
         f = h5py.File(p, "r")
     except Exception as exc:
         raise NetworkError(f"{p} is not a readable HDF5 file ({exc.__class__.__name__}); re-export it with `nmprivacy export`") from None
-    with f:
-        meta = _meta(f)
-        if "layer" not in f or not isinstance(f["layer"], h5py.Group):
-            raise NetworkError(f"{p} has no 'layer' group: not a NetX network description")
-        root = _Reader(f["layer"], p.name)
-        keys = list(f["layer"].keys())
-        if sorted(keys, key=lambda k: int(k) if k.isdigit() else -1) != [str(i) for i in range(len(keys))]:
-            raise NetworkError(f"{p.name}: layers must be numbered 0, 1, 2, ... without gaps (found {sorted(keys)[:8]})")
-        layers, notes = [], []
-        input_shape: tuple[int, ...] | None = None
-        flatten_next = False
-        for i in range(len(keys)):
-            layer = root.child(str(i))
-            layer.where = f"{p.name} layer {i}"
-            ltype = layer.text("type") if layer.has("type") else ""
-            prev_shape = layers[-1].out_shape if layers else input_shape
-            if ltype == "input":
-                if layers:
-                    raise NetworkError(f"{layer.where}: an input layer after other layers is not supported")
-                neurons, input_shape = _read_input(layer, notes)
-                if neurons is not None:
-                    layers.append(neurons)
-            elif ltype == "flatten":
-                flatten_next = True
-            elif ltype == "conv":
-                if flatten_next:
-                    raise NetworkError(f"{layer.where}: a flatten layer must be followed by a dense layer")
-                layers.append(_read_conv(layer, prev_shape or (), notes))
-            elif ltype in ("dense", "dense_rec"):
-                if layers and len(prev_shape) == 3 and not flatten_next:
-                    raise NetworkError(f"{layer.where}: a dense layer after the (C, H, W) layer before it needs a flatten layer")
-                layers.append(_read_dense(layer, prev_shape if layers else None, input_shape, ltype == "dense_rec", notes))
-                flatten_next = False
-            elif ltype == "dense_comp":
-                raise NetworkError(f"{layer.where}: complex dense layers are not supported (CUBA LIF only)")
-            elif ltype in NETX_CANNOT_BUILD:
-                raise NetworkError(f"{layer.where}: {NETX_CANNOT_BUILD[ltype]} layers are not supported: NetX cannot build them (Loihi networks pool with strided convolutions)")
-            else:
-                raise NetworkError(f"{layer.where}: unknown layer type '{ltype}' (NetX knows input, conv, flatten, dense, dense_rec)")
-        if flatten_next:
-            raise NetworkError(f"{p.name}: the last layer is a flatten layer; a dense layer must follow it")
+    try:
+        with f:
+            layers, input_shape, meta, notes = _read_layers(f, p)
+    except NetworkError:
+        raise
+    except (RuntimeError, KeyError, ValueError, TypeError, OSError, OverflowError, IndexError, AttributeError, MemoryError) as exc:
+        # h5py and numpy raise these for a damaged file structure: the file, not the code, is wrong
+        raise NetworkError(f"{p} is truncated or corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}); re-export it") from None
     if not layers:
         raise NetworkError(f"{p} has no neuron layers")
     first = layers[0]

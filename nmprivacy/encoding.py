@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from nmprivacy.data.base import Domain
+from nmprivacy.data.events import fit_length
 from nmprivacy.errors import NmprivacyError
 
 
@@ -38,9 +39,8 @@ def bernoulli_spikes(
     (``probs`` broadcast to it; the samples are written into ``out``, C-contiguous), values in {0, 1}.
 
     Drawn as ``u < p`` from float32 uniforms ``u`` of ``generator`` (a torch or a numpy generator):
-    the same distribution as ``torch.bernoulli`` and faster on CPU (one MNIST BL-v2 class
-    population, 137 k voxels: ``torch.bernoulli`` 790 us, torch uniforms 320 us, numpy PCG64
-    uniforms 180 us), each on its own random stream. The attacks sample with it; ``rate_encode``
+    the same distribution as ``torch.bernoulli`` and faster on CPU (numpy's PCG64 uniforms the
+    fastest), each generator its own random stream. The attacks sample with it; ``rate_encode``
     keeps ``torch.bernoulli`` so that trained checkpoints stay reproducible.
     """
     u = torch.empty(probs.shape, dtype=torch.float32) if out is None else out
@@ -49,15 +49,6 @@ def bernoulli_spikes(
     else:
         u.uniform_(generator=generator)
     return torch.lt(u, probs, out=u)  # in place: u becomes the 0/1 sample
-
-
-def fit_steps(spikes: torch.Tensor, steps: int) -> torch.Tensor:
-    """``spikes`` ``[T, ...]`` cut to, or zero-padded at the end to, ``steps`` steps."""
-    t = spikes.shape[0]
-    if t >= steps:
-        return spikes[:steps]
-    pad = spikes.new_zeros((steps - t, *spikes.shape[1:]))
-    return torch.cat([spikes, pad])
 
 
 def to_spikes(
@@ -77,5 +68,5 @@ def to_spikes(
         if x.dim() != 5:
             raise ValueError(f"event batches are [B, T, C, H, W], got shape {tuple(x.shape)}")
         spikes = x.transpose(0, 1).to(torch.float32)
-        return (spikes if steps is None else fit_steps(spikes, steps)).contiguous()
+        return (spikes if steps is None else fit_length(spikes, steps)).contiguous()
     raise ValueError(f"unknown domain {domain!r}: expected 'image' or 'events'")

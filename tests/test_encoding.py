@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmprivacy.encoding import fit_steps, rate_encode, to_spikes
+from nmprivacy.data.events import fit_length
+from nmprivacy.encoding import rate_encode, to_spikes
 from nmprivacy.errors import NmprivacyError
 
 
@@ -48,7 +49,7 @@ def test_to_spikes_events_time_first_cut_and_pad() -> None:
     padded = to_spikes(x, "events", 10)
     assert padded.shape[0] == 10 and padded[7:].sum() == 0 and torch.equal(padded[:7], s)
     assert torch.equal(to_spikes(x, "events", None), s)
-    assert fit_steps(torch.ones(2, 3), 4).sum() == 6
+    assert fit_length(torch.ones(2, 3), 4).sum() == 6 and fit_length(torch.ones(2, 3), 4).shape == (4, 3)
 
 
 def test_to_spikes_images() -> None:

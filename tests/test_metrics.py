@@ -1,4 +1,4 @@
-"""Attack metrics on hand-made confidence tables (spec section 6), incl. DAA corner cases."""
+"""Attack metrics on hand-made confidence tables (docs/method.md §6), incl. DAA corner cases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""BrainLeaks-v1: gradient-sign flips of a binary spike input (spec section 5).
+"""BrainLeaks-v1: gradient-sign flips of a binary spike input (docs/method.md §5.1).
 
 State ``X`` is binary ``[K, T, *input_shape]`` starting at 0. Each iteration the surrogate
 gradient ``g = dM_y/dX`` is normalised to ``P = minmax(|g|)`` per class (global over T and
@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 
 from nmprivacy.attacks.base import GradientOracle, Inversion
-from nmprivacy.attacks.common import OracleFactory, SpikingAttack, default_oracle
+from nmprivacy.attacks.common import OracleFactory, SpikingAttack, default_oracle, oracle_name
 from nmprivacy.attacks.executor import ClassParts
 from nmprivacy.attacks.layout import from_model_layout, per_sample_minmax, to_model_layout
 from nmprivacy.models.base import TargetModel
@@ -94,6 +94,6 @@ class BrainLeaksV1(SpikingAttack):
             iterations=done.iterations,
             seconds_per_iteration=done.seconds_per_iteration,
             seed=seed,
-            config={**asdict(s), "steps": run.steps},
+            config={**asdict(s), "steps": run.steps, "oracle": oracle_name(run.oracle)},
         )
 

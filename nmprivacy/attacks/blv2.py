@@ -1,4 +1,5 @@
-"""BrainLeaks-v2: population-based search over Bernoulli spike probabilities (spec Algorithm 1).
+"""BrainLeaks-v2: population-based search over Bernoulli spike probabilities (the paper's Algorithm 1,
+docs/method.md §5.2).
 
 State ``X_p`` is ``[K, T, *input_shape]`` in [0, 1]. Each iteration draws ``P`` binary samples
 per class (``[K, P, T, ...]``, all ``K * P`` in one forward/backward), weights their surrogate
@@ -10,10 +11,10 @@ and is added once, times the weights' sum. negatives are clamped to 0 and a clas
 whose maximum exceeds 1 is divided by it. The returned X_p is, per class, the best one seen
 (``keep="best"``: highest mean population confidence) or the last (``keep="last"``); the
 reconstruction is one Bernoulli sample of it.
-"""
 
 The algorithm is ``BLv2Search`` (its state), ``blv2_iteration`` (one step) and
 ``BLv2Search.plateaued`` (the stop rule); ``nmprivacy.attacks.executor`` runs it.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from nmprivacy.attacks.base import GradientOracle, Inversion
-from nmprivacy.attacks.common import OracleFactory, SpikingAttack, default_oracle
+from nmprivacy.attacks.common import OracleFactory, SpikingAttack, default_oracle, oracle_name
 from nmprivacy.attacks.executor import ClassParts, Step
 from nmprivacy.attacks.layout import from_model_layout, to_model_layout
 from nmprivacy.attacks.oracle import population_gradient
@@ -56,8 +57,7 @@ def population_weights(losses: torch.Tensor, variant: str) -> torch.Tensor:
 def blv2_update_(state: BLv2State, g: torch.Tensor, settings: BLv2Settings) -> BLv2State:
     """One BL-v2 step, in place on ``state`` (returned), from the population-weighted gradient
     ``g`` ``[K, T, ...]`` of the full loss (``sum_i w_i dL_i/dx_i`` with :func:`population_weights`).
-    In place because fresh 0.8 MB temporaries cost a page-faulting allocation each (MNIST: 2 ms
-    of a 40 ms iteration)."""
+    In place because every fresh temporary of X_p's size costs a page-faulting allocation."""
     if settings.accumulator == "rmsprop":  # r <- rho r + (1 - rho) g^2
         state.r.mul_(settings.rho)
     elif settings.accumulator == "unbounded":  # r <- r + rho r + (1 - rho) g^2
@@ -75,7 +75,7 @@ def blv2_update_(state: BLv2State, g: torch.Tensor, settings: BLv2Settings) -> B
 
 def class_generator(seed: int, target: int) -> np.random.Generator:
     """The generator of class ``target``'s population samples in a run with ``seed`` (numpy PCG64:
-    its float32 uniforms cost 0.56 of torch's)."""
+    its float32 uniforms are cheaper than torch's)."""
     return np.random.Generator(np.random.PCG64(int(seed) * 65537 + int(target) + 1))
 
 
@@ -84,8 +84,8 @@ class PopulationSampler:
 
     Class ``k`` has its own generator, seeded from ``(seed, class)``: a class's samples do not
     depend on which other classes are attacked nor on how many threads draw them. Classes are
-    split across ``workers`` threads (the uniform draws are a tenth of an MNIST iteration on one
-    thread) and the sample buffer is reused (a fresh 5.5 MB tensor page-faults: 5 vs 3.4 ms)."""
+    split across ``workers`` threads (the uniform draws are a noticeable share of an iteration on one
+    thread) and the sample buffer is reused (a fresh tensor of the population's size page-faults)."""
 
     def __init__(self, classes: torch.Tensor, seed: int, population: int, shape: tuple[int, ...], workers: int) -> None:
         self.generators = [class_generator(seed, c) for c in classes.tolist()]
@@ -207,7 +207,7 @@ class BrainLeaksV2(SpikingAttack):
             seconds_per_iteration=done.seconds_per_iteration,
             seed=seed,
             probabilities=xp,
-            config={**asdict(s), "steps": run.steps},
+            config={**asdict(s), "steps": run.steps, "oracle": oracle_name(run.oracle)},
         )
 
     def _part_step(self, search: BLv2Search, oracle: GradientOracle, seed: int, sample_shape: tuple[int, ...], workers: int) -> Step:

@@ -28,6 +28,11 @@ def default_oracle(model: TargetModel) -> GradientOracle:
     return make_oracle(model)
 
 
+def oracle_name(oracle: object) -> str:
+    """The name an inversion records for the oracle that computed it (``"fast-lif"``, ``"autograd"``, ...)."""
+    return str(getattr(oracle, "name", type(oracle).__name__))
+
+
 def check_classes(model: TargetModel, classes: Sequence[int]) -> torch.Tensor:
     """Attacked classes as int64 ``[K]``; raises NmprivacyError if any is not a class of ``model``."""
     c = model.info.num_classes
@@ -108,7 +113,7 @@ class SpikingAttack:
     def oracle_for(self, model: TargetModel) -> GradientOracle:
         """The oracle bound to ``model``: reused while it is the same model with unchanged
         parameters (runs over several seeds keep the engine's prepared weights, tables and
-        buffers: the MNIST engine takes ~40 ms to set up), else made by the factory."""
+        buffers, which are costly to set up), else made by the factory."""
         state = tuple((p.data_ptr(), p._version) for p in model.parameters()) if hasattr(model, "parameters") else ()
         if self._bound is None or self._bound[0]() is not model or self._bound[1] != state:
             self._bound = (weakref.ref(model), state, self.oracle_factory(model))

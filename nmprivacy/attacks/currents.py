@@ -14,14 +14,13 @@ summation order; integer weights such as Loihi's sum exactly on every path):
   at most N/4 additions per row, whatever the density (392 -> at most 196 for 784 inputs at 50 %).
 
 The entries of each row (columns of its non-zeros, or table rows of its groups) are found in one
-branch-free pass compiled with Numba, ~0.5 ms per 875 x 784 rows at any density, after a first
+branch-free pass compiled with Numba, at the same cost at any density, after a first
 pass that counts them (and checks the input is binary) to choose the path.
 
-Measured on the project's 2-core CPU (AMD EPYC, 1 MB L2 per core), one thread, 875 rows x 784
-binary inputs -> 3000 (one MNIST BL-v2 shard): dense GEMM 38 ms at any density; gather 5.1 /
-37 ms of additions at 10 / 50 % ones, 6.1 ms in all at 10 %; subsets 7.0 / 14.3 ms of additions
-at 10 / 50 %. The additions run at about the L2 bandwidth. ``input_currents`` picks the path
-from the data of each call.
+The GEMM costs the same at any density; the gather's additions grow with the number of spikes
+and win at low density, the subset table's are at most N/4 per row and win at higher density.
+The additions run at about the L2 bandwidth (measured costs: README "Benchmarks").
+``input_currents`` picks the path from the data of each call.
 
 Layouts: ``x2d`` ``[R, N]``, ``weight`` ``[H, N]`` (``H`` outputs), currents ``[R, H]``.
 """

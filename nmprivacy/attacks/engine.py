@@ -28,7 +28,7 @@ without weight gradients:
 - populations (BL-v2): ``population_gradient`` weights the per-sample dL/dI of the input layer
   before its matmul with W1, which then runs on ``T * K`` rows instead of ``T * K * P``.
 
-Model conventions this mirrors (``nmprivacy.models.lif.LIFBox``, ``snn_lava``, spec section 2):
+Model conventions this mirrors (``nmprivacy.models.lif.LIFBox``, ``snn_lava``, docs/method.md §2):
 the read-out is the output layer's *pre-reset* voltage divided by ``membrane_scale``; the hard
 reset's gradient follows ``LIFLayer.reset_grad`` (detached: ``d v_after / d v_before = 1 - z``;
 none: 1, as slayer's leaky-integrator backward); spikes ``z = 1[v > threshold]`` with
@@ -61,8 +61,8 @@ from nmprivacy.attacks.threads import SerialPool, chunks
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import LIFLayer, TargetModel
 
-# Output layers narrower than this compute their currents as (W @ S^T)^T: 3x faster than S @ W^T
-# for the 3000 -> 10 read-out (0.75 vs 2.4 ms for 875 rows).
+# Output layers narrower than this compute their currents as (W @ S^T)^T, which MKL runs faster
+# than S @ W^T for a read-out of few outputs (3000 -> 10).
 NARROW_OUTPUT = 64
 
 
@@ -146,12 +146,14 @@ class FastLIFOracle:
     machine delays only its own shard. Buffers are kept between calls of the same ``[T, B]`` shape.
     """
 
+    name = "fast-lif"
+
     def __init__(self, model: TargetModel, sparse_density: float = SPARSE_DENSITY, workers: int | None = None) -> None:
-        lif_layers = getattr(model, "lif_layers", None)
-        if lif_layers is None:
-            raise NmprivacyError(f"model '{model.info.kind}' has no lif_layers(): use nmprivacy.attacks.oracle.AutogradOracle")
+        described = model.lif_layers() if callable(getattr(model, "lif_layers", None)) else None
+        if described is None:
+            raise NmprivacyError(f"model '{model.info.kind}' has no LIF layer description: use nmprivacy.attacks.oracle.AutogradOracle")
         self.model = model
-        self.layers = [_prepare(layer) for layer in lif_layers()]
+        self.layers = [_prepare(layer) for layer in described]
         if not self.layers:
             raise NmprivacyError(f"model '{model.info.kind}' returned no LIF layers")
         n_in = 1
@@ -321,6 +323,8 @@ class FastLIFLane:
     computing every batch on the calling thread with the lane's own buffers; meant for callers on
     one-torch-thread workers (``nmprivacy.attacks.executor``)."""
 
+    name = "fast-lif"
+
     def __init__(self, oracle: FastLIFOracle, index: int) -> None:
         self.oracle = oracle
         self.index = index
@@ -341,7 +345,7 @@ MatMul = Callable[[torch.Tensor, torch.Tensor], object]  # (rows [R, a], out [R,
 
 def forward_mm(layer: _Layer) -> MatMul:
     """The layer's synaptic product ``rows @ weight.T`` into ``out``; narrow layers (the read-out)
-    as ``(weight @ rows.T).T``, which MKL runs about 3x faster for 10 outputs."""
+    as ``(weight @ rows.T).T``, which MKL runs faster for few outputs."""
     if layer.size < NARROW_OUTPUT:
         return lambda rows, out: out.copy_(torch.mm(layer.weight, rows.t()).t())
     return lambda rows, out: torch.mm(rows, layer.weight_t, out=out)
@@ -373,13 +377,11 @@ def _shifted_mm(src: torch.Tensor, mm: MatMul, out: torch.Tensor, shift: int) ->
 
 def make_oracle(model: TargetModel) -> GradientOracle:
     """The fastest exact oracle for ``model``: ``FastLIFOracle`` when it describes itself through
-    ``lif_layers()``, else autograd (``nmprivacy.attacks.oracle.AutogradOracle``). A model whose
-    ``lif_layers()`` refuses (e.g. snn-lava trained with slayer's own surrogate) gets autograd."""
+    ``lif_layers()``, else autograd (``nmprivacy.attacks.oracle.AutogradOracle``): the same numbers
+    through the model's own forward, only slower (conv or recurrent networks, snn-lava trained
+    with slayer's own surrogate)."""
     from nmprivacy.attacks.oracle import AutogradOracle
 
-    if callable(getattr(model, "lif_layers", None)):
-        try:
-            return FastLIFOracle(model)
-        except NmprivacyError:
-            return AutogradOracle(model)  # same numbers through the model's own forward, only slower
+    if callable(getattr(model, "lif_layers", None)) and model.lif_layers() is not None:
+        return FastLIFOracle(model)
     return AutogradOracle(model)

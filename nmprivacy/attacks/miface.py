@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 
 from nmprivacy.attacks.base import GradientOracle, Inversion
-from nmprivacy.attacks.common import OracleFactory, check_classes, default_oracle, require_domain
+from nmprivacy.attacks.common import OracleFactory, check_classes, default_oracle, oracle_name, require_domain
 from nmprivacy.attacks.executor import ClassParts
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import MIFaceSettings
@@ -97,7 +97,8 @@ class MIFace:
         s = self.settings
         targets = check_classes(model, classes)
         search = MIFaceSearch.start(targets, tuple(model.info.input_shape), s.max_iterations)
-        parts = ClassParts(self.oracle_factory(model), len(targets))
+        oracle = self.oracle_factory(model)
+        parts = ClassParts(oracle, len(targets))
         steps = [partial(miface_iteration, search.part(p.classes), oracle=p.oracle, settings=s) for p in parts.parts]
         done = parts.run(
             steps, s.max_iterations, stop=lambda it: search.finished(), desc=self.name,
@@ -112,5 +113,5 @@ class MIFace:
             iterations=done.iterations,
             seconds_per_iteration=done.seconds_per_iteration,
             seed=seed,
-            config=asdict(s),
+            config={**asdict(s), "oracle": oracle_name(oracle)},
         )

@@ -49,6 +49,8 @@ def attack_loss(
 class AutogradOracle:
     """``GradientOracle`` by autograd through ``model`` (frozen: no weight gradients)."""
 
+    name = "autograd"
+
     def __init__(self, model: TargetModel) -> None:
         self.model = model.freeze()
 

@@ -3,8 +3,8 @@
 Each worker runs torch on one thread with autograd off (both per-thread settings), so ATen ops
 inside it stay serial; ATen releases the GIL inside ops, so workers run concurrently. On a shared
 2-core machine a descheduled peer then delays only its own share of the work, where a
-multi-threaded op would wait for it at every barrier (measured: 0.4-1.2 s instead of 30 ms for
-the MNIST BL-v2 neuron loops under load).
+multi-threaded op would wait for it at every barrier (many times slower under load; README
+"Benchmarks" has measured figures).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The one event pipeline: tonic transforms from an event stream to fixed-length binary frames.
 
-Used by N-MNIST, DVS Gesture and the saccade versions of image data sets (spec section 3):
+Used by N-MNIST, DVS Gesture and the saccade versions of image data sets (docs/method.md §3):
 - N-MNIST style: ``Denoise(40 ms)`` -> ``ToFrame(3 ms)`` -> keep polarity channel 0 -> clamp 1;
 - DVS Gesture: ``MergePolarities`` -> ``Denoise(100 ms)`` -> optional ``Downsample`` ->
   ``ToFrame(50 ms)`` -> clamp 1.
@@ -66,10 +66,13 @@ def check_pipeline_options(steps: object, downsample: object = 1) -> tuple[int, 
     return int(steps), int(downsample)  # type: ignore[arg-type]
 
 
-def fit_length(frames: np.ndarray, steps: int) -> np.ndarray:
-    """``frames`` ``[T, ...]`` cut to, or zero-padded at the end to, ``steps`` frames."""
+def fit_length(frames: np.ndarray | torch.Tensor, steps: int) -> np.ndarray | torch.Tensor:
+    """``frames`` ``[T, ...]`` (a numpy array or a torch tensor) cut to, or zero-padded at the end
+    to, ``steps`` steps (the one rule for fitting event data and spike trains to a length)."""
     if frames.shape[0] >= steps:
         return frames[:steps]
+    if isinstance(frames, torch.Tensor):
+        return torch.cat([frames, frames.new_zeros((steps - frames.shape[0], *frames.shape[1:]))])
     pad = np.zeros((steps - frames.shape[0], *frames.shape[1:]), dtype=frames.dtype)
     return np.concatenate([frames, pad])
 

@@ -1,4 +1,4 @@
-"""Attack metrics on a confidence matrix (spec section 6), as pure functions.
+"""Attack metrics on a confidence matrix (docs/method.md §6), as pure functions.
 
 ``conf`` is ``[C, C]``: ``conf[i, j]`` is the evaluation classifier's probability that the
 reconstruction made by attacking class ``i`` belongs to class ``j``. All metrics are fractions

@@ -1,4 +1,4 @@
-"""The published BrainLeaks figures (spec section 7), the one place they live in code.
+"""The published BrainLeaks figures (docs/method.md §7), the one place they live in code.
 
 Values are fractions (the paper prints percent); ``None`` std means the paper gives none.
 Keys are preset families (``nmprivacy.presets.family_of``) and attack registry names.

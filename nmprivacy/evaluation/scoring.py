@@ -1,4 +1,4 @@
-"""Scoring reconstructions with independent evaluation classifiers (spec section 6).
+"""Scoring reconstructions with independent evaluation classifiers (docs/method.md §6).
 
 Reconstruction forms, one per attacked class (class axis first):
 - spikes ``[K, T, *input_shape]`` binary (BL-v1; BL-v2's Bernoulli sample of X_p);

@@ -1,8 +1,8 @@
 """Spike functions with surrogate gradients: Heaviside forward, smooth derivative backward.
 
 Norse 1.1.0's ``method="super"`` threshold ignores its ``alpha`` (its backward is
-``1 / (1 + |x|)^2`` whatever alpha is), and Norse has no arctan surrogate; the spec needs both
-with their slopes (section 2 and 4), so they are defined here once and used by every spiking
+``1 / (1 + |x|)^2`` whatever alpha is), and Norse has no arctan surrogate; the method needs both
+with their slopes (docs/method.md §2 and §4), so they are defined here once and used by every spiking
 model (Norse targets, the spiking evaluator and the Lava-DL target):
 
 - ``fast-sigmoid`` (snnTorch ``fast_sigmoid``, SuperSpike): ``dS/dx = 1 / (1 + k |x|)^2``;

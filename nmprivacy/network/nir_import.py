@@ -397,4 +397,10 @@ def read_nir(path: str | os.PathLike[str], dt: float | None = None, input_shape:
         graph = nir.read(p, type_check=False)  # real graphs disagree on batch axes; the chain is checked here, node by node
     except Exception as exc:  # h5py and nir raise many types for foreign or broken files
         raise NetworkError(f"{p} is not a readable NIR graph ({type(exc).__name__}); write it with nir.write") from None
-    return read_graph(graph, dt=dt, input_shape=input_shape, name=p.name)
+    try:
+        return read_graph(graph, dt=dt, input_shape=input_shape, name=p.name)
+    except NetworkError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, RuntimeError, OverflowError, MemoryError) as exc:
+        # nir.read builds nodes from whatever the file holds: parameters of impossible types or shapes
+        raise NetworkError(f"{p} holds a NIR graph with malformed nodes ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
