@@ -920,3 +920,272 @@ register(Format(
                       "--json", str(case / "out" / "metrics.json")],
 ))
 
+
+
+# --- NetX HDF5 (Loihi networks) ------------------------------------------------------------------
+
+NETX_SHAPE = {"dense": (16,), "conv": (2, 9, 11)}
+
+
+def netx_seed(case: Path, variant: str) -> None:
+    """A NetX file as lava-dl users write them: slayer blocks exported with their own export_hdf5
+    (a dense snn-lava target, or a PilotNet-style input layer + strided convs + flatten + dense)."""
+    import h5py
+
+    from nmprivacy.lava_import import import_slayer
+
+    case.mkdir(parents=True, exist_ok=True)
+    import_slayer()
+    from lava.lib.dl import slayer
+
+    torch.manual_seed(0)
+    cuba, params = slayer.block.cuba, {"threshold": 1.0, "current_decay": 0.5, "voltage_decay": 0.2}
+    if variant == "conv":
+        blocks = torch.nn.ModuleList([cuba.Input(params, weight=1.5, bias=0.0), cuba.Conv(params, 2, 4, 3, stride=2, padding=1, weight_scale=3),
+                                      cuba.Flatten(), cuba.Dense(params, 4 * 5 * 6, 5, weight_scale=3)])
+        x = torch.zeros(1, 2, 9, 11, 1)
+    else:
+        blocks = torch.nn.ModuleList([cuba.Dense(params, 16, 12, weight_scale=3), cuba.Dense(params, 12, 4, weight_scale=3)])
+        x = torch.zeros(1, 16, 1)
+    with torch.no_grad():
+        for block in blocks:
+            x = block(x)
+    with h5py.File(case / "net.net", "w") as f:
+        group = f.create_group("layer")
+        for i, block in enumerate(blocks):
+            block.export_hdf5(group.create_group(str(i)))
+
+
+def netx_read(case: Path) -> Any:
+    """The emulation of the file, run on a few steps of input (what an attack or validation does first)."""
+    from hw_export.netx_emulation import load_netx
+
+    model = load_netx(case / "net.net")
+    x = torch.ones(3, 2, *model.info.input_shape)
+    with torch.no_grad():
+        return model, model(x)
+
+
+def netx_check(result: Any, case: Path) -> None:
+    model, out = result
+    assert bool(torch.isfinite(out).all()) and out.shape[:2] == (3, 2) and out.shape[2] == model.info.num_classes
+
+
+def _netx_dataset(f: Any, rng: Rng) -> tuple[str, Any]:
+    import h5py
+
+    names: list[str] = []
+    f.visit(lambda n: names.append(n) if isinstance(f[n], h5py.Dataset) else None)
+    name = pick(rng, sorted(names))
+    return name, f[name]
+
+
+def netx_mutation(rng: Rng, case: Path) -> Mutation:
+    """NaN/inf weights, huge declared sizes, strings for numbers, wrong shapes, parameters out of
+    Loihi's range, missing or extra layers, layer types NetX cannot build, neurons it does not
+    have, broken metadata; and valid variants (large delays are clamped, graded spikes noted)."""
+    import h5py
+
+    path = case / "net.net"
+    how = pick(rng, ["nan", "inf", "huge", "string", "transpose", "vth", "decay", "gap", "extra", "pool", "sdnn", "nokey", "meta",
+                     "zeros", "delay-valid", "graded-valid", "bias-nan", "stride0", "groups", "shape", "negdelay", "anyvalue"])
+    must_fail: bool | None = True
+    with h5py.File(path, "r+") as f:
+        layers = sorted(f["layer"].keys(), key=int)
+        last = f"layer/{layers[-1]}"
+        w = f[f"{last}/weight"]
+        if how in ("nan", "inf"):
+            data = w[()]
+            data.reshape(-1)[int(rng.integers(data.size))] = np.nan if how == "nan" else np.inf
+            w[...] = data
+        elif how == "huge":
+            del f[f"{last}/weight"]
+            f.create_dataset(f"{last}/weight", shape=(1 << 20, 1 << 12), dtype="f4", chunks=(1024, 64), compression="gzip", fillvalue=2.0)
+        elif how == "string":
+            del f[f"{last}/neuron/vThMant"]
+            f.create_dataset(f"{last}/neuron/vThMant", data="sixty-four")
+        elif how == "transpose":
+            data = w[()]
+            del f[f"{last}/weight"]
+            f.create_dataset(f"{last}/weight", data=data.T.copy() if data.ndim == 2 else data[:1])
+        elif how == "vth":
+            del f[f"{last}/neuron/vThMant"]
+            f.create_dataset(f"{last}/neuron/vThMant", data=pick(rng, [-5, 1 << 20]))
+        elif how == "decay":
+            del f[f"{last}/neuron/iDecay"]
+            f.create_dataset(f"{last}/neuron/iDecay", data=pick(rng, [-1, 5000]))
+        elif how == "gap":
+            f.move("layer/0", "layer/7")
+        elif how == "extra":
+            f.create_group("layer/x").create_dataset("type", (1,), "S10", [b"dense"])
+        elif how == "pool":
+            del f[f"{last}/type"]
+            f.create_dataset(f"{last}/type", (1,), "S10", [pick(rng, [b"pool", b"convT", b"average", b"concat", b"unpool", b"dense_comp", b"wat"])])
+        elif how == "sdnn":
+            del f[f"{last}/neuron/type"]
+            f.create_dataset(f"{last}/neuron/type", (1,), "S10", [pick(rng, [b"SDNN", b"RF", b"RF_IZ", b""])])
+        elif how == "nokey":
+            del f[pick(rng, [f"{last}/neuron/vDecay", f"{last}/weight", f"{last}/type"])]
+        elif how == "meta":
+            f.attrs["nmprivacy"] = pick(rng, ["{not json", json.dumps({"input_shape": [-1, 2]}), json.dumps([1, 2]), json.dumps({"input_shape": "x"})])
+            must_fail = None  # metadata is advice: a broken one is ignored
+        elif how == "zeros":
+            w[...] = 0
+        elif how == "delay-valid":
+            out_f = w.shape[0]
+            f.create_dataset(f"{last}/delay", data=np.full(out_f, int(rng.integers(0, 100))))
+            must_fail = False  # delays above 62 are clamped, as NetX does (noted)
+        elif how == "graded-valid":
+            del f[f"{last}/neuron/gradedSpike"]
+            f.create_dataset(f"{last}/neuron/gradedSpike", data=True)
+            must_fail = False  # Lava's CUBA neuron sends binary spikes: read, and noted
+        elif how == "bias-nan":
+            f.create_dataset(f"{last}/bias", data=np.full(w.shape[0], np.nan))
+        elif how in ("stride0", "groups") and "conv" in {f[f"layer/{k}/type"][0].decode() for k in layers}:
+            conv = next(f"layer/{k}" for k in layers if f[f"layer/{k}/type"][0] == b"conv")
+            key = "stride" if how == "stride0" else "groups"
+            del f[f"{conv}/{key}"]
+            f.create_dataset(f"{conv}/{key}", data=np.array([0, 0]) if how == "stride0" else 3)
+        elif how == "shape":
+            del f[f"{last}/shape"]
+            f.create_dataset(f"{last}/shape", data=np.array([w.shape[0] + 1]))
+        elif how == "negdelay":
+            f.create_dataset(f"{last}/delay", data=-np.ones(w.shape[0]))
+        else:  # any other dataset replaced by random numbers of its own shape: either outcome is fine
+            name, ds = _netx_dataset(f, rng)
+            if ds.dtype.kind in "biuf" and ds.size:
+                ds[...] = rng.normal(0, 1e3, ds.shape).astype(ds.dtype) if ds.dtype.kind == "f" else rng.integers(-5, 5000, ds.shape)
+            must_fail = None
+    return Mutation(f"netx-{how}", must_fail)
+
+
+register(Format(
+    "netx",
+    write_seed=netx_seed,
+    targets=lambda case: [case / "net.net"],
+    read=netx_read,
+    variants=("dense", "conv"),
+    check=netx_check,
+    semantic=(netx_mutation,),
+    generic=expect({"truncate": True, "magic": True}),
+    cli=lambda case: ["validate", "--model", str(case / "net.net"), "--random", "2", "--steps", "4", "--out", str(case / "out"), "--no-progress"],
+    warm=lambda workdir: (__import__("hw_export.netx_emulation"), __import__("hw_export.lava_env").lava_env.lava_modules()),
+))
+
+
+# --- NIR graphs --------------------------------------------------------------------------------
+
+def nir_seed(case: Path, variant: str) -> None:
+    """A NIR file written with nir.write: a LIF MLP with a LI read-out, or a Sinabs-style CNN."""
+    import nir
+
+    case.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    if variant == "cnn":
+        nodes = [
+            nir.Input(input_type=np.array([2, 8, 8])),
+            nir.Conv2d(input_shape=(8, 8), weight=rng.normal(0.1, 0.5, (3, 2, 3, 3)), stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(3)),
+            nir.IF(r=np.ones((3, 8, 8)), v_threshold=np.ones((3, 8, 8))),
+            nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+            nir.Flatten(input_type={"input": np.array([3, 4, 4])}, start_dim=0),
+            nir.Affine(weight=rng.normal(0.05, 0.3, (5, 48)), bias=np.zeros(5)),
+            nir.IF(r=np.ones(5), v_threshold=np.ones(5)),
+            nir.Output(output_type=np.array([5])),
+        ]
+    else:
+        nodes = [
+            nir.Input(input_type=np.array([16])),
+            nir.Affine(weight=rng.normal(0.1, 0.5, (12, 16)), bias=np.zeros(12)),
+            nir.LIF(tau=np.full(12, 0.01), r=np.full(12, 10.0), v_leak=np.zeros(12), v_threshold=np.ones(12), v_reset=np.zeros(12)),
+            nir.Linear(weight=rng.normal(0.0, 0.5, (4, 12))),
+            nir.LI(tau=np.full(4, 0.01), r=np.full(4, 10.0), v_leak=np.zeros(4)),
+            nir.Output(output_type=np.array([4])),
+        ]
+    nir.write(str(case / "g.nir"), nir.NIRGraph.from_list(*nodes))
+
+
+def nir_read(case: Path) -> Any:
+    """The float and the Loihi model of the graph, run on a few steps of input."""
+    from nmprivacy.targets import load_target
+
+    target = load_target(case / "g.nir")
+    x = torch.ones(3, 2, *target.model.info.input_shape)
+    with torch.no_grad():
+        return target, target.float_model(x), target.model(x)
+
+
+def nir_check(result: Any, case: Path) -> None:
+    target, out_float, out_loihi = result
+    assert bool(torch.isfinite(out_float).all()) and bool(torch.isfinite(out_loihi).all())
+    assert out_float.shape == out_loihi.shape == (3, 2, target.model.info.num_classes)
+
+
+def nir_mutation(rng: Rng, case: Path) -> Mutation:
+    """Parameters NaN, negative, shorter than dt or per-neuron where Loihi has one per layer;
+    v_reset away from 0; branches, cycles, missing or unknown nodes; wrong shapes; and valid
+    variants (a shorter graph, another tau)."""
+    import nir
+
+    path = case / "g.nir"
+    graph = nir.read(str(path), type_check=False)
+    neurons = [k for k, n in graph.nodes.items() if type(n).__name__ in ("LIF", "LI", "IF")]
+    node_key = pick(rng, neurons)
+    node = graph.nodes[node_key]
+    how = pick(rng, ["nan", "negtau", "shorttau", "perneuron", "vreset", "branch", "cycle", "orphan", "unknown", "weightshape",
+                     "tau-valid", "subgraph", "noinput", "inputshape"])
+    must_fail: bool | None = True
+    field = "tau" if hasattr(node, "tau") else "r"
+    if how == "nan":
+        value = np.array(getattr(node, field), dtype=np.float64)
+        value.reshape(-1)[0] = np.nan
+        setattr(node, field, value)
+    elif how == "negtau" and hasattr(node, "tau"):
+        node.tau = -np.abs(node.tau)
+    elif how == "shorttau" and hasattr(node, "tau"):
+        node.tau = np.full_like(node.tau, 1e-6)
+    elif how == "perneuron":
+        key = "v_threshold" if hasattr(node, "v_threshold") else ("tau" if hasattr(node, "tau") else "r")
+        values = np.array(getattr(node, key), dtype=np.float64)
+        if key == "r":
+            must_fail = False  # per-neuron r folds into the weights
+        setattr(node, key, values * (1.0 + np.arange(values.size).reshape(values.shape)))
+    elif how == "vreset" and hasattr(node, "v_reset"):
+        node.v_reset = np.full_like(node.v_reset, 0.5)
+    elif how == "branch":
+        graph.edges.append(("input", node_key))
+    elif how == "cycle":
+        graph.edges.append((node_key, "input"))
+    elif how == "orphan":
+        graph.nodes["lonely"] = nir.Linear(weight=np.ones((2, 2)))
+    elif how == "unknown":
+        graph.nodes[node_key] = nir.Delay(delay=np.ones(3))
+    elif how == "weightshape":
+        key = next(k for k, n in graph.nodes.items() if type(n).__name__ in ("Affine", "Linear"))
+        graph.nodes[key].weight = np.ones((3, 7))
+    elif how == "tau-valid" and hasattr(node, "tau"):
+        node.tau = np.full_like(node.tau, 0.02)
+        must_fail = False
+    elif how == "subgraph":
+        graph.nodes[node_key] = nir.NIRGraph.from_list(nir.Input(input_type=np.array([2])), nir.Output(output_type=np.array([2])))
+    elif how == "noinput":
+        graph.nodes.pop("input", None)
+    elif how == "inputshape":
+        graph.nodes["input"] = nir.Input(input_type=np.array(pick(rng, [[0], [-3, 4], [2, 2, 2, 2, 2]])))
+    else:
+        must_fail = None
+    nir.write(str(path), graph)
+    return Mutation(f"nir-{how}", must_fail)
+
+
+register(Format(
+    "nir",
+    write_seed=nir_seed,
+    targets=lambda case: [case / "g.nir"],
+    read=nir_read,
+    variants=("mlp", "cnn"),
+    check=nir_check,
+    semantic=(nir_mutation,),
+    generic=expect({"truncate": True, "magic": True}),
+    cli=lambda case: ["export", "--model", str(case / "g.nir"), "--out", str(case / "out" / "g.net")],
+    warm=lambda workdir: __import__("nmprivacy.targets"),
+))

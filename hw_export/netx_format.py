@@ -47,14 +47,17 @@ NETX_CANNOT_BUILD = {
     "average": "average",
     "concat": "concatenation",
 }
+DECLARED_BYTES, DECLARED_RATIO = 64 << 20, 64  # what a dataset may expand to: 64 MiB, or 64x the file
 HOW_TO_FIX = "export the network with lava-dl's slayer blocks (cuba Input/Conv/Flatten/Dense/Recurrent) or `nmprivacy export`"
 
 
 class _Reader:
-    """Validated access to one HDF5 group (``where`` names it in errors)."""
+    """Validated access to one HDF5 group (``where`` names it in errors); ``file_bytes`` bounds
+    what a dataset may declare before it is read (a compressed or sparse dataset can declare far
+    more values than the file holds)."""
 
-    def __init__(self, group: Any, where: str) -> None:
-        self.group, self.where = group, where
+    def __init__(self, group: Any, where: str, file_bytes: int = 0) -> None:
+        self.group, self.where, self.file_bytes = group, where, file_bytes
 
     def has(self, key: str) -> bool:
         try:
@@ -68,7 +71,7 @@ class _Reader:
         node = self._node(key)
         if not isinstance(node, h5py.Group):
             raise NetworkError(f"{self.where}: '{key}' is not a group; {HOW_TO_FIX}")
-        return _Reader(node, f"{self.where}/{key}")
+        return _Reader(node, f"{self.where}/{key}", self.file_bytes)
 
     def _node(self, key: str) -> Any:
         try:
@@ -83,8 +86,8 @@ class _Reader:
         node = self._node(key)
         if not isinstance(node, h5py.Dataset):
             raise NetworkError(f"{self.where}: '{key}' is not a dataset; {HOW_TO_FIX}")
-        if node.size > MAX_ELEMENTS:
-            raise NetworkError(f"{self.where}: '{key}' declares {node.size} values, more than the {MAX_ELEMENTS} accepted")
+        if node.size > MAX_ELEMENTS or node.size * 8 > max(DECLARED_BYTES, DECLARED_RATIO * self.file_bytes):
+            raise NetworkError(f"{self.where}: '{key}' declares {node.size} values, far more than the {self.file_bytes}-byte file can hold")
         if node.dtype.kind not in "biuf":
             raise NetworkError(f"{self.where}: '{key}' has dtype {node.dtype}, not numbers; {HOW_TO_FIX}")
         try:
@@ -341,16 +344,16 @@ def _read_layers(f: Any, p: Path) -> tuple[list, tuple[int, ...] | None, dict, l
     meta = _meta(f)
     if "layer" not in f or not isinstance(f["layer"], h5py.Group):
         raise NetworkError(f"{p} has no 'layer' group: not a NetX network description")
-    root = _Reader(f["layer"], p.name)
+    root = _Reader(f["layer"], str(p), p.stat().st_size)
     keys = list(f["layer"].keys())
     if sorted(keys, key=lambda k: int(k) if k.isdigit() else -1) != [str(i) for i in range(len(keys))]:
-        raise NetworkError(f"{p.name}: layers must be numbered 0, 1, 2, ... without gaps (found {sorted(map(str, keys))[:8]})")
+        raise NetworkError(f"{p}: layers must be numbered 0, 1, 2, ... without gaps (found {sorted(map(str, keys))[:8]})")
     layers, notes = [], []
     input_shape: tuple[int, ...] | None = None
     flatten_next = False
     for i in range(len(keys)):
         layer = root.child(str(i))
-        layer.where = f"{p.name} layer {i}"
+        layer.where = f"{p} layer {i}"
         ltype = layer.text("type") if layer.has("type") else ""
         prev_shape = layers[-1].out_shape if layers else input_shape
         if ltype == "input":
@@ -377,7 +380,7 @@ def _read_layers(f: Any, p: Path) -> tuple[list, tuple[int, ...] | None, dict, l
         else:
             raise NetworkError(f"{layer.where}: unknown layer type '{ltype}' (NetX knows input, conv, flatten, dense, dense_rec)")
     if flatten_next:
-        raise NetworkError(f"{p.name}: the last layer is a flatten layer; a dense layer must follow it")
+        raise NetworkError(f"{p}: the last layer is a flatten layer; a dense layer must follow it")
     return layers, input_shape, meta, notes
 
 
@@ -414,4 +417,4 @@ def read_netx(path: str | os.PathLike[str]) -> Network:
     ):  # nmprivacy's own files record the (C, H, W) layout the first dense layer flattens
         shape = tuple(meta_shape)
         layers[0] = dataclasses.replace(first, in_shape=shape)
-    return Network(input_shape=shape, layers=tuple(layers), meta=meta, notes=tuple(notes), name=p.name)
+    return Network(input_shape=shape, layers=tuple(layers), meta=meta, notes=tuple(notes), name=str(p))

@@ -398,7 +398,7 @@ def read_nir(path: str | os.PathLike[str], dt: float | None = None, input_shape:
     except Exception as exc:  # h5py and nir raise many types for foreign or broken files
         raise NetworkError(f"{p} is not a readable NIR graph ({type(exc).__name__}); write it with nir.write") from None
     try:
-        return read_graph(graph, dt=dt, input_shape=input_shape, name=p.name)
+        return read_graph(graph, dt=dt, input_shape=input_shape, name=str(p))
     except NetworkError:
         raise
     except (TypeError, ValueError, IndexError, KeyError, AttributeError, RuntimeError, OverflowError, MemoryError) as exc:
