@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -30,15 +31,18 @@ class SNNNorseConfig:
     # Initial W is nn.Linear's default times this; None: 1 / (1 - leak), so that the effective
     # weights (1 - leak) W start like the reference's snnTorch layer (U = beta U + W I).
     init_gain: float | None = None
+    # "hard": v <- 0 on a spike (Loihi, Lava-DL, the default); "subtract": v <- v - threshold (Norse's
+    # reset_subtract, same step), the kind of reset of the paper's snnTorch targets (docs/method.md §2.4)
+    reset: Literal["hard", "subtract"] = "hard"
 
 
 class SNNNorse(TargetModel):
-    """Fully connected two-layer LIF network (Norse box-LIF, hard reset, fast-sigmoid surrogate)."""
+    """Fully connected two-layer LIF network (Norse box-LIF, hard or subtractive reset, fast-sigmoid surrogate)."""
 
     def __init__(self, config: SNNNorseConfig) -> None:
         super().__init__()
         self.config = config
-        self.info = ModelInfo("snn-norse", "spikes", tuple(config.input_shape), config.num_classes, reset="hard")
+        self.info = ModelInfo("snn-norse", "spikes", tuple(config.input_shape), config.num_classes, reset=config.reset)
         n_in = math.prod(config.input_shape)
         self.fc1 = nn.Linear(n_in, config.hidden, bias=False)
         self.fc2 = nn.Linear(config.hidden, config.num_classes, bias=False)
@@ -46,8 +50,8 @@ class SNNNorse(TargetModel):
         with torch.no_grad():
             self.fc1.weight.mul_(gain)
             self.fc2.weight.mul_(gain)
-        self.lif1 = LIFBox(config.leak, config.threshold, "fast-sigmoid", config.surrogate_slope)
-        self.lif2 = LIFBox(config.leak, config.threshold, "fast-sigmoid", config.surrogate_slope)
+        self.lif1 = LIFBox(config.leak, config.threshold, "fast-sigmoid", config.surrogate_slope, config.reset)
+        self.lif2 = LIFBox(config.leak, config.threshold, "fast-sigmoid", config.surrogate_slope, config.reset)
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden spikes ``[T, B, hidden]`` and output membrane ``[T, B, classes]`` for ``x`` ``[T, B, C, H, W]``."""
@@ -62,8 +66,12 @@ class SNNNorse(TargetModel):
         """Output membrane ``[T, B, classes]`` for input spikes ``[T, B, C, H, W]``."""
         return self.run(x)[1]
 
-    def lif_layers(self) -> list[LIFLayer]:
-        """The network as float LIF layers: effective weights ``(1 - leak) * W`` as Norse applies them."""
+    def lif_layers(self) -> list[LIFLayer] | None:
+        """The network as float LIF layers: effective weights ``(1 - leak) * W`` as Norse applies them;
+        None with the subtractive reset, which ``LIFLayer`` (hard reset) cannot describe: attacks then
+        differentiate the model itself (``AutogradOracle``) and NetX export refuses it."""
+        if self.config.reset != "hard":
+            return None
         return [
             LIFLayer(
                 weight=(lif.input_gain * fc.weight).detach().clone(),

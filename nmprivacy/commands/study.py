@@ -1,0 +1,75 @@
+"""``nmprivacy study``: a grid of audits (attack, target and evaluator settings) on a Dask
+cluster, resumable, written as study.json + study.md + study.png."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from nmprivacy.commands.data import add_data_option_arguments, data_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``study`` subcommand."""
+    p = subparsers.add_parser(
+        "study",
+        help="a grid of audits over attack/target/evaluator settings on a Dask cluster: one table + plot",
+        description="Run one audit per cell of a grid of settings (each with several seeds) on a Dask cluster, "
+                    "skipping cells already done in --out, and write study.json, study.md and study.png. "
+                    "A setting is an audit field (target, variant, hidden) or a dotted preset field "
+                    "(bl_v2.lr, bl_v2.accumulator, bl_v2.keep, bl_v2.init, bl_v2.population, bl_v2.iterations, bl_v2.variant, "
+                    "bl_v1.eta, bl_v1.mask, snn_train.epochs, target_config.reset, evaluator, ann_baseline, ...).",
+    )
+    p.add_argument("spec", nargs="?", default=None, help="study spec, YAML or JSON (dataset, seeds, base, grids: [{name, factors, base}]); "
+                   "optional with --factor")
+    p.add_argument("--out", default="runs/study", help="study folder: cells/ (one run folder per cell), study.json, study.md, study.png (default runs/study)")
+    p.add_argument("--factor", action="append", default=[], metavar="NAME=V1,V2", help="a factor of one more grid (repeatable: their product)")
+    p.add_argument("--grid", action="append", default=[], metavar="NAME", help="run only the spec's grid of this name (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a setting of every cell (repeatable)")
+    p.add_argument("--dataset", default=None, help="data set (overrides the spec's; default digits-28)")
+    p.add_argument("--data-root", default=None, help="folder holding the data-set files")
+    add_data_option_arguments(p)
+    p.add_argument("--seeds", type=int, default=None, help="attack seeds per cell (overrides the spec's; default 3)")
+    p.add_argument("--evaluators", type=int, default=None, help="evaluation classifiers per cell (overrides the spec's; default 3)")
+    p.add_argument("--seed", type=int, default=None, help="base seed (overrides the spec's; default 0)")
+    p.add_argument("--target", default=None, help="target kind of every cell unless a setting says otherwise (default snn-lava)")
+    p.add_argument("--hidden", type=int, default=None, help="hidden size of target and ANN")
+    p.add_argument("--attacks", default=None, metavar="A,B", help="the audit's attacks each cell runs (overrides the spec's; default bl-v1,bl-v2)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--quick", dest="budget", action="store_const", const="quick", help="tiny smoke budget")
+    budget.add_argument("--paper", dest="budget", action="store_const", const="paper", help="the paper's full training schedules")
+    p.add_argument("--cache", default=None, help="trained-model cache folder shared by the cells (default: the audit's)")
+    p.add_argument("--workers", type=int, default=1, help="local Dask worker processes (default 1; ignored with --scheduler)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per cell (default 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run the cells on this Dask scheduler (e.g. tcp://host:8786) instead of a local "
+                   "cluster; its workers need nmprivacy and the same paths for --out and --cache")
+    p.set_defaults(func=run, budget=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the spec, run the study and print where its table is; non-zero when a cell failed."""
+    from nmprivacy.errors import NmprivacyError
+    from nmprivacy.study import StudyRun, build_spec, load_spec, run_study
+    from nmprivacy.study.spec import parse_assignment, with_cli
+
+    spec = build_spec(load_spec(args.spec)) if args.spec else None
+    options = data_options(args)
+    spec = with_cli(
+        spec,
+        factors=[parse_assignment(f, many=True) for f in args.factor],
+        sets=[parse_assignment(s, many=False) for s in args.set],
+        only=args.grid,
+        dataset=args.dataset, data_root=args.data_root, data_options=options or None, seeds=args.seeds, evaluators=args.evaluators,
+        seed=args.seed, target=args.target, hidden=args.hidden, budget=args.budget, cache=args.cache,
+        attacks=tuple(a.strip() for a in args.attacks.split(",")) if args.attacks else None,
+    )
+    if spec.seeds < 1 or spec.evaluators < 1:
+        raise NmprivacyError("--seeds and --evaluators must be at least 1")
+    command = "nmprivacy " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["study"] else None
+    study = run_study(spec, args.out, StudyRun(workers=args.workers, threads=args.threads, scheduler=args.scheduler), command=command)
+    counts = study["counts"]
+    print(f"study: {counts['done']} cells run, {counts['reused']} reused, {counts['failed']} failed; table: {args.out}/study.md, plot: {args.out}/study.png")
+    if counts["failed"]:
+        raise NmprivacyError(f"{counts['failed']} cell(s) failed (see {args.out}/study.md); run the same command again to retry them")
+    return 0

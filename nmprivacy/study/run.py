@@ -1,0 +1,169 @@
+"""Run a study's cells on a Dask cluster and collect them; completed cells are never recomputed.
+
+Each cell is one ``nmprivacy.audit.run_audit`` written into ``<out>/cells/<cell>/`` through
+``runinfo.atomic_dir``: the audit's own files (``results.json``, ``report.md``, figures,
+inversions), ``cell.json`` (the cell's settings, key, worker, timings, run record) and
+``log.txt`` (what the audit printed). A folder whose ``cell.json`` and ``results.json`` are
+complete and carry the cell's key is done; anything else there (an interrupted or damaged
+cell) is computed again. Cells that need the same trained models (``Cell.group``) run after the
+first of them, so that only one worker trains each model into the shared cache.
+
+Cluster: a ``dask.distributed.LocalCluster`` of ``workers`` processes with one thread each by
+default, or an existing scheduler (``scheduler="tcp://host:8786"``), whose workers must import
+nmprivacy and see ``out`` and the model cache at the same paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.runinfo import Stopwatch, atomic_dir, atomic_write_json, run_metadata, to_jsonable
+from nmprivacy.study.spec import Cell, StudySpec, expand, split_settings
+
+CELL_RECORD = "cell.json"
+RESULTS = "results.json"
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """How a study's cells run: ``workers`` local processes (ignored with ``scheduler``), torch
+    ``threads`` per cell, a scheduler address or None for a local cluster."""
+
+    workers: int = 1
+    threads: int = 1
+    scheduler: str | None = None
+
+
+def cell_done(folder: Path, cell: Cell) -> bool:
+    """True when ``folder`` holds a complete run of ``cell`` (its record with the cell's key and
+    a results file with attack metrics)."""
+    try:
+        record = json.loads((folder / CELL_RECORD).read_text())
+        results = json.loads((folder / RESULTS).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and record.get("key") == cell.key and record.get("status") == "done"
+            and isinstance(results, dict) and isinstance(results.get("attacks"), dict) and bool(results["attacks"]))
+
+
+def audit_config(spec: StudySpec, cell: Cell, out: Path, threads: int) -> Any:
+    """The ``AuditConfig`` of one cell, writing into ``out``."""
+    from nmprivacy.audit import AuditConfig
+
+    audit, overrides = split_settings(cell.settings)
+    return AuditConfig(dataset=spec.dataset, data_root=spec.data_root, data_options=dict(spec.data_options), out=str(out),
+                       seeds=spec.seeds, evaluators=spec.evaluators, budget=spec.budget, seed=spec.seed, cache=spec.cache,
+                       threads=threads, overrides=overrides, attacks=tuple(spec.attacks), **audit)
+
+
+def run_cell(spec: StudySpec, cell: Cell, folder: str, threads: int, after: Any = None) -> dict[str, Any]:
+    """Run one cell's audit into ``folder`` (atomically) on this worker; returns
+    ``{"key", "status": "done"|"failed", "error", "seconds"}``. ``after`` (the result of the cell
+    that trains this cell's models) only orders the work."""
+    from nmprivacy.audit import run_audit
+
+    start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        with atomic_dir(folder) as tmp:
+            with open(tmp / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                run_audit(audit_config(spec, cell, tmp, threads))
+            record = {"key": cell.key, "status": "done", "folder": str(folder), "settings": cell.settings,
+                      "worker": f"{socket.gethostname()}:{os.getpid()}", "started": started,
+                      **run_metadata(config={"spec": spec, "cell": cell.settings, "threads": threads}, seed=spec.seed,
+                                     timings={"cell": time.perf_counter() - start})}
+            atomic_write_json(tmp / CELL_RECORD, record)
+    except Exception as exc:  # a failed cell is reported in the table and tried again by the next run
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return {"key": cell.key, "status": "failed", "error": f"{type(exc).__name__}: {first}", "seconds": time.perf_counter() - start}
+    return {"key": cell.key, "status": "done", "error": None, "seconds": time.perf_counter() - start}
+
+
+@contextlib.contextmanager
+def cluster_client(run: StudyRun):
+    """A ``dask.distributed.Client`` on the given scheduler, or on a local cluster of
+    ``run.workers`` single-threaded worker processes (closed on exit)."""
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise NmprivacyError("nmprivacy study needs Dask distributed: pip install -c constraints.txt -e . (it is a dependency)") from None
+    if run.scheduler:
+        try:
+            client = Client(run.scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise NmprivacyError(f"cannot reach the Dask scheduler at {run.scheduler} ({exc}): start it (dask scheduler) or drop --scheduler") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if run.workers < 1 or run.threads < 1:
+        raise NmprivacyError("--workers and --threads must be at least 1")
+    threads = str(run.threads)
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads,
+           "TQDM_DISABLE": "1"}  # bars of the cells' audits would only fill their log.txt
+    with dask.config.set({"distributed.worker.daemon": False, "distributed.logging.distributed": "error"}):
+        cluster = LocalCluster(n_workers=run.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               env=env, silence_logs=40)
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+
+
+def plan(spec: StudySpec) -> tuple[list[Cell], dict[str, list[Cell]]]:
+    """The study's distinct cells (by key, in order of first appearance) and, per grid name, its
+    cells with the grid's own settings."""
+    cells: dict[str, Cell] = {}
+    grids: dict[str, list[Cell]] = {}
+    for grid, cell in expand(spec):
+        cells.setdefault(cell.key, cell)
+        grids.setdefault(grid.name, []).append(cell)
+    return list(cells.values()), grids
+
+
+def run_study(spec: StudySpec, out: str | Path, run: StudyRun = StudyRun(), command: str | None = None) -> dict[str, Any]:
+    """Run every cell of ``spec`` not yet done in ``out/cells`` on a Dask cluster, then write
+    ``study.json``, ``study.md`` and ``study.png`` into ``out`` (``command``: how it was started,
+    quoted in study.md); returns the study.json content."""
+    from nmprivacy.study.table import write_study
+
+    sw = Stopwatch()
+    out = Path(out)
+    cells, grids = plan(spec)
+    folders = {c.key: out / "cells" / c.folder for c in cells}
+    todo = [c for c in cells if not cell_done(folders[c.key], c)]
+    outcomes: dict[str, dict[str, Any]] = {c.key: {"key": c.key, "status": "reused", "error": None, "seconds": 0.0} for c in cells if c not in todo}
+    tqdm.write(f"study: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run ({spec.seeds} seeds each)")
+    if todo:
+        from distributed import as_completed
+
+        with sw("cells"), cluster_client(run) as client:
+            futures, first_of_group = [], {}
+            for cell in todo:  # the first cell of each model group trains; the group's others wait for it
+                after = first_of_group.get(cell.group)
+                fut = client.submit(run_cell, spec, cell, str(folders[cell.key]), run.threads, after, key=f"cell-{cell.key}-{time.time_ns()}", pure=False)
+                first_of_group.setdefault(cell.group, fut)
+                futures.append(fut)
+            with tqdm(total=len(futures), desc="study cells", unit="cell") as bar:
+                for fut in as_completed(futures):
+                    result = fut.result()
+                    outcomes[result["key"]] = result
+                    bar.update(1)
+                    if result["status"] == "failed":
+                        tqdm.write(f"cell {result['key']} failed: {result['error']}")
+    study = write_study(out, spec, cells, grids, folders, outcomes,
+                        {"workers": run.workers if not run.scheduler else None, "scheduler": run.scheduler or "local", "threads": run.threads}, sw.seconds, command)
+    return to_jsonable(study)

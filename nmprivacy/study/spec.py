@@ -1,0 +1,244 @@
+"""A study spec (YAML or JSON file, or CLI flags) and the cells it expands into.
+
+A spec names the data set and the audit settings every cell shares (``budget``, ``seeds``,
+``evaluators``, ``seed``, ``target``, ``attacks``: by default BL-v1 and BL-v2, ...), settings applied to every cell (``base``) and one or
+more ``grids``: each a product of ``factors`` (setting name -> list of levels) with settings of
+its own (``base``). A setting name is an audit field (``target``, ``variant``, ``hidden``) or a
+dotted preset field (``bl_v2.lr``, ``bl_v1.mask``, ``snn_train.epochs``,
+``target_config.reset``, ``evaluator``; ``nmprivacy.presets.with_overrides``)::
+
+    dataset: digits-28
+    seeds: 3
+    base: {ann_baseline: false}
+    grids:
+      - name: bl-v2 step
+        factors: {bl_v2.lr: [0.1, 1.0], bl_v2.accumulator: [rmsprop, unbounded]}
+
+A cell is one full audit (``nmprivacy.audit.AuditConfig``); its key hashes the settings its
+numbers depend on as the audit resolves them (the preset after the overrides), so cells of two
+grids that come to the same audit run once, and a changed spec never reuses a stale cell.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from nmprivacy.cache import cache_key
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.presets import Budget, preset_for, reference_variant, with_overrides
+from nmprivacy.runinfo import to_jsonable
+
+AUDIT_SETTINGS = ("target", "variant", "hidden")  # audit fields a cell may vary; every other name is a preset field
+ATTACK_GROUPS = {"bl-v1": "bl_v1", "bl-v2": "bl_v2", "bl-v2-query": "bl_v2_query", "mi-face": "mi_face"}  # attack -> its preset field
+SPEC_FIELDS = ("dataset", "data_root", "data_options", "budget", "seeds", "evaluators", "seed", "target", "hidden", "attacks", "cache", "base", "grids")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One product of factors: ``factors`` maps a setting name to its levels; ``base`` holds
+    settings of this grid's every cell."""
+
+    name: str
+    factors: dict[str, tuple[Any, ...]]
+    base: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything a study depends on (recorded in study.json)."""
+
+    grids: tuple[Grid, ...]
+    dataset: str = "digits-28"
+    data_root: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    budget: Budget = "default"
+    seeds: int = 3
+    evaluators: int = 3
+    seed: int = 0
+    target: str = "snn-lava"
+    hidden: int | None = None
+    attacks: tuple[str, ...] = ("bl-v1", "bl-v2")  # the audit's attacks each cell runs (AuditConfig.attacks)
+    cache: str | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One audit of the study: its settings (audit fields and preset overrides, as its grid
+    names them), its key and the key of the trained models it needs (``group``: cells with the
+    same group share target and evaluators)."""
+
+    settings: dict[str, Any]
+    key: str
+    group: str
+
+    @property
+    def folder(self) -> str:
+        """The cell's run folder name inside the study's ``cells/``."""
+        return f"cell-{self.key}"
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """The raw spec mapping of a YAML (``.yaml``/``.yml``) or JSON file."""
+    p = Path(path)
+    if not p.is_file():
+        raise NmprivacyError(f"study spec {p} not found: give a YAML or JSON file (see `nmprivacy study --help`)")
+    text = p.read_text()
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text)
+        else:
+            raw = json.loads(text)
+    except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NmprivacyError(f"study spec {p} cannot be parsed ({first}): fix its syntax") from None
+    if not isinstance(raw, dict):
+        raise NmprivacyError(f"study spec {p} is not a mapping: write 'dataset: ...', 'grids: [...]' at its top level")
+    return raw
+
+
+def parse_value(text: str) -> Any:
+    """A CLI value as YAML reads it: ``0.1`` a float, ``10`` an int, ``true`` a bool, ``null`` None, else a string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_assignment(text: str, many: bool) -> tuple[str, Any]:
+    """``NAME=VALUE`` (``many``: ``NAME=V1,V2,...``, a list of levels) from the command line."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise NmprivacyError(f"'{text}' is not NAME=VALUE{'[,VALUE...]' if many else ''}: e.g. bl_v2.lr={'0.1,1.0' if many else '0.1'}")
+    if many:
+        return name.strip(), [parse_value(v) for v in value.split(",")]
+    return name.strip(), parse_value(value)
+
+
+def build_spec(raw: dict[str, Any]) -> StudySpec:
+    """A validated ``StudySpec`` from its raw mapping (one-line errors for unknown keys and bad grids)."""
+    unknown = set(raw) - set(SPEC_FIELDS)
+    if unknown:
+        raise NmprivacyError(f"study spec has unknown keys {sorted(unknown)}: use {', '.join(SPEC_FIELDS)}")
+    grids_raw = raw.get("grids") or []
+    if not isinstance(grids_raw, list) or not grids_raw:
+        raise NmprivacyError("study spec has no grids: add 'grids: [{name: ..., factors: {SETTING: [LEVEL, ...]}}]' or pass --factor NAME=V1,V2")
+    grids = []
+    for i, g in enumerate(grids_raw):
+        if not isinstance(g, dict) or not isinstance(g.get("factors"), dict) or not g["factors"]:
+            raise NmprivacyError(f"grid {i + 1} of the study spec has no factors: give 'factors: {{SETTING: [LEVEL, ...]}}'")
+        extra = set(g) - {"name", "factors", "base"}
+        if extra:
+            raise NmprivacyError(f"grid {i + 1} has unknown keys {sorted(extra)}: use name, factors, base")
+        factors = {}
+        for name, levels in g["factors"].items():
+            levels = levels if isinstance(levels, list) else [levels]
+            if not levels or len(set(map(json.dumps, levels))) != len(levels):
+                raise NmprivacyError(f"factor '{name}' of grid {i + 1} needs distinct levels, got {levels}")
+            factors[str(name)] = tuple(levels)
+        grids.append(Grid(str(g.get("name") or f"grid {i + 1}"), factors, dict(g.get("base") or {})))
+    values = {k: v for k, v in raw.items() if k != "grids"}
+    if "attacks" in values:
+        attacks = values["attacks"] if isinstance(values["attacks"], list) else [values["attacks"]]
+        unknown = [a for a in attacks if a not in ATTACK_GROUPS]
+        if unknown or not attacks:
+            raise NmprivacyError(f"study spec's attacks {unknown or '(none)'}: choose from {', '.join(ATTACK_GROUPS)}")
+        values["attacks"] = tuple(attacks)
+    for key in ("data_options", "base"):
+        if key in values and not isinstance(values[key] or {}, dict):
+            raise NmprivacyError(f"study spec's '{key}' must be a mapping")
+        values[key] = dict(values.get(key) or {})
+    spec = StudySpec(grids=tuple(grids), **values)
+    if spec.budget not in ("quick", "default", "paper"):
+        raise NmprivacyError(f"study spec's budget '{spec.budget}' is not quick, default or paper")
+    if not isinstance(spec.seeds, int) or spec.seeds < 1 or not isinstance(spec.evaluators, int) or spec.evaluators < 1:
+        raise NmprivacyError("study spec's seeds and evaluators must be whole numbers of at least 1")
+    return spec
+
+
+def cell_settings(spec: StudySpec, grid: Grid, levels: dict[str, Any]) -> dict[str, Any]:
+    """A cell's settings: the spec's target and hidden size, then the spec's base, the grid's base
+    and the cell's levels (later ones win), sorted by name."""
+    settings: dict[str, Any] = {"target": spec.target, "variant": "paper"}
+    if spec.hidden is not None:
+        settings["hidden"] = spec.hidden
+    settings.update(spec.base)
+    settings.update(grid.base)
+    settings.update(levels)
+    return dict(sorted(settings.items()))
+
+
+def split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(audit fields, preset overrides) of a cell's settings."""
+    audit = {k: v for k, v in settings.items() if k in AUDIT_SETTINGS}
+    return audit, {k: v for k, v in settings.items() if k not in AUDIT_SETTINGS}
+
+
+def resolve(spec: StudySpec, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """(audit fields, preset) the audit will run a cell with; one-line error for settings the
+    audit would refuse (checked before anything runs)."""
+    audit, overrides = split_settings(settings)
+    if audit.get("variant") not in ("paper", "reference"):
+        raise NmprivacyError(f"setting 'variant' is {audit.get('variant')!r}: choose paper or reference")
+    if not isinstance(audit.get("target"), str):
+        raise NmprivacyError(f"setting 'target' is {audit.get('target')!r}: give a target kind or a network file")
+    if audit.get("hidden") is not None and (not isinstance(audit["hidden"], int) or audit["hidden"] < 1):
+        raise NmprivacyError(f"setting 'hidden' is {audit['hidden']!r}: give a whole number of hidden units")
+    preset = preset_for(spec.dataset, spec.budget)
+    if audit["variant"] == "reference":
+        preset = reference_variant(spec.dataset, preset)
+    if audit.get("hidden") is not None:
+        preset = replace(preset, hidden=audit["hidden"])
+    return audit, with_overrides(preset, overrides)
+
+
+def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
+    """Every (grid, cell) of the spec, grid by grid, in the order of the factors' levels."""
+    out = []
+    for grid in spec.grids:
+        names = list(grid.factors)
+        for combo in itertools.product(*(grid.factors[n] for n in names)):
+            settings = cell_settings(spec, grid, dict(zip(names, combo)))
+            audit, preset = resolve(spec, settings)
+            resolved = to_jsonable(preset)
+            models = {k: v for k, v in resolved.items() if k not in ATTACK_GROUPS.values()}
+            used = {**models, **{ATTACK_GROUPS[a]: resolved[ATTACK_GROUPS[a]] for a in spec.attacks}}  # settings of attacks not run do not count
+            common = dict(dataset=spec.dataset, data_options=spec.data_options, budget=spec.budget, evaluators=spec.evaluators, seed=spec.seed,
+                          target=audit["target"], hidden=audit.get("hidden"))
+            key = cache_key(**common, seeds=spec.seeds, variant=audit["variant"], attacks=spec.attacks, preset=used)[:12]
+            out.append((grid, Cell(settings, key, cache_key(**common, models=models))))
+    return out
+
+
+def with_cli(spec: StudySpec | None, *, factors: list[tuple[str, list[Any]]], sets: list[tuple[str, Any]], only: list[str] = (),  # type: ignore[assignment]
+             **fields: Any) -> StudySpec:
+    """``spec`` (or a spec of one grid made of ``factors``) with only the grids named in ``only``
+    (all when empty), the CLI's ``--factor`` grid added, ``--set`` settings added to its base and
+    the given spec fields (``None``: keep) replaced."""
+    grids = tuple(spec.grids) if spec is not None else ()
+    if only:
+        unknown = [n for n in only if n not in {g.name for g in grids}]
+        if unknown:
+            raise NmprivacyError(f"no grid named {', '.join(map(repr, unknown))} in the spec: choose among {', '.join(repr(g.name) for g in grids)}")
+        grids = tuple(g for g in grids if g.name in only)
+    if factors:
+        grids = grids + (Grid("command line", {n: tuple(v) for n, v in factors}),)
+    if not grids:
+        raise NmprivacyError("nothing to study: give a spec file or at least one --factor NAME=V1,V2")
+    base = dict(spec.base if spec is not None else {})
+    base.update(dict(sets))
+    given = {k: v for k, v in fields.items() if v is not None}
+    unknown = [a for a in given.get("attacks", ()) if a not in ATTACK_GROUPS]
+    if unknown:
+        raise NmprivacyError(f"--attacks {','.join(unknown)}: choose from {', '.join(ATTACK_GROUPS)}")
+    if spec is None:
+        return StudySpec(grids=grids, base=base, **given)
+    return replace(spec, grids=grids, base=base, **given)

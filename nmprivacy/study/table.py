@@ -1,0 +1,219 @@
+"""A study's table and figure: one row per cell from its audit's results.json, each factor's
+effect, written as ``study.json``, ``study.md`` and ``study.png``.
+
+Per cell and attack (``bl-v1``, ``bl-v2``, and ``mi-face`` when the cells run it): the audit's
+``attack_acc``, ``top3_acc``, ``avg_conf``, ``daa`` (mean over seeds and evaluators) with their
+``<metric>_std`` across seeds, and ``target_confidence`` with its std across seeds (from the
+audit's ``per_seed``). A factor's effect in a grid is, per attack and metric, the mean over the
+grid's cells at each of its levels (the other factors averaged out) and the spread of those means.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from nmprivacy.runinfo import atomic_path, atomic_write_json, atomic_write_text, run_metadata
+from nmprivacy.study.spec import Cell, StudySpec
+
+METRICS = ("attack_acc", "top3_acc", "avg_conf", "daa")
+TABLE_ATTACKS = ("bl-v1", "bl-v2")
+EFFECT_METRICS = ("attack_acc", "avg_conf", "target_confidence")
+
+
+def attack_row(a: dict[str, Any]) -> dict[str, Any]:
+    """The study's numbers of one attack entry of an audit's results.json."""
+    row: dict[str, Any] = {}
+    for m in METRICS:
+        row[m] = a[m]
+        row[f"{m}_std"] = a.get(f"{m}_std")
+    confs = [s["target_confidence"] for s in a.get("per_seed", [])]
+    row["target_confidence"] = a["target_confidence"]
+    row["target_confidence_std"] = statistics.stdev(confs) if len(confs) > 1 else None
+    row["iterations"] = a.get("iterations")
+    row["valid"] = a.get("valid", True)
+    if a.get("reason"):
+        row["reason"] = a["reason"]
+    return row
+
+
+def cell_row(cell: Cell, folder: Path, outcome: dict[str, Any], out: Path) -> dict[str, Any]:
+    """One cell of study.json: settings, status, timings, models' accuracies and attack numbers."""
+    row: dict[str, Any] = {"key": cell.key, "folder": str(folder.relative_to(out)), "settings": cell.settings,
+                           "status": outcome["status"], "seconds": outcome.get("seconds")}
+    if outcome.get("error"):
+        row["error"] = outcome["error"]
+    try:
+        results = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        return row
+    models = results.get("models", {})
+    row["models"] = {"target": {k: models.get("target", {}).get(k) for k in ("kind", "val_acc", "reset")},
+                     "evaluators": [{"kind": e.get("kind"), "val_acc": e.get("val_acc")} for e in models.get("evaluators", [])]}
+    row["attacks"] = {name: attack_row(a) for name, a in results.get("attacks", {}).items()}
+    try:
+        record = json.loads((folder / "cell.json").read_text())
+        row["cell_seconds"] = record.get("timings_s", {}).get("cell")
+    except (OSError, ValueError):
+        pass
+    return row
+
+
+def factor_effects(grid_name: str, factors: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per factor of a grid and attack: the mean of each ``EFFECT_METRICS`` at each level and the
+    spread (max - min) of those means; cells without results are left out."""
+    done = [r for r in rows if "attacks" in r]
+    out = []
+    for f in factors:
+        levels = list(dict.fromkeys(json.dumps(r["settings"].get(f)) for r in done))
+        attacks = list(dict.fromkeys(a for r in done for a in r["attacks"]))
+        for attack in attacks:
+            entry: dict[str, Any] = {"grid": grid_name, "factor": f, "attack": attack, "levels": [json.loads(v) for v in levels]}
+            for m in EFFECT_METRICS:
+                means = []
+                for v in levels:
+                    vals = [r["attacks"][attack][m] for r in done if json.dumps(r["settings"].get(f)) == v and attack in r["attacks"]]
+                    means.append(sum(vals) / len(vals) if vals else None)
+                entry[m] = means
+                known = [x for x in means if x is not None]
+                entry[f"{m}_spread"] = (max(known) - min(known)) if known else None
+            out.append(entry)
+    return out
+
+
+def pct(value: float | None, std: float | None = None) -> str:
+    """A fraction as a percentage, with ``± std`` when given."""
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def grid_table(factors: list[str], rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines of one grid: its factors' levels, then per attack acc / top-3 / conf / DAA / target conf."""
+    head = [*factors]
+    for a in TABLE_ATTACKS:
+        head += [f"{a} acc", "top-3", "avg conf", "DAA", "target conf"]
+    head.append("cell")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cols = [_show(r["settings"].get(f)) for f in factors]
+        for a in TABLE_ATTACKS:
+            x = r.get("attacks", {}).get(a)
+            if x is None:
+                cols += [r["status"] if "attacks" not in r else "–"] + ["–"] * 4
+                continue
+            mark = "" if x.get("valid", True) else " (not valid)"
+            cols += [pct(x[m], x[f"{m}_std"]) + (mark if m == "attack_acc" else "") for m in METRICS]
+            cols.append(pct(x["target_confidence"], x["target_confidence_std"]))
+        cols.append(f"`{r['key']}`")
+        lines.append("| " + " | ".join(cols) + " |")
+    return lines
+
+
+def effects_table(effects: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: per grid, factor and attack, the metric means by level and their spread."""
+    lines = ["| grid | factor | attack | levels | attack acc by level | spread | avg conf by level | spread | target conf by level |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for e in effects:
+        by = {m: " / ".join(pct(v) for v in e[m]) for m in EFFECT_METRICS}
+        lines.append(f"| {e['grid']} | {e['factor']} | {e['attack']} | {' / '.join(map(_show, e['levels']))} | {by['attack_acc']} | "
+                     f"{pct(e['attack_acc_spread'])} | {by['avg_conf']} | {pct(e['avg_conf_spread'])} | {by['target_confidence']} |")
+    return lines
+
+
+def plot_effects(path: Path, effects: list[dict[str, Any]]) -> None:
+    """``study.png``: one panel per (grid, factor), each attack's mean attack accuracy (solid),
+    average confidence (dashed) and target confidence (dotted) at each level of the factor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys((e["grid"], e["factor"]) for e in effects))
+    if not panels:
+        return
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    colours = {"bl-v1": "tab:blue", "bl-v2": "tab:orange", "mi-face": "tab:green"}
+    for ax, (grid, factor) in zip(axes.flat, panels):
+        for e in (e for e in effects if (e["grid"], e["factor"]) == (grid, factor)):
+            x = range(len(e["levels"]))
+            colour = colours.get(e["attack"], None)
+            ax.plot(x, [100 * v if v is not None else float("nan") for v in e["attack_acc"]], "o-", color=colour, label=f"{e['attack']} acc")
+            ax.plot(x, [100 * v if v is not None else float("nan") for v in e["avg_conf"]], "s--", color=colour, alpha=0.7, label=f"{e['attack']} conf")
+            ax.plot(x, [100 * v if v is not None else float("nan") for v in e["target_confidence"]], "^:", color=colour, alpha=0.5,
+                    label=f"{e['attack']} target conf")
+            ax.set_xticks(list(x), [_show(v) for v in e["levels"]], fontsize=8)
+        ax.set_title(f"{grid}: {factor}", fontsize=9)
+        ax.set_ylim(-2, 102)
+        ax.set_ylabel("%", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("factor effects: mean over the grid's other factors (solid: attack accuracy, dashed: average confidence, dotted: target confidence)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write_study(out: Path, spec: StudySpec, cells: list[Cell], grids: dict[str, list[Cell]], folders: dict[str, Path],
+                outcomes: dict[str, dict[str, Any]], cluster: dict[str, Any], timings: dict[str, float], command: str | None = None) -> dict[str, Any]:
+    """Write ``study.json``, ``study.md`` and ``study.png`` into ``out``; returns the study.json content."""
+    def row(c: Cell) -> dict[str, Any]:
+        return cell_row(c, folders[c.key], outcomes.get(c.key, {"status": "missing"}), out)
+
+    rows = {c.key: row(c) for c in cells}
+    effects: list[dict[str, Any]] = []
+    grid_rows = {}
+    for grid in spec.grids:
+        grid_rows[grid.name] = [{**rows[c.key], "settings": c.settings} for c in grids[grid.name]]
+        effects += factor_effects(grid.name, list(grid.factors), grid_rows[grid.name])
+    counts = {s: sum(1 for r in rows.values() if r["status"] == s) for s in ("done", "reused", "failed", "missing")}
+    study = {"dataset": spec.dataset, "budget": spec.budget, "seeds": spec.seeds, "evaluators": spec.evaluators, "command": command,
+             "spec": spec, "cluster": cluster, "counts": counts,
+             "grids": {g.name: {"factors": g.factors, "base": g.base, "cells": [c.key for c in grids[g.name]]} for g in spec.grids},
+             "cells": list(rows.values()), "effects": effects, **run_metadata(config=spec, seed=spec.seed, timings=timings)}
+    atomic_write_json(out / "study.json", study)
+    plot_effects(out / "study.png", effects)
+    atomic_write_text(out / "study.md", markdown(study, spec, grid_rows, effects))
+    return study
+
+
+def markdown(study: dict[str, Any], spec: StudySpec, grid_rows: dict[str, list[dict[str, Any]]], effects: list[dict[str, Any]]) -> str:
+    """study.md: how it was made, each grid's table, the factor effects and the figure."""
+    c = study["counts"]
+    lines = [f"# Study: {spec.dataset}, {spec.budget} budget", "",
+             f"{len(study['cells'])} cells (run now {c['done']}, reused {c['reused']}, failed {c['failed']}), each one audit with "
+             f"{spec.seeds} seeds x {spec.evaluators} evaluators; percentages, mean ± std over seeds. Cluster: {study['cluster']['scheduler']}"
+             + (f", {study['cluster']['workers']} worker(s)" if study["cluster"].get("workers") else "") + f", {study['cluster']['threads']} torch thread(s) per cell."]
+    if study.get("command"):
+        lines += ["", f"Command: `{study['command']}`"]
+    base = {**spec.base}
+    if base:
+        lines += ["", "Settings of every cell: " + ", ".join(f"`{k}={_show(v)}`" for k, v in base.items())]
+    first = next((r for r in study["cells"] if "models" in r), None)
+    if first:
+        t = first["models"]["target"]
+        ev = ", ".join(pct(e["val_acc"]) for e in first["models"]["evaluators"])
+        lines += ["", f"Models of the first cell: target {t['kind']} (reset {t['reset']}) {pct(t['val_acc'])} % validation accuracy; evaluators {ev} %."]
+    for grid in spec.grids:
+        lines += ["", f"## {grid.name}", ""]
+        if grid.base:
+            lines += ["Settings of this grid: " + ", ".join(f"`{k}={_show(v)}`" for k, v in grid.base.items()), ""]
+        lines += grid_table(list(grid.factors), grid_rows[grid.name])
+        failed = [r for r in grid_rows[grid.name] if r.get("error")]
+        lines += [f"- cell `{r['key']}` failed: {r['error']}" for r in failed]
+    lines += ["", "## Factor effects", "",
+              "Per factor, the mean over the grid's cells at each level (the other factors averaged out) and the spread of those means.", ""]
+    lines += effects_table(effects)
+    lines += ["", "![factor effects](study.png)", ""]
+    return "\n".join(lines)
