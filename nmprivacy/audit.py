@@ -58,6 +58,8 @@ class AuditConfig:
     # machine (load ~4) 2 threads made training 6x and attacks 4-100x slower (OpenMP barriers
     # waiting for a descheduled peer): pass --threads 1 there.
     threads: int | None = None
+    # the attacks to run (None: select_attacks' default for the data set and target)
+    attacks: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -135,6 +137,21 @@ def attack_plan(preset: Preset, data_domain: str) -> list[tuple[str, str, Any]]:
     return plan
 
 
+def select_attacks(plan: list[tuple[str, str, Any]], preset: Preset, config: AuditConfig) -> list[tuple[str, str, Any]]:
+    """``plan`` plus the query attack ``bl-v2-query`` (emulation oracle, the preset's query
+    budget) on targets that run bit-exactly on Loihi (snn-lava, NetX files), cut to
+    ``config.attacks`` when given (which may also ask for the query attack on other targets)."""
+    full = plan + [("bl-v2-query", "target", preset.bl_v2_query)]
+    if config.attacks is None:
+        loihi = config.target == "snn-lava" or str(config.target).endswith((".net", ".h5", ".hdf5"))
+        return full if loihi else plan
+    names = [n for n, _, _ in full]
+    unknown = [a for a in config.attacks if a not in names]
+    if unknown or not config.attacks:
+        raise NmprivacyError(f"--attacks {','.join(unknown) or '(empty)'} cannot run in this audit: choose from {','.join(names)}")
+    return [entry for entry in full if entry[0] in config.attacks]
+
+
 def run_audit(config: AuditConfig) -> dict[str, Any]:
     """Run the whole audit described by ``config``; returns the results dict also written to disk."""
     from nmprivacy.attacks.common import torch_threads
@@ -160,7 +177,7 @@ def _run_audit(config: AuditConfig) -> dict[str, Any]:
         preset = replace(preset, hidden=config.hidden)
     steps = preset.steps
     train_steps = steps if splits.domain == "image" else None  # event data keep their own T
-    plan = attack_plan(preset, splits.domain)
+    plan = select_attacks(attack_plan(preset, splits.domain), preset, config)
     classes = list(range(splits.num_classes))
 
     models: dict[str, TrainedModel] = {}
@@ -203,6 +220,11 @@ def _run_audit(config: AuditConfig) -> dict[str, Any]:
                 per_seed=[{"seed": config.seed + r, "evaluators": row, "target_confidence": confs[r], "iterations": iters[r]} for r, row in enumerate(table)],
                 settings=settings,
             )
+            if getattr(first[name], "trace", None) is not None:  # query attacks: the first seed's leakage vs queries
+                from nmprivacy.evaluation.leakage import leakage_curve
+
+                summary.update(queries=first[name].queries, oracle=first[name].oracle, threat=first[name].threat,
+                               leakage_vs_queries=leakage_curve([e.model for e in judge], first[name].trace, classes, config.seed, steps))
             if config.redraws > 0 and first[name].probabilities is not None:
                 summary.update(redraw_spread(judge[0].model, first[name].probabilities, classes, config.redraws, config.seed))
             attacks[name] = summary

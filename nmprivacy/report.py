@@ -155,6 +155,7 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
         ("target_confidence", "target confidence", lambda v: _pct(v)),
         ("iterations", "iterations", lambda v: f"{v}"),
         ("seconds_per_iteration", "seconds / iteration", lambda v: f"{v:.3f}"),
+        ("queries", "queries (query attacks)", lambda v: f"{v}"),
     ):
         lines.append(f"| {label} | " + " | ".join(f"{fmt(attacks[n][key])} | –" if key in attacks[n] else "– | –" for n in names) + " |")
     spread = [n for n in names if "attack_acc_evaluator_std" in attacks[n]]
@@ -219,4 +220,9 @@ def hardware_lines(hw: Mapping[str, Any]) -> list[str]:
 def write_report(out: Path, results: Mapping[str, Any], inversions: Mapping[str, Inversion], class_names: list[str], events: bool) -> Path:
     """Write the figures and ``report.md`` into ``out``; returns the report's path."""
     figures = write_figures(out, inversions, class_names, events)
+    curves = {n: a["leakage_vs_queries"] for n, a in results.get("attacks", {}).items() if a.get("leakage_vs_queries")}
+    if curves:  # query attacks: evaluator metrics after 1e2, 1e3, ... chip queries
+        from nmprivacy.evaluation.leakage import leakage_figure
+
+        figures.append(leakage_figure(curves, out / "leakage-vs-queries.png", chance=1 / max(len(class_names), 1)))
     return atomic_write_text(out / "report.md", markdown(results, figures))

@@ -36,7 +36,11 @@ def test_audit_writes_stable_results(audit_run: Path) -> None:
     assert {"config", "seed", "versions", "machine", "timings_s"} <= set(results)
     assert results["models"]["target"]["kind"] == "snn-lava" and results["models"]["target"]["reset"] == "hard"
     assert 0 <= results["models"]["target"]["val_acc"] <= 1 and len(results["models"]["evaluators"]) == 2
-    assert set(results["attacks"]) == {"bl-v1", "bl-v2", "mi-face"}
+    assert set(results["attacks"]) == {"bl-v1", "bl-v2", "mi-face", "bl-v2-query"}  # the query attack runs on Loihi targets
+    query = results["attacks"]["bl-v2-query"]
+    assert query["queries"] == 2000 and query["oracle"] == "emulation" and query["threat"] == "counts"  # the quick budget
+    assert [p["queries"] for p in query["leakage_vs_queries"]] == [200, 400, 1000, 2000]
+    assert (run / "leakage-vs-queries.png").stat().st_size > 1000
     for name, a in results["attacks"].items():
         for m in STABLE_METRICS:
             assert 0.0 <= a[m] <= 1.0, (name, m)

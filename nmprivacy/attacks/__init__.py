@@ -11,12 +11,14 @@ from typing import Any
 from nmprivacy.attacks.base import Attack, Inversion
 from nmprivacy.attacks.blv1 import BrainLeaksV1
 from nmprivacy.attacks.blv2 import BrainLeaksV2
+from nmprivacy.attacks.blv2_query import BrainLeaksV2Query
 from nmprivacy.attacks.miface import MIFace
 from nmprivacy.errors import NmprivacyError
 
 ATTACKS: dict[str, type] = {
     "bl-v1": BrainLeaksV1,
     "bl-v2": BrainLeaksV2,
+    "bl-v2-query": BrainLeaksV2Query,
     "mi-face": MIFace,
 }
 

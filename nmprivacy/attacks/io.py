@@ -2,7 +2,9 @@
 
 An inversion file is a dict of tensors: ``reconstructions`` (``[K, T, *input_shape]`` spikes
 or ``[K, *input_shape]`` images), ``probabilities`` (BL-v2's X_p, optional), ``loss_curve`` and
-``confidence_curve`` ``[iterations, K]``, ``classes`` ``[K]`` and ``seed``. A bare tensor (as the
+``confidence_curve`` ``[iterations, K]``, ``classes`` ``[K]`` and ``seed``; query attacks add
+``queries`` and their trace (``trace_queries`` ``[S]``, ``trace_confidence`` ``[S, K]``,
+``trace_rates`` ``[S, K, bins, *input_shape]``, see ``QueryTrace``). A bare tensor (as the
 published notebooks saved reconstructions) is read as the reconstructions of classes 0..K-1.
 """
 
@@ -29,6 +31,9 @@ def save_inversion(path: str | os.PathLike[str], inv: Inversion) -> Path:
     }
     if inv.probabilities is not None:
         tensors["probabilities"] = inv.probabilities
+    trace = getattr(inv, "trace", None)  # query attacks (QueryInversion): leakage-vs-queries snapshots
+    if trace is not None:
+        tensors.update(queries=torch.tensor(inv.queries), trace_queries=trace.queries, trace_confidence=trace.confidence, trace_rates=trace.rates)
     with atomic_path(path) as tmp:
         torch.save(tensors, tmp)
     return Path(path)

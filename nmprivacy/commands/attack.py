@@ -9,10 +9,15 @@ from typing import Any
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``attack`` subcommand."""
-    p = subparsers.add_parser("attack", help="invert a trained model for every class (bl-v1, bl-v2, mi-face)",
+    p = subparsers.add_parser("attack", help="invert a trained model for every class (bl-v1, bl-v2, bl-v2-query, mi-face)",
                               description="Run a model-inversion attack and save its reconstructions (tensors only).")
     p.add_argument("--model", required=True, help="checkpoint folder (nmprivacy train) or NetX file (*.net)")
-    p.add_argument("--attack", required=True, choices=("bl-v1", "bl-v2", "mi-face"), help="attack to run")
+    p.add_argument("--attack", required=True, choices=("bl-v1", "bl-v2", "bl-v2-query", "mi-face"), help="attack to run")
+    p.add_argument("--oracle", choices=("emulation", "lava"), default="emulation",
+                   help="bl-v2-query: query the bit-exact emulation (default) or the NetX file on Lava's fixed_pt simulator")
+    p.add_argument("--queries", type=int, default=None, help="bl-v2-query: total query budget over all classes (default: the preset's iterations)")
+    p.add_argument("--threat", choices=("counts", "label", "membrane"), default=None,
+                   help="bl-v2-query: what the attacker sees per query: output spike counts (default), top-1 label, output membrane")
     p.add_argument("--dataset", default=None, help="data set whose preset settings to use (default: the checkpoint's)")
     p.add_argument("--classes", default=None, help="comma-separated class indices (default: all)")
     p.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
@@ -50,7 +55,7 @@ def attack_settings(name: str, preset: Any, iterations: int | None) -> Any:
     """The preset's settings of attack ``name`` with an optional iteration override."""
     from dataclasses import replace
 
-    settings = {"bl-v1": preset.bl_v1, "bl-v2": preset.bl_v2, "mi-face": preset.mi_face}[name]
+    settings = {"bl-v1": preset.bl_v1, "bl-v2": preset.bl_v2, "bl-v2-query": preset.bl_v2_query, "mi-face": preset.mi_face}[name]
     if iterations is None:
         return settings
     return replace(settings, max_iterations=iterations) if name == "mi-face" else replace(settings, iterations=iterations)
@@ -95,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     options = {}
     if model.info.domain == "spikes":
         options["steps"] = args.steps or meta.get("steps") or preset.steps
+    if args.attack == "bl-v2-query":
+        settings, options["oracle"] = query_setup(args, model, settings, meta.get("netx"))
     attack = get_attack(args.attack, settings, **options)
     classes = parse_classes(args.classes, model.info.num_classes)
     inv = attack.run(model, classes, seed=args.seed)
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         "iterations": inv.iterations,
         "seconds_per_iteration": inv.seconds_per_iteration,
         "last_iteration_confidence": final.tolist() if final is not None else None,
+        **query_summary(inv),
         **run_metadata(config={**inv.config, "variant": args.variant, "budget": args.budget}, seed=args.seed),
     }
     save_inversion(out, inv)
@@ -116,5 +124,58 @@ def run(args: argparse.Namespace) -> int:
         out.unlink(missing_ok=True)  # never an inversion file without its summary
         raise
     conf = f", mean target confidence at the last iteration {float(final.mean()):.4f}" if final is not None else ""
-    print(f"{inv.attack}: {len(classes)} classes, {inv.iterations} iterations, {inv.seconds_per_iteration:.4f} s/iteration{conf}; wrote {out}")
+    queries = f", {inv.queries} queries to the {inv.oracle} oracle ({inv.threat})" if getattr(inv, "trace", None) is not None else ""
+    print(f"{inv.attack}: {len(classes)} classes, {inv.iterations} iterations, {inv.seconds_per_iteration:.4f} s/iteration{queries}{conf}; wrote {out}")
     return 0
+
+def query_setup(args: argparse.Namespace, model: Any, settings: Any, netx: Any = None) -> tuple[Any, Any]:
+    """bl-v2-query's settings with ``--queries``/``--threat`` applied, and its oracle factory:
+    the emulation of ``model``, or Lava running the NetX file ``netx`` the model emulates (any
+    other model is exported to a temporary NetX file first)."""
+    from dataclasses import replace
+
+    from nmprivacy.errors import NmprivacyError
+
+    if args.queries is not None and args.iterations is not None:
+        raise NmprivacyError("--queries and --iterations both set the length of bl-v2-query: give one of them")
+    if args.iterations is not None:
+        settings = replace(settings, query_budget=None)  # --iterations already applied
+    if args.queries is not None:
+        if args.queries < 1:
+            raise NmprivacyError(f"--queries {args.queries} must be a positive number of queries")
+        settings = replace(settings, query_budget=args.queries)
+    if args.threat is not None:
+        settings = replace(settings, threat=args.threat)
+    if args.oracle == "emulation":
+        from nmprivacy.attacks.blv2_query import emulation_oracle
+
+        return settings, emulation_oracle
+    if netx is None and Path(args.model).suffix in (".net", ".h5", ".hdf5"):
+        netx = args.model
+    if netx is not None:
+        netx, tmp = Path(netx), None
+    else:
+        import tempfile
+
+        from hw_export import export_netx
+
+        tmp = tempfile.TemporaryDirectory(prefix="nmprivacy-query-")  # removed with the factory that holds it
+        netx = Path(tmp.name) / "target.net"
+        export_netx(model, netx)
+    from hw_export.lava_oracle import LavaOracle
+
+    return settings, lambda _model, threat, _tmp=tmp: LavaOracle(netx, threat)
+
+
+def query_summary(inv: Any) -> dict[str, Any]:
+    """The JSON summary fields of a query attack (queries, oracle, threat, leakage-vs-queries
+    trace of the attacker-visible confidence); empty for other attacks."""
+    trace = getattr(inv, "trace", None)
+    if trace is None:
+        return {}
+    return {
+        "queries": inv.queries,
+        "oracle": inv.oracle,
+        "threat": inv.threat,
+        "trace": {"queries": trace.queries.tolist(), "confidence": trace.confidence.mean(dim=1).tolist()},
+    }

@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=None, help="override the hidden size of target and ANN")
     p.add_argument("--redraws", type=int, default=None, help="BL-v2: Bernoulli re-draws of X_p for the paper's ± (default: 1000 with --paper, else 0)")
     p.add_argument("--cache", default=None, help="trained-model cache folder (default: $NMPRIVACY_CACHE, else the user cache folder, e.g. ~/.cache/nmprivacy)")
+    p.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: bl-v1,bl-v2, mi-face on image data, "
+                   "and bl-v2-query on Loihi targets: snn-lava and NetX files)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores; 1 is faster on a machine shared with other jobs)")
     p.set_defaults(func=run)
 
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         redraws=redraws,
         cache=args.cache,
         threads=args.threads,
+        attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks is not None else None,
     )
     results = run_audit(config)
     print(summary_table(results))

@@ -15,6 +15,7 @@ from nmprivacy.errors import NmprivacyError
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "attack-cost": ("benchmarks.attack_cost", "seconds per attack iteration: reference structure vs nmprivacy vs matmul roofline"),
     "lava-throughput": ("benchmarks.lava_throughput", "samples/s of the Lava CPU simulator path and its torch emulation"),
+    "query-throughput": ("benchmarks.query_throughput", "queries/s of bl-v2-query's emulation and Lava oracles"),
     "fuzz": ("benchmarks.fuzz", "mutated and hostile files through every reader: tracebacks, memory blow-ups, hangs, partial outputs"),
 }
 

@@ -56,7 +56,15 @@ def run(args: argparse.Namespace) -> int:
     for name in ("attack_acc", "top3_acc", "avg_conf", "daa"):
         spread = f" (± {100 * metrics[name + '_evaluator_std']:.2f} across evaluators)" if name + "_evaluator_std" in metrics else ""
         print(f"{name:<10} {100 * metrics[name]:6.2f} %{spread}")
+    from nmprivacy.evaluation.leakage import leakage_curve, load_trace
+
+    trace = load_trace(args.reconstructions)  # query attacks: the same metrics after each number of queries
+    curve = leakage_curve(judges, trace, classes, args.seed, steps) if trace is not None else None
+    for point in curve or []:
+        print(f"after {point['queries']:>7} queries: attack_acc {100 * point['attack_acc']:6.2f} %, top3 {100 * point['top3_acc']:6.2f} %, "
+              f"daa {100 * point['daa']:6.2f} %, attacker-visible confidence {point['visible_confidence']:.3f}")
     if args.json:
         atomic_write_json(args.json, {"reconstructions": args.reconstructions, "dataset": args.dataset, "per_evaluator": per, **metrics,
+                                      **({"leakage_vs_queries": curve} if curve is not None else {}),
                                       **run_metadata(config=vars(args) | {"func": None}, seed=args.seed)})
     return 0
