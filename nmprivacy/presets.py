@@ -74,38 +74,6 @@ class BLv2QuerySettings:
     estimator: Literal["bernoulli", "gaussian"] = "gaussian"
     score: Literal["natural", "vanilla"] = "natural"  # bernoulli estimator only
     sigma: float = 0.1  # gaussian estimator: perturbation of the rate parameters
-    shaping: Literal["rank", "baseline", "none"] = "rank"
-    antithetic: bool = True
-    time_bins: int = 1  # rate parameters over time: 1 = one rate per input shared by all T steps
-    grid: int | None = 7  # side of the spatial rate grid, up-sampled bilinearly (None: full resolution)
-    init: float = 0.5
-    floor: float = 0.0  # rate parameters never fall below this
-    sparsity: float = 0.0
-    count_temperature: float = 1.0
-    lr: float = 0.02
-    momentum: float = 0.9
-    rho: float = 0.9
-    eps: float = 1e-8
-    accumulator: Literal["rmsprop", "unbounded"] = "rmsprop"
-    keep: Literal["best", "last"] = "best"
-    # a class none of whose queries scored above chance adopts the rate parameters of the batch's
-    # query that scored best in that class (every answer shows all classes' counts)
-    share: bool = True
-    trace_points: tuple[int, ...] = (100, 300, 1000, 3000, 10000, 30000, 100000)
-
-
-@dataclass(frozen=True)
-class BLv2QuerySettings:
-    """``bl-v2-query`` (BL-v2 from output queries only; docs/query-attack.md). ``lr``,
-    ``momentum``, ``rho``, ``eps`` and ``accumulator`` are BL-v2's step (``blv2_update_``)."""
-
-    population: int = 20  # queries per class per iteration
-    iterations: int = 500  # used when query_budget is None
-    query_budget: int | None = 100_000  # total queries over all classes: iterations = budget // (classes * population)
-    threat: Literal["counts", "label", "membrane"] = "counts"
-    estimator: Literal["bernoulli", "gaussian"] = "gaussian"
-    score: Literal["natural", "vanilla"] = "natural"  # bernoulli estimator only
-    sigma: float = 0.1  # gaussian estimator: perturbation of the rate parameters
     sigma_max: float = 0.5  # ... widened up to this while a class's queries all score at chance
     shaping: Literal["rank", "baseline", "none"] = "rank"
     antithetic: bool = True
