@@ -10,8 +10,8 @@ random weights exported to NetX through slayer) and a batch of ``batch`` binary 
 - ``lava_queries_per_s``: ``LavaOracle``, the batch in one ``run_lava`` call (wall clock
   including network build, compile and read-back; ``lava_run_queries_per_s`` counts only the
   simulator's run);
-- ``attack_queries_per_s``: a whole ``bl-v2-query`` run (10 classes, ``iterations``) on the engine
-  oracle: oracle plus sampling, fitness and update.
+- ``attack_queries_per_s``: a whole ``bl-v2-query`` run (10 classes, ``attack_queries`` queries
+  in batches of ``batch``) on the engine oracle: oracle plus sampling, fitness and update.
 All oracles' answers (output spike counts) are compared (``mismatches``: queries whose counts differ).
 
 Usage: ``nmprivacy bench query-throughput [--quick] [--json FILE]``.
@@ -41,7 +41,7 @@ def _timed(fn, repeats: int) -> tuple[float, Any]:
     return best, out
 
 
-def measure(networks: Sequence[str] = tuple(NETWORKS), batch: int = 200, lava_batch: int = 100, iterations: int = 5, seed: int = 0) -> dict[str, Any]:
+def measure(networks: Sequence[str] = tuple(NETWORKS), batch: int = 200, lava_batch: int = 100, attack_queries: int = 100_000, seed: int = 0) -> dict[str, Any]:
     """Throughput per network name (module docstring for the keys)."""
     from benchmarks.lava_throughput import _network
     from hw_export.lava_oracle import LavaOracle
@@ -68,7 +68,7 @@ def measure(networks: Sequence[str] = tuple(NETWORKS), batch: int = 200, lava_ba
             a_lava = lava(x[:lava_batch])
             t_lava = time.perf_counter() - start
             mismatches = int((a_engine.counts != a_spikes.counts).any(dim=1).sum()) + int((a_engine.counts[:lava_batch] != a_lava.counts).any(dim=1).sum())
-            settings = BLv2QuerySettings(population=batch // 10, iterations=iterations)
+            settings = BLv2QuerySettings(population=batch // 10, query_budget=attack_queries)
             attack = BrainLeaksV2Query(settings, steps=STEPS)
             start = time.perf_counter()
             inv = attack.run(emu, list(range(10)), seed=seed)
@@ -79,14 +79,15 @@ def measure(networks: Sequence[str] = tuple(NETWORKS), batch: int = 200, lava_ba
                 "steps": STEPS,
                 "emulation_engine_queries_per_s": batch / t_engine,
                 "emulation_layer_spikes_queries_per_s": batch / t_spikes,
-                "lava_queries_per_s": lava_batch / t_lava,
+                "lava_queries_per_s": lava_batch / lava.seconds,
+                "lava_call_seconds": t_lava,
                 "lava_run_queries_per_s": lava_batch / lava.run_seconds if lava.run_seconds else None,
                 "attack_queries_per_s": inv.queries / t_attack,
                 "attack_queries": inv.queries,
                 "mismatches": mismatches,
                 "output_spikes_per_query": float(a_engine.counts.sum()) / batch,
             }
-    results["meta"] = run_metadata(config={"networks": list(networks), "batch": batch, "lava_batch": lava_batch, "iterations": iterations, "steps": STEPS}, seed=seed)
+    results["meta"] = run_metadata(config={"networks": list(networks), "batch": batch, "lava_batch": lava_batch, "attack_queries": attack_queries, "steps": STEPS}, seed=seed)
     return results
 
 
@@ -97,11 +98,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.qu
     from nmprivacy.runinfo import atomic_write_json
 
     p = argparse.ArgumentParser(prog=prog, description="Queries/s of bl-v2-query's emulation and Lava oracles.")
-    p.add_argument("--quick", action="store_true", help="the small network, 40 queries, Lava batch 20 (~15 s)")
+    p.add_argument("--quick", action="store_true", help="the small network, batches of 40 queries, Lava batch 20, an attack of 400 queries (~15 s)")
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args(argv)
     if args.quick:
-        res = measure(networks=("784-300-10",), batch=40, lava_batch=20, iterations=2)
+        res = measure(networks=("784-300-10",), batch=40, lava_batch=20, attack_queries=400)
     else:
         res = measure()
     print(json.dumps({k: v for k, v in res.items() if k != "meta"}, indent=2))

@@ -32,12 +32,14 @@ class LavaOracle(CountedOracle):
         info = load_netx(self.path).info
         super().__init__(math.prod(info.input_shape), info.num_classes, threat, max_queries)
         self.input_shape = tuple(info.input_shape)
-        self.run_seconds = 0.0  # wall clock inside run_lava, summed over batches
+        self.seconds = 0.0  # wall clock of the run_lava calls (build, run, read-back), summed over batches
+        self.run_seconds = 0.0  # of that, the simulator's run
 
     def _outputs(self, x: torch.Tensor, membrane: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         from hw_export.lava_run import run_lava
 
         run = run_lava(self.path, x.to(torch.uint8), record_membrane=membrane)
-        self.run_seconds += run.seconds
+        self.seconds += run.seconds
+        self.run_seconds += run.run_seconds
         return run.output, run.output_membrane
 
