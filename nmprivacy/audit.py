@@ -14,7 +14,8 @@ schedule, seed and T (``cache_key``), so a second audit only attacks and scores.
 
 from __future__ import annotations
 
-import math
+import json
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -29,10 +30,13 @@ from nmprivacy.cache import cache_key, cache_root
 from nmprivacy.errors import CheckpointError, NmprivacyError
 from nmprivacy.evaluation.scoring import redraw_spread, score, summarize, target_confidence
 from nmprivacy.models.base import TargetModel
-from nmprivacy.presets import Budget, Preset, family_of, preset_for, reference_variant
-from nmprivacy.runinfo import Stopwatch, atomic_write_json, run_metadata, to_jsonable
+from nmprivacy.results import AttackResult, AuditResult
+from nmprivacy.presets import Budget, Preset, attack_variant, family_of, preset_for, with_overrides
+from nmprivacy.runinfo import Stopwatch, atomic_dir, atomic_write_json, run_metadata, to_jsonable
 
-SNN_KINDS = ("snn-lava", "snn-norse")
+from nmprivacy.model_kinds import kinds_with
+
+SNN_KINDS = kinds_with("target")  # trainable attack targets: snn-lava, snn-lava-conv, snn-norse
 
 
 @dataclass(frozen=True)
@@ -45,21 +49,26 @@ class AuditConfig:
     out: str = "runs/audit"
     seeds: int = 1  # attack repeats (seed, seed + 1, ...)
     evaluators: int = 3  # independently trained evaluation classifiers per input form
-    target: str = "snn-lava"  # snn-lava, snn-norse or a NetX file (*.net / *.h5)
+    target: str = "snn-lava"  # a target kind (snn-lava, snn-lava-conv, snn-norse), a NetX file, a NIR graph or a checkpoint folder
+    dt: float | None = None  # time step (s) of a NIR target (None: 1 ms)
     budget: Budget = "default"
-    variant: Literal["paper", "reference"] = "paper"
+    variant: Literal["default", "paper", "reference"] = "default"  # attack settings (nmprivacy.presets.attack_variant)
     hardware: bool = False
+    lava_samples: int | None = None  # --hardware: inputs run on Lava in each check (None: all; --quick: 20)
     seed: int = 0
     hidden: int | None = None  # override the preset's hidden size (tests, small runs)
     redraws: int = 0  # BL-v2: paper's ± over this many Bernoulli re-draws of X_p (0: off)
     cache: str | None = None  # trained-model cache folder (None: nmprivacy.cache.cache_root())
-    # torch threads for the whole audit; None keeps torch's default (all cores). Measured on 2
-    # cores: idle, the default digits audit takes 30 s with 2 threads vs 45 s with 1; on a loaded
-    # machine (load ~4) 2 threads made training 6x and attacks 4-100x slower (OpenMP barriers
-    # waiting for a descheduled peer): pass --threads 1 there.
+    # torch threads for the whole audit; None keeps torch's default (all cores). On an idle machine
+    # more threads are faster; on a loaded one every multi-threaded op waits at OpenMP barriers for
+    # descheduled peers, which makes training and attacks far slower: pass --threads 1 there
+    # (README "The audit" has measured times).
     threads: int | None = None
     # the attacks to run (None: select_attacks' default for the data set and target)
     attacks: tuple[str, ...] | None = None
+    # preset fields replaced by dotted name (``{"bl_v2.lr": 0.1, "snn_train.epochs": 3}``;
+    # ``nmprivacy.presets.with_overrides``), applied after ``variant``: what ``nmprivacy study`` varies
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,6 +86,11 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
     from nmprivacy.training import settings_for, train_model
 
     model_cfg = default_config(kind, splits.input_shape, splits.num_classes, dataset=splits.name, hidden=preset.hidden, budget=budget)
+    if kind in SNN_KINDS and preset.target_config:
+        try:
+            model_cfg = replace(model_cfg, **preset.target_config)
+        except TypeError:
+            raise NmprivacyError(f"target_config {preset.target_config} names fields that a {kind} config does not have") from None
     settings = settings_for(kind, preset)
     key = cache_key(dataset=splits.name, source=splits.source, n=[len(splits.train), len(splits.test)], kind=kind,
                     config=model_cfg, settings=settings, seed=seed, steps=steps)
@@ -104,22 +118,26 @@ def train_evaluators(kind: str, splits: Any, preset: Preset, n: int, seed: int, 
     return [train_or_load(kind, splits, preset, seed + 1 + i, steps, cache, budget) for i in range(n)]
 
 
-def load_netx_target(path: str, splits: Any, steps: int) -> TrainedModel:
-    """A user's NetX file as the audit target (Loihi fixed-point emulation), with its accuracy here."""
-    if not Path(path).is_file():
-        raise NmprivacyError(f"NetX file {path} not found: pass an existing file (create one with `nmprivacy export`)")
-    from hw_export.netx_emulation import load_netx
+def load_foreign_target(spec: str, splits: Any, dt: float | None = None) -> tuple[TrainedModel, Any, int]:
+    """A user's network (NetX file, NIR graph, checkpoint folder) as the audit target, reading the
+    data set's layout, with its accuracy here; returns it, its ``nmprivacy.targets.Target`` and
+    the T it is attacked with (its own, else the data set's preset)."""
+    from nmprivacy.targets import choose_steps, fit_to_data, load_target
     from nmprivacy.training import evaluate_accuracy
 
-    model = load_netx(path)
-    n_in, model_in = math.prod(splits.input_shape), math.prod(model.info.input_shape)
-    if model_in != n_in or model.info.num_classes != splits.num_classes:
-        raise NmprivacyError(
-            f"NetX file {path} takes {model_in} inputs / {model.info.num_classes} classes but '{splits.name}' has {n_in} / {splits.num_classes}: "
-            "audit it on the data set it was trained for (--dataset)"
-        )
+    target = fit_to_data(load_target(spec, dt=dt), splits.input_shape, splits.num_classes, splits.name)
+    steps = choose_steps(None, target, splits.name) if splits.domain == "image" else int(splits.train.x.shape[1])
+    model = target.model.freeze()
     acc = evaluate_accuracy(model, splits.test, steps, seed=0)
-    return TrainedModel(model, {"kind": model.info.kind, "file": str(path), "val_acc": acc, "reset": model.info.reset})
+    record: dict[str, Any] = {"kind": model.info.kind, "file": str(spec), "val_acc": acc, "reset": model.info.reset, "steps": steps}
+    network = getattr(model, "network", None)
+    if network is not None:
+        record.update(network=network.describe(), notes=list(network.notes))
+    if target.float_model is not None:
+        float_model = fit_to_data(replace(target, model=target.float_model), splits.input_shape, splits.num_classes, splits.name).model
+        record["float_val_acc"] = evaluate_accuracy(float_model, splits.test, steps, seed=0)
+        record["dt"] = target.meta.get("dt")
+    return TrainedModel(model, record), target, steps
 
 
 def evaluator_kind(data_domain: str) -> str:
@@ -127,6 +145,23 @@ def evaluator_kind(data_domain: str) -> str:
     and ANN attacks alike; spike reconstructions are rate-decoded for it), the spiking CNN for
     event data."""
     return "evaluator" if data_domain == "image" else "evaluator-snn"
+
+
+WEAK_FACTOR = 2.0  # a model is too weak to judge below this multiple of chance accuracy (1 / classes)
+
+
+def weak_models(models: dict[str, TrainedModel], judges: list[TrainedModel], num_classes: int) -> dict[str, str]:
+    """Role (``target``, ``ann``, ``evaluator 2``, ...) -> one-line reason, for every model whose
+    validation accuracy is below ``WEAK_FACTOR`` x chance."""
+    floor = WEAK_FACTOR / num_classes
+    named = [(role, tm) for role, tm in models.items()] + [(f"evaluator {i + 1}", tm) for i, tm in enumerate(judges)]
+    out = {}
+    for role, tm in named:
+        acc = tm.record.get("val_acc")
+        if acc is not None and acc < floor:
+            out[role] = (f"the {role} ({tm.record.get('kind')}) reaches {100 * acc:.1f} % validation accuracy, below {WEAK_FACTOR:g}x chance "
+                         f"({100 * floor:.1f} %): it is too weak to judge")
+    return out
 
 
 def attack_plan(preset: Preset, data_domain: str) -> list[tuple[str, str, Any]]:
@@ -163,18 +198,26 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
 
 
 def _run_audit(config: AuditConfig) -> dict[str, Any]:
+    """The audit, built in a temporary folder that takes ``config.out``'s place when it is done
+    (an audit that fails leaves nothing behind; a finished one replaces an older one)."""
+    with atomic_dir(config.out) as out:
+        results = _audit_into(config, out)
+    results_path = Path(config.out) / "results.json"
+    return json.loads(results_path.read_text()) if results_path.is_file() else results
+
+
+def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
     from nmprivacy.data import load_dataset
     from nmprivacy.report import write_report
 
     sw = Stopwatch()
-    out = Path(config.out)
     with sw("data"):
         splits = load_dataset(config.dataset, root=config.data_root, **config.data_options)
     preset = preset_for(config.dataset, config.budget)
-    if config.variant == "reference":
-        preset = reference_variant(config.dataset, preset)
+    preset = attack_variant(config.dataset, preset, config.variant)
     if config.hidden is not None:
         preset = replace(preset, hidden=config.hidden)
+    preset = with_overrides(preset, config.overrides)
     steps = preset.steps
     train_steps = steps if splits.domain == "image" else None  # event data keep their own T
     plan = select_attacks(attack_plan(preset, splits.domain), preset, config)
@@ -182,90 +225,99 @@ def _run_audit(config: AuditConfig) -> dict[str, Any]:
 
     models: dict[str, TrainedModel] = {}
     cache = cache_root(config.cache)
+    foreign = None  # the nmprivacy.targets.Target of a user's own network
     with sw("train"):
         if config.target in SNN_KINDS:
             models["target"] = train_or_load(config.target, splits, preset, config.seed, train_steps, cache, config.budget)
-        elif config.target.endswith((".net", ".h5", ".hdf5")):
-            models["target"] = load_netx_target(config.target, splits, steps)
+        elif Path(config.target).exists():
+            models["target"], foreign, steps = load_foreign_target(config.target, splits, config.dt)
         else:
-            raise NmprivacyError(f"--target '{config.target}' is neither {' nor '.join(SNN_KINDS)} nor a NetX file (*.net)")
+            raise NmprivacyError(
+                f"--target '{config.target}' is neither a target kind ({', '.join(SNN_KINDS)}) nor an existing NetX file, NIR graph or checkpoint folder"
+            )
         if any(role == "ann" for _, role, _ in plan):
             models["ann"] = train_or_load("ann", splits, preset, config.seed, None, cache, config.budget)
-        judge_kind = evaluator_kind(splits.domain)
+        judge_kind = preset.evaluator or evaluator_kind(splits.domain)
         judge = train_evaluators(judge_kind, splits, preset, config.evaluators, config.seed, train_steps, cache, config.budget)
 
-    attacks: dict[str, dict[str, Any]] = {}
+    weak = weak_models(models, judge, splits.num_classes)
+    for why in weak.values():
+        tqdm.write(f"warning: {why}; its attack rows are marked invalid (train longer, or pass --allow-weak to accept them)")
+    attacks: dict[str, AttackResult] = {}
     first: dict[str, Inversion] = {}
     with sw("attacks"):
         for name, role, settings in plan:
-            target = models[role].model
-            table, confs, iters, spi = [], [], [], []
-            for r in tqdm(range(config.seeds), desc=f"{name} seeds", leave=False, disable=config.seeds == 1):
-                seed = config.seed + r
-                options = {"steps": steps} if target.info.domain == "spikes" else {}
-                tqdm.write(f"attack {name} on {role} ({target.info.kind}), seed {seed}")
-                inv = get_attack(name, settings, **options).run(target, classes, seed=seed)
-                table.append([score(e.model, inv.reconstructions, classes, seed, steps) for e in judge])
-                confs.append(target_confidence(target, inv, seed))
-                iters.append(inv.iterations)
-                spi.append(inv.seconds_per_iteration)
-                first.setdefault(name, inv)
-            summary = summarize(table)
-            summary.update(
-                model=role,
-                evaluator_kind=judge_kind,
-                iterations=iters[0] if len(set(iters)) == 1 else sum(iters) / len(iters),
-                seconds_per_iteration=sum(spi) / len(spi),
-                target_confidence=sum(confs) / len(confs),
-                per_seed=[{"seed": config.seed + r, "evaluators": row, "target_confidence": confs[r], "iterations": iters[r]} for r, row in enumerate(table)],
-                settings=settings,
-            )
-            if getattr(first[name], "trace", None) is not None:  # query attacks: the first seed's leakage vs queries
-                from nmprivacy.evaluation.leakage import leakage_curve
-
-                summary.update(queries=first[name].queries, oracle=first[name].oracle, threat=first[name].threat,
-                               leakage_vs_queries=leakage_curve([e.model for e in judge], first[name].trace, classes, config.seed, steps))
-            if config.redraws > 0 and first[name].probabilities is not None:
-                summary.update(redraw_spread(judge[0].model, first[name].probabilities, classes, config.redraws, config.seed))
-            attacks[name] = summary
+            reasons = [why for who, why in weak.items() if who == role or who.startswith("evaluator")]
+            attacks[name], first[name] = run_attack(name, role, settings, models[role].model, judge, judge_kind, classes, steps, config, reasons)
             save_inversion(out / f"inversion-{name}.pt", first[name])
 
-    results: dict[str, Any] = {
-        "dataset": splits.name,
-        "family": family_of(config.dataset),
-        "domain": splits.domain,
-        "classes": list(splits.classes),
-        "data_source": splits.source,
-        "budget": config.budget,
-        "variant": config.variant,
-        "seeds": [config.seed + r for r in range(config.seeds)],
-        "steps": steps,
-        "models": {
-            **{role: tm.record for role, tm in models.items()},
-            "evaluators": [tm.record for tm in judge],
-        },
-        "attacks": attacks,
-    }
+    result = AuditResult(
+        dataset=splits.name, family=family_of(config.dataset), domain=splits.domain, classes=list(splits.classes),
+        data_source=splits.source, budget=config.budget, variant=config.variant, seeds=[config.seed + r for r in range(config.seeds)],
+        steps=steps, models={**{role: tm.record for role, tm in models.items()}, "evaluators": [tm.record for tm in judge]},
+        attacks=attacks, weak_models=weak,
+    )
     if config.hardware:
         with sw("hardware"):
-            results["hardware"] = hardware_check(models["target"].model, splits, steps, out, config)
-    results.update(run_metadata(config=config, seed=config.seed, timings=sw.seconds))
-    results = to_jsonable(results)  # the report reads exactly what results.json holds
-    atomic_write_json(out / "results.json", results)
+            result.hardware = hardware_check(foreign or models["target"].model, splits, steps, out, config)
+    result.record = run_metadata(config=config, seed=config.seed, timings=sw.seconds)
+    results = result.to_json()  # the report reads exactly what results.json holds
     with sw("report"):
         write_report(out, results, first, list(splits.classes), events=splits.domain == "events")
-    results["timings_s"] = to_jsonable(sw.seconds)
+    result.record["timings_s"] = to_jsonable(sw.seconds)
+    results = result.to_json()
     atomic_write_json(out / "results.json", results)
     return results
 
 
-def hardware_check(model: TargetModel, splits: Any, steps: int, out: Path, config: AuditConfig) -> dict[str, Any]:
-    """``hw_export.validate`` of the target: NetX export fidelity on the Lava simulator and the
-    BL-v1 / BL-v2 reconstructions run on Lava (writes validation.json/.md and model.net into ``out``)."""
-    try:
-        from hw_export import validate
-    except ImportError as exc:
-        raise NmprivacyError(f"--hardware needs the hw_export package ({exc}); reinstall nmprivacy with `make setup`") from None
+def run_attack(
+    name: str, role: str, settings: Any, target: TargetModel, judge: list[TrainedModel], judge_kind: str, classes: list[int], steps: int,
+    config: AuditConfig, reasons: list[str],
+) -> tuple[AttackResult, Inversion]:
+    """Attack ``name`` on ``target`` for every class over the audit's seeds, scored by every
+    evaluator; the summary and the first seed's inversion (kept for the report's figures)."""
+    table, confs, iters, spi, first = [], [], [], [], None
+    for r in tqdm(range(config.seeds), desc=f"{name} seeds", leave=False, disable=config.seeds == 1):
+        seed = config.seed + r
+        options = {"steps": steps} if target.info.domain == "spikes" else {}
+        tqdm.write(f"attack {name} on {role} ({target.info.kind}), seed {seed}")
+        inv = get_attack(name, settings, **options).run(target, classes, seed=seed)
+        table.append([score(e.model, inv.reconstructions, classes, seed, steps) for e in judge])
+        confs.append(target_confidence(target, inv, seed))
+        iters.append(inv.iterations)
+        spi.append(inv.seconds_per_iteration)
+        first = first or inv
+    extra: dict[str, Any] = {}
+    oracle = first.config.get("oracle")
+    if getattr(first, "trace", None) is not None:  # query attacks: the first seed's leakage vs queries
+        from nmprivacy.evaluation.leakage import leakage_curve
+
+        oracle = first.oracle
+        extra.update(queries=first.queries, threat=first.threat,
+                     leakage_vs_queries=leakage_curve([e.model for e in judge], first.trace, classes, config.seed, steps))
+    if config.redraws > 0 and first.probabilities is not None:
+        extra.update(redraw_spread(judge[0].model, first.probabilities, classes, config.redraws, config.seed))
+    summary = AttackResult(
+        scores=summarize(table), model=role, evaluator_kind=judge_kind,
+        iterations=iters[0] if len(set(iters)) == 1 else sum(iters) / len(iters),
+        seconds_per_iteration=sum(spi) / len(spi), target_confidence=sum(confs) / len(confs),
+        per_seed=[{"seed": config.seed + r, "evaluators": row, "target_confidence": confs[r], "iterations": iters[r]} for r, row in enumerate(table)],
+        settings=settings, oracle=oracle, valid=not reasons, invalid_reason="; ".join(reasons) or None, extra=extra,
+    )
+    return summary, first
+
+
+def hardware_check(model: Any, splits: Any, steps: int, out: Path, config: AuditConfig) -> dict[str, Any]:
+    """``nmprivacy.validation.validate`` of the target (a model, or a user's ``Target``): NetX
+    export fidelity on the Lava simulator and the spiking reconstructions run on Lava (writes
+    validation.json/.md, and model.net for an exported target, into ``out``)."""
+    from nmprivacy.validation import validate
+
     spiking_runs = any(out.glob("inversion-bl-v*.pt"))  # validate reads every spiking inversion-*.pt in out
-    result = validate(model, splits, inversion=out if spiking_runs else None, steps=steps, out=out, seed=config.seed)
+    # a --quick smoke run checks a few inputs; otherwise 100 test inputs and draws per class, all on Lava
+    samples, lava_samples = (10, 20) if config.budget == "quick" else (100, None)
+    if config.lava_samples is not None:
+        lava_samples = config.lava_samples
+    result = validate(model, splits, inversion=out if spiking_runs else None, samples=samples, lava_samples=lava_samples,
+                      steps=steps, out=out, seed=config.seed, recorded_out=config.out)
     return to_jsonable(result)

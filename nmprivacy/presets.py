@@ -6,8 +6,9 @@ published schedules (``--paper``), ``default`` fits a 2-core CPU, ``quick`` is a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Literal
+import types
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
 from nmprivacy.errors import NmprivacyError
 
@@ -16,13 +17,26 @@ Budget = Literal["quick", "default", "paper"]
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimiser schedule of one model kind."""
+    """Optimiser schedule of one model kind.
+
+    ``min_steps``: at least this many optimiser steps, whatever the data set's size (a small
+    data set gets more epochs, up to ``max_epochs``; a large one keeps ``epochs``), so a budget
+    is set in steps rather than passes over the data."""
 
     epochs: int
     batch_size: int
     lr: float
     grad_clip: float | None = None
     max_train_samples: int | None = None  # None: the whole training split
+    min_steps: int | None = None
+    max_epochs: int = 100
+
+    def epochs_for(self, samples: int) -> int:
+        """The epochs to train ``samples`` training samples for."""
+        if not self.min_steps or samples < 1:
+            return self.epochs
+        per_epoch = -(-samples // self.batch_size)
+        return max(self.epochs, min(self.max_epochs, -(-self.min_steps // per_epoch)))
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,9 @@ class Preset:
     bl_v2_query: BLv2QuerySettings = BLv2QuerySettings()
     mi_face: MIFaceSettings = MIFaceSettings()
     ann_baseline: bool = True
+    # fields of the target's model config replaced, e.g. {"reset": "subtract"} for snn-norse (empty: the kind's defaults)
+    target_config: dict[str, Any] = field(default_factory=dict)
+    evaluator: str | None = None  # evaluation classifier kind (None: the image CNN on image data, the spiking CNN on events)
 
 
 PAPER: dict[str, Preset] = {
@@ -192,6 +209,10 @@ _DIGITS_SCHEDULES: dict[str, TrainSettings] = {
 SMALL_DATA_DEFAULTS: dict[str, dict[str, TrainSettings]] = {"digits": _DIGITS_SCHEDULES, "digits-28": _DIGITS_SCHEDULES}
 
 
+# The default budget's least optimiser steps per schedule (MNIST-size data get more from their epochs).
+DEFAULT_MIN_STEPS = {"snn": 300, "ann": 300, "evaluator": 300, "snn_evaluator": 200}
+
+
 def family_of(dataset: str) -> str:
     """The preset family of a data-set name (``*-saccade`` event versions use N-MNIST's); an
     unknown name is a one-line error, never silently the MNIST preset."""
@@ -207,15 +228,18 @@ def preset_for(dataset: str, budget: Budget = "default") -> Preset:
     if budget == "paper":
         return p
     if budget == "default":
-        # Fits a 2-core CPU: short schedules for 28x28 data.
+        # Fits a 2-core CPU: short schedules for 28x28 data (MNIST's 60000 images: 1 SNN epoch),
+        # and at least DEFAULT_MIN_STEPS optimiser steps on small data sets (a 320-image or a
+        # 1000-recording set would otherwise train for a handful of steps and stay at chance).
         cpu = replace(
             p,
-            snn_train=replace(p.snn_train, epochs=min(p.snn_train.epochs, 1), lr=max(p.snn_train.lr, 5e-4)),
-            ann_train=replace(p.ann_train, epochs=min(p.ann_train.epochs, 10)),
-            evaluator_train=replace(p.evaluator_train, epochs=min(p.evaluator_train.epochs, 3)),
+            snn_train=replace(p.snn_train, epochs=min(p.snn_train.epochs, 1), lr=max(p.snn_train.lr, 5e-4), min_steps=DEFAULT_MIN_STEPS["snn"]),
+            ann_train=replace(p.ann_train, epochs=min(p.ann_train.epochs, 10), min_steps=DEFAULT_MIN_STEPS["ann"]),
+            evaluator_train=replace(p.evaluator_train, epochs=min(p.evaluator_train.epochs, 3), min_steps=DEFAULT_MIN_STEPS["evaluator"]),
             # the spiking CNN runs T steps per sample, far slower than the image CNN: one epoch of
             # at most 20000 samples
-            snn_evaluator_train=replace(p.snn_evaluator_train or p.evaluator_train, epochs=1, max_train_samples=20000),
+            snn_evaluator_train=replace(p.snn_evaluator_train or p.evaluator_train, epochs=1, max_train_samples=20000,
+                                        min_steps=DEFAULT_MIN_STEPS["snn_evaluator"]),
         )
         return replace(cpu, **SMALL_DATA_DEFAULTS.get(dataset, {}))
     return replace(
@@ -245,3 +269,87 @@ def reference_variant(dataset: str, preset: Preset) -> Preset:
         accumulator="rmsprop" if events else "unbounded",
     )
     return replace(preset, bl_v1=replace(preset.bl_v1, mask="bernoulli"), bl_v2=v2)
+
+
+Variant = Literal["default", "paper", "reference"]
+VARIANTS: tuple[str, ...] = ("default", "paper", "reference")
+
+
+def tuned_variant(dataset: str, preset: Preset) -> Preset:
+    """``preset`` with the attack settings chosen from ``nmprivacy study`` (docs/method.md §5.7):
+    on image data BL-v1 masks with Bernoulli(P) and BL-v2 uses the unbounded accumulator with X_p
+    from 0 (and keeps the best X_p); event data keep the paper's settings (not studied yet)."""
+    if family_of(dataset) in ("nmnist", "dvs"):
+        return preset
+    v2 = replace(preset.bl_v2, accumulator="unbounded", init=0.0)
+    return replace(preset, bl_v1=replace(preset.bl_v1, mask="bernoulli"), bl_v2=v2)
+
+
+def attack_variant(dataset: str, preset: Preset, variant: str) -> Preset:
+    """``preset`` with the attack settings of ``variant``: ``default`` (chosen by measurement,
+    ``tuned_variant``), ``paper`` (as the paper writes them, with this project's readings where
+    it is silent) or ``reference`` (the published code's, ``reference_variant``)."""
+    if variant == "default":
+        return tuned_variant(dataset, preset)
+    if variant == "reference":
+        return reference_variant(dataset, preset)
+    if variant != "paper":
+        raise NmprivacyError(f"unknown attack variant '{variant}': choose one of {', '.join(VARIANTS)}")
+    return preset
+
+
+def with_overrides(preset: Preset, overrides: Mapping[str, Any]) -> Preset:
+    """``preset`` with fields replaced by dotted name, e.g. ``{"bl_v2.lr": 0.1, "bl_v1.mask":
+    "bernoulli", "snn_train.epochs": 3, "target_config.reset": "subtract"}`` (what ``nmprivacy
+    study`` varies per cell); an unknown name or a value of the wrong type is a one-line error."""
+    for name, value in overrides.items():
+        preset = _replaced(preset, name.split("."), value, name)
+    return preset
+
+
+def _replaced(obj: Any, parts: list[str], value: Any, name: str) -> Any:
+    """``obj`` (a settings dataclass, or a dict of model-config fields) with ``parts`` set to ``value``."""
+    head, rest = parts[0], parts[1:]
+    if isinstance(obj, dict):
+        if rest or not head:
+            raise NmprivacyError(f"setting '{name}': name one field of the model config after '{name.split('.')[0]}.'")
+        return {**obj, head: value}
+    known = [f.name for f in fields(obj)]
+    if head not in known:
+        raise NmprivacyError(f"unknown setting '{name}': '{head}' is not one of {', '.join(known)}")
+    current = getattr(obj, head)
+    if rest:
+        if current is None or not (is_dataclass(current) or isinstance(current, dict)):
+            raise NmprivacyError(f"setting '{name}': '{head}' has no fields to set (drop '.{'.'.join(rest)}')")
+        return replace(obj, **{head: _replaced(current, rest, value, name)})
+    if is_dataclass(current):
+        raise NmprivacyError(f"setting '{name}' is a group of settings: name one of its fields ('{name}.<field>')")
+    return replace(obj, **{head: _checked(get_type_hints(type(obj))[head], value, name)})
+
+
+def _checked(hint: Any, value: Any, name: str) -> Any:
+    """``value`` if it fits the type ``hint`` (ints widen to floats, lists become tuples); else a one-line error."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        if value in get_args(hint):
+            return value
+        raise NmprivacyError(f"setting '{name}' is {value!r}: choose one of {', '.join(map(repr, get_args(hint)))}")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(hint):
+            return None
+        options = [a for a in get_args(hint) if a is not type(None)]
+        for option in options:
+            try:
+                return _checked(option, value, name)
+            except NmprivacyError:
+                continue
+        raise NmprivacyError(f"setting '{name}' is {value!r}: give a value of type {hint}")
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if hint in (bool, int, str) and type(value) is hint:
+        return value
+    if hint in (bool, int, str, float) or origin in (tuple, dict):
+        raise NmprivacyError(f"setting '{name}' is {value!r}: give a value of type {getattr(hint, '__name__', hint)}")
+    return value

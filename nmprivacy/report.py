@@ -142,7 +142,11 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
         lines.append(f"| evaluator {i + 1} | {ev.get('kind')} | {_pct(ev.get('val_acc'))} | {_pct(paper_acc.get(key))} |")
     names = list(attacks)
     lines += ["", "## Attacks (%; ours as mean ± std over seeds, paper ± over Bernoulli re-draws)", ""]
-    lines.append("| metric | " + " | ".join(f"{n} ours | {n} paper" for n in names) + " |")
+    invalid = [n for n in names if not attacks[n].get("valid", True)]
+    if invalid:
+        lines += [f"**Not valid: {', '.join(invalid)}.** " + "; ".join(dict.fromkeys(attacks[n].get("invalid_reason", "") for n in invalid))
+                  + ". These numbers are shown, but they do not measure leakage.", ""]
+    lines.append("| metric | " + " | ".join(f"{n} ours{' (NOT VALID)' if n in invalid else ''} | {n} paper" for n in names) + " |")
     lines.append("|---|" + "---|---|" * len(names))
     for m in METRICS:
         cells = []

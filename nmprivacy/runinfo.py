@@ -45,7 +45,14 @@ def machine_info() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        **({"thread_plan": plan.record()} if (plan := _thread_plan()) is not None else {}),
     }
+
+
+def _thread_plan():  # the CLI's or the API's choice of threads, with its reason (nmprivacy.resources)
+    from nmprivacy import resources
+
+    return resources.current()
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -159,11 +159,12 @@ def train_model(
     accs: list[float] = []
     vals: list[float] = []
     n, seen, start = len(train), 0, time.perf_counter()
-    for epoch in range(settings.epochs):
+    epochs = settings.epochs_for(n)  # at least settings.min_steps optimiser steps on small data
+    for epoch in range(epochs):
         model.train()
         order = torch.randperm(n, generator=data_gen)
         total_loss, total_correct, epoch_seen = 0.0, 0, 0
-        bar = tqdm(range(0, n, settings.batch_size), desc=f"{kind} epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not progress)
+        bar = tqdm(range(0, n, settings.batch_size), desc=f"{kind} epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress)
         for b0 in bar:
             idx = order[b0 : b0 + settings.batch_size]
             xb, yb = model_input(model, train.x[idx], t_steps, data_gen), train.y[idx]

@@ -18,6 +18,7 @@ validation leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -30,6 +31,7 @@ import torch
 
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import TargetModel
+from nmprivacy.results import ValidationResult
 from nmprivacy.runinfo import Stopwatch, atomic_path, atomic_write_json, atomic_write_text, check_output, run_metadata, to_jsonable
 from nmprivacy.targets import Target, choose_steps, fit_to_data, load_target
 from nmprivacy.text import percent
@@ -114,9 +116,11 @@ def validate(
     inputs: str | os.PathLike[str] | None = None,
     random: int | None = None,
     graded_max: int = GRADED_MAX,
+    recorded_out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Export fidelity and, with ``inversion``, attack validation on Lava (module docstring);
-    returns the results dict and, with ``out``, writes it there."""
+    returns the results dict and, with ``out``, writes it there (``recorded_out``: the folder
+    the results will end up in, when ``out`` is a temporary one that is moved there later)."""
     from hw_export.fidelity import attack_validation, export_fidelity
     from hw_export.netx_emulation import load_netx
     from nmprivacy.attacks.io import inversion_files, load_inversion
@@ -164,23 +168,24 @@ def validate(
         if inversions:
             with sw("attack_validation"):
                 attack = attack_validation(emulation, netx_path, inversions, samples, lava_samples, seed, progress)
-        result: dict[str, Any] = {
-            "netx_file": str((out_dir / "model.net") if out_dir is not None and target.netx is None else netx_path) if out_dir is not None else None,
-            "network": {
+        config = {"samples": samples, "lava_samples": lava_samples, "steps": int(x.shape[0]), "inversion": str(inversion) if inversion else None,
+                  "inputs": str(inputs) if inputs else None, "random": random, "seed": seed, "model": target.source}
+        result = ValidationResult(
+            netx_file=str((Path(recorded_out or out_dir) / "model.net") if target.netx is None else netx_path) if out_dir is not None else None,
+            network={
                 "sizes": list(emulation.network.sizes), "input_shape": list(emulation.info.input_shape),
                 "layers": emulation.network.describe(), "notes": list(emulation.network.notes),
                 "source_kind": source.info.kind if source is not None else target.meta.get("kind", "netx"),
             },
-            "dataset": data_name,
-            "inputs": {"kind": "dataset" if y is not None else ("file" if inputs is not None else "random"), "samples": int(x.shape[1]), "steps": int(x.shape[0])},
-            "export_report": to_jsonable(report) if report is not None else None,
-            "export": fidelity,
-            "attack": attack,
-            "samples_on_lava": fidelity["lava_samples"] + (attack["samples_on_lava"] if attack else 0),
-        }
-        config = {"samples": samples, "lava_samples": lava_samples, "steps": int(x.shape[0]), "inversion": str(inversion) if inversion else None,
-                  "inputs": str(inputs) if inputs else None, "random": random, "seed": seed, "model": target.source}
-        result.update(run_metadata(config=config, seed=seed, timings=sw.seconds))
+            dataset=data_name,
+            inputs={"kind": "dataset" if y is not None else ("file" if inputs is not None else "random"), "samples": int(x.shape[1]), "steps": int(x.shape[0])},
+            export_report=to_jsonable(report) if report is not None else None,
+            export=fidelity,
+            attack=attack,
+            record=run_metadata(config=config, seed=seed, timings=sw.seconds),
+        ).to_json()
+        if recorded_out is not None and out_dir is not None:  # paths as they will be once the folder is moved
+            result = json.loads(json.dumps(result).replace(json.dumps(str(out_dir))[1:-1], json.dumps(str(recorded_out))[1:-1]))
         if out_dir is not None:
             if target.netx is None:
                 with atomic_path(out_dir / "model.net") as dst:

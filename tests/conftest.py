@@ -16,6 +16,15 @@ def _test_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     monkeypatch.setenv("NMPRIVACY_CACHE", str(tmp_path_factory.getbasetemp() / "nmprivacy-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _fixed_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI keeps the test's torch thread count (it would otherwise choose one from the
+    machine's load, which varies between runs; ``test_resources.py`` tests that choice)."""
+    import torch
+
+    monkeypatch.setenv("NMPRIVACY_THREADS", str(torch.get_num_threads()))
+
+
 @pytest.fixture
 def nmnist_sample() -> Path:
     """The 21 real N-MNIST recordings kept in the repo (``Test/<digit>/<NNNNN>.bin``), checked

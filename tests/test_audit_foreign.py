@@ -89,3 +89,32 @@ def test_a_network_that_does_not_fit_the_data_set_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "(64,)" in err and "(1, 28, 28)" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_target_too_weak_to_judge_marks_its_rows_and_fails_the_audit(tmp_path, capsys, monkeypatch):
+    import h5py
+
+    from hw_export.netx_writer import write_dense_layer
+
+    silent = tmp_path / "silent.net"  # a network that never spikes: chance accuracy
+    with h5py.File(silent, "w") as f:
+        g = f.create_group("layer")
+        write_dense_layer(g, 0, np.full((8, 64), 2), 4096, 1229, 100_000)
+        write_dense_layer(g, 1, np.full((10, 8), 2), 4096, 1229, 100_000)
+    out = tmp_path / "run"
+    assert main(["audit", "--target", str(silent), "--dataset", "digits", "--quick", "--evaluators", "1", "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    assert "NOT VALID" in capsys.readouterr().out  # --quick smoke runs mark the rows but exit 0
+    results = json.loads((out / "results.json").read_text())
+    assert "target" in results["weak_models"] and "2x chance" in results["weak_models"]["target"]
+    assert [results["attacks"][a]["valid"] for a in ("bl-v1", "bl-v2")] == [False, False]
+    assert "below 2x chance" in results["attacks"]["bl-v1"]["invalid_reason"]
+    assert "**Not valid: bl-v1, bl-v2" in (out / "report.md").read_text()
+
+    import nmprivacy.commands.audit as command
+
+    monkeypatch.setattr("nmprivacy.audit.run_audit", lambda config: results)
+    assert main(["audit", "--target", str(silent), "--dataset", "digits", "--out", str(out)]) == 2  # a real budget: non-zero
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "too weak to judge" in err and "--allow-weak" in err
+    assert main(["audit", "--target", str(silent), "--dataset", "digits", "--out", str(out), "--allow-weak"]) == 0
+    assert command is not None

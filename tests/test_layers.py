@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINES = {"nmprivacy.audit", "nmprivacy.validation", "nmprivacy.targets", "nmprivacy.api", "nmprivacy.report"}
+PIPELINES = {"nmprivacy.audit", "nmprivacy.validation", "nmprivacy.targets", "nmprivacy.api", "nmprivacy.report", "nmprivacy.study"}
 RANK = {"core": 0, "hw_export": 1, "pipeline": 2, "cli": 3, "benchmarks": 4}
 
 
@@ -50,7 +50,10 @@ def imports(path: Path) -> list[tuple[int, str, bool]]:
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name, id(node) in top_level) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module, id(node) in top_level))
+            for alias in node.names:  # `from pkg import mod` depends on pkg.mod when that is a module
+                sub = f"{node.module}.{alias.name}"
+                is_module = (REPO / Path(*sub.split("."))).with_suffix(".py").is_file() or (REPO / Path(*sub.split("."))).is_dir()
+                found.append((node.lineno, sub if is_module else node.module, id(node) in top_level))
     return found
 
 

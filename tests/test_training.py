@@ -129,3 +129,16 @@ def test_cli_model_choices_are_the_registry() -> None:
     from nmprivacy.models import MODEL_KINDS
 
     assert KINDS == tuple(MODEL_KINDS)
+
+
+def test_small_data_sets_get_a_budget_in_optimiser_steps() -> None:
+    """The default budget sets least steps, not epochs: 320 samples get many epochs, 60000 keep theirs."""
+    from nmprivacy.presets import DEFAULT_MIN_STEPS, preset_for
+
+    snn = preset_for("fashion-mnist").snn_train  # 1 epoch on MNIST-size data
+    assert snn.epochs_for(60000) == 1  # 600 steps >= the least steps: not over-trained
+    assert snn.epochs_for(1000) == -(-DEFAULT_MIN_STEPS["snn"] // 10)  # 10 steps per epoch -> 30 epochs
+    assert snn.epochs_for(320) == min(snn.max_epochs, -(-DEFAULT_MIN_STEPS["snn"] // 4))
+    evaluator = preset_for("nmnist").snn_evaluator_train
+    assert evaluator.epochs_for(1000) * -(-1000 // evaluator.batch_size) >= DEFAULT_MIN_STEPS["snn_evaluator"]
+    assert preset_for("digits").snn_train.epochs_for(1437) == 6  # data sets with their own measured schedule keep it

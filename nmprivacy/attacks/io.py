@@ -74,3 +74,42 @@ def load_reconstructions(path: str | os.PathLike[str]) -> tuple[torch.Tensor, li
         raise NmprivacyError(f"reconstruction file {p} is invalid: {exc}; {RECON_FIX}") from None
     return recon, ([int(c) for c in classes] if classes is not None else None)
 
+
+INVERSION_FILES = ("inversion.pt", "inversion-*.pt")
+
+
+def inversion_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The inversion files of a run: the file itself, or ``inversion.pt`` / ``inversion-*.pt`` in a folder."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        found = [f for pattern in INVERSION_FILES for f in sorted(p.glob(pattern))]
+        if found:
+            return found
+        raise NmprivacyError(f"no inversion.pt or inversion-*.pt in {p}: pass the folder of an attack or audit run (nmprivacy attack/audit)")
+    raise NmprivacyError(f"--inversion {p} does not exist: pass the folder of an attack or audit run")
+
+
+def load_inversion(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of an inversion file (``reconstructions`` ``[K, ...]``, ``classes`` ``[K]``,
+    BL-v2's ``probabilities`` when present: same shape as the reconstructions, in [0, 1]),
+    validated like ``load_reconstructions``."""
+    from nmprivacy.tensorfile import check_tensor, load_tensor_file
+
+    p = Path(path)
+    recon, classes = load_reconstructions(p)
+    out = {"reconstructions": recon, "classes": torch.as_tensor(classes if classes is not None else range(recon.shape[0]), dtype=torch.long)}
+    data = load_tensor_file(p, "inversion file", RECON_FIX)
+    probs = data.get("probabilities") if isinstance(data, dict) else None
+    if probs is not None:
+        try:
+            probs = check_tensor(probs, "probabilities", kinds=("float",)).float()
+            if tuple(probs.shape) != tuple(recon.shape):
+                raise ValueError(f"probabilities of shape {tuple(probs.shape)} do not match the reconstructions {tuple(recon.shape)}")
+            if probs.numel() and (float(probs.min()) < 0 or float(probs.max()) > 1):
+                raise ValueError("probabilities lie outside [0, 1]")
+        except ValueError as exc:
+            raise NmprivacyError(f"inversion file {p} is invalid: {exc}; re-run the attack") from None
+        out["probabilities"] = probs
+    return out

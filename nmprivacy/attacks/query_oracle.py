@@ -213,20 +213,6 @@ def _engine_for(model: TargetModel) -> tuple[object | None, float]:
     return FastLIFOracle(model), float(last.threshold) / float(last.membrane_scale)
 
 
-def make_query_oracle(model: TargetModel, oracle: str = "emulation", threat: str = "counts", netx_path: str | None = None) -> CountedOracle:
-    """The named oracle (``"emulation"`` or ``"lava"``) for ``model``; ``lava`` needs the NetX
-    file ``netx_path`` the model was loaded from."""
-    if oracle == "emulation":
-        return EmulationOracle(model, threat)
-    if oracle == "lava":
-        if netx_path is None:
-            raise NmprivacyError("the lava oracle runs a NetX file: pass --model FILE.net (or export the checkpoint with `nmprivacy export`)")
-        from hw_export.lava_oracle import LavaOracle
-
-        return LavaOracle(netx_path, threat)
-    raise NmprivacyError(f"unknown oracle '{oracle}': choose emulation or lava")
-
-
 @dataclass
 class QueryTrace:
     """Leakage-vs-queries snapshots of a query attack: after ``queries[s]`` total queries

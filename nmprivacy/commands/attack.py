@@ -11,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``attack`` subcommand."""
     p = subparsers.add_parser("attack", help="invert a trained model for every class (bl-v1, bl-v2, bl-v2-query, mi-face)",
                               description="Run a model-inversion attack and save its reconstructions (tensors only).")
-    p.add_argument("--model", required=True, help="checkpoint folder (nmprivacy train) or NetX file (*.net)")
+    p.add_argument("--model", required=True, help="checkpoint folder (nmprivacy train), NetX file (*.net) or NIR graph (*.nir)")
+    p.add_argument("--dt", type=float, default=None, help="time step in seconds of a NIR --model (default 1e-3)")
     p.add_argument("--attack", required=True, choices=("bl-v1", "bl-v2", "bl-v2-query", "mi-face"), help="attack to run")
     p.add_argument("--oracle", choices=("emulation", "lava"), default="emulation",
                    help="bl-v2-query: query the bit-exact emulation (default) or the NetX file on Lava's fixed_pt simulator")
@@ -23,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
     p.add_argument("--steps", type=int, default=None, help="time steps T of spike inputs (default: checkpoint's, else preset)")
     p.add_argument("--iterations", type=int, default=None, help="override the preset's iterations (mi-face: maximum)")
-    p.add_argument("--variant", choices=("paper", "reference"), default="paper", help="paper (default) or published-code behaviour")
+    p.add_argument("--variant", choices=("default", "paper", "reference"), default="default",
+                   help="attack settings: default (chosen by measurement), paper (as written) or reference (the published code's)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--quick", dest="budget", action="store_const", const="quick", help="smoke-run settings")
     budget.add_argument("--paper", dest="budget", action="store_const", const="paper", help="paper settings")
@@ -32,23 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_model(path: str) -> tuple[Any, dict[str, Any]]:
-    """(model, metadata with ``dataset``/``steps`` when known) from a checkpoint folder or NetX file."""
-    from nmprivacy.errors import NmprivacyError
+def load_model(path: str, dt: float | None = None) -> tuple[Any, dict[str, Any]]:
+    """(model, metadata with ``dataset``/``steps`` when known) from a checkpoint folder, a NetX file
+    or a NIR graph (``nmprivacy.targets.load_target``)."""
+    from nmprivacy.targets import load_target
 
-    p = Path(path)
-    if p.is_dir():
-        from nmprivacy.models.checkpoint import load, load_info
-
-        info = load_info(p)
-        return load(p), {k: info.get(k) for k in ("dataset", "steps")}
-    if p.is_file():
-        from hw_export.netx_emulation import load_netx
-
-        model = load_netx(p)
-        meta = getattr(model.network, "meta", {}) or {}
-        return model, {k: meta.get(k) for k in ("dataset", "steps")}
-    raise NmprivacyError(f"--model {path} does not exist: pass a checkpoint folder (nmprivacy train) or a NetX file (nmprivacy export)")
+    target = load_target(path, dt=dt)
+    return target.model, {"dataset": target.dataset, "steps": target.steps, "netx": target.netx}
 
 
 def attack_settings(name: str, preset: Any, iterations: int | None) -> Any:
@@ -81,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from nmprivacy.attacks import get_attack
     from nmprivacy.attacks.io import save_inversion
     from nmprivacy.errors import NmprivacyError
-    from nmprivacy.presets import preset_for, reference_variant
+    from nmprivacy.presets import attack_variant, preset_for
     from nmprivacy.runinfo import atomic_write_json, check_output, run_metadata
 
     out = check_output(args.out)  # before any work
@@ -89,13 +81,12 @@ def run(args: argparse.Namespace) -> int:
     if summary_path == out:
         raise NmprivacyError(f"--out {args.out} must not end in .json: the JSON summary is written beside the inversion file")
     check_output(summary_path)
-    model, meta = load_model(args.model)
+    model, meta = load_model(args.model, args.dt)
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
         raise NmprivacyError(f"cannot tell which data set {args.model} belongs to: pass --dataset NAME")
     preset = preset_for(dataset, args.budget)
-    if args.variant == "reference":
-        preset = reference_variant(dataset, preset)
+    preset = attack_variant(dataset, preset, args.variant)
     settings = attack_settings(args.attack, preset, args.iterations)
     options = {}
     if model.info.domain == "spikes":
@@ -127,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     queries = f", {inv.queries} queries to the {inv.oracle} oracle ({inv.threat})" if getattr(inv, "trace", None) is not None else ""
     print(f"{inv.attack}: {len(classes)} classes, {inv.iterations} iterations, {inv.seconds_per_iteration:.4f} s/iteration{queries}{conf}; wrote {out}")
     return 0
+
 
 def query_setup(args: argparse.Namespace, model: Any, settings: Any, netx: Any = None) -> tuple[Any, Any]:
     """bl-v2-query's settings with ``--queries``/``--threat`` applied, and its oracle factory:

@@ -20,13 +20,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/audit", help="output folder (default: runs/audit)")
     p.add_argument("--seeds", type=int, default=1, help="repeat every attack over N seeds (mean ± std)")
     p.add_argument("--evaluators", type=int, default=3, help="independently trained evaluation classifiers (default 3)")
-    p.add_argument("--target", default="snn-lava", help="snn-lava (default), snn-norse, or a NetX file FILE.net to audit")
+    p.add_argument("--target", default="snn-lava", help="a target kind to train (snn-lava, the default; snn-lava-conv; snn-norse), or your own "
+                   "network to audit: a NetX file (*.net), a NIR graph (*.nir) or a checkpoint folder")
+    p.add_argument("--dt", type=float, default=None, help="time step in seconds of a NIR --target (default 1e-3, Norse's; snnTorch exports with 1e-4)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--quick", dest="budget", action="store_const", const="quick", help="tiny smoke run")
     budget.add_argument("--paper", dest="budget", action="store_const", const="paper", help="the paper's full training schedules")
     p.set_defaults(budget="default")
-    p.add_argument("--variant", choices=("paper", "reference"), default="paper", help="attack variant: paper (default) or the published code's")
+    p.add_argument("--variant", choices=("default", "paper", "reference"), default="default",
+                   help="attack settings: default (chosen by measurement, docs/method.md §5.7), paper (as written) or reference (the published code's)")
     p.add_argument("--hardware", action="store_true", help="also export the target to NetX and validate it on the Lava simulator")
+    p.add_argument("--lava-samples", type=int, default=None, help="--hardware: inputs (test inputs, and attack draws in total) run on Lava (default: all; --quick: 20)")
+    p.add_argument("--allow-weak", action="store_true", help="exit 0 even when a target or evaluator is too weak to judge "
+                   "(below 2x chance; its attack rows are marked invalid either way)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--hidden", type=int, default=None, help="override the hidden size of target and ANN")
     p.add_argument("--redraws", type=int, default=None, help="BL-v2: Bernoulli re-draws of X_p for the paper's ± (default: 1000 with --paper, else 0)")
@@ -53,16 +59,23 @@ def run(args: argparse.Namespace) -> int:
         budget=args.budget,
         variant=args.variant,
         hardware=args.hardware,
+        lava_samples=args.lava_samples,
         seed=args.seed,
         hidden=args.hidden,
         redraws=redraws,
         cache=args.cache,
         threads=args.threads,
         attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks is not None else None,
+        dt=args.dt,
     )
     results = run_audit(config)
     print(summary_table(results))
     print(f"results: {args.out}/results.json, report: {args.out}/report.md")
+    weak = results.get("weak_models") or {}
+    if weak and not args.allow_weak and args.budget != "quick":
+        from nmprivacy.errors import NmprivacyError
+
+        raise NmprivacyError(f"{next(iter(weak.values()))}; the attack rows are marked invalid in results.json: train longer or pass --allow-weak")
     return 0
 
 
@@ -72,6 +85,6 @@ def summary_table(results: dict) -> str:
     for name, a in results["attacks"].items():
         rows.append(
             f"{name:<9} {100 * a['attack_acc']:6.2f}  {100 * a['top3_acc']:6.2f}  {100 * a['avg_conf']:6.2f}  "
-            f"{100 * a['daa']:6.2f}  {100 * a['target_confidence']:6.2f}"
+            f"{100 * a['daa']:6.2f}  {100 * a['target_confidence']:6.2f}" + ("  NOT VALID (model too weak to judge)" if not a.get("valid", True) else "")
         )
     return "\n".join(rows)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-KINDS = ("snn-norse", "snn-lava", "ann", "evaluator", "evaluator-snn")  # = nmprivacy.models.MODEL_KINDS (tested); no torch import for --help
+from nmprivacy.model_kinds import MODEL_KINDS
+
+KINDS = tuple(MODEL_KINDS)  # the registry itself imports no torch, so --help stays fast
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a target model or evaluation classifier and save a checkpoint",
-        description="Train a model on a data set (spec topology and schedule from the presets) and "
+        description="Train a model on a data set (paper topology and schedule from the presets) and "
         "write a checkpoint folder: weights.pt, config.json, run.json (validation accuracy, curves, versions).",
     )
     p.add_argument("--dataset", required=True, help="data set name (e.g. digits, mnist, fashion-mnist, nmnist)")
@@ -21,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--budget", default="default", choices=("quick", "default", "paper"), help="preset schedule (default: %(default)s, fits a 2-core CPU)")
     p.add_argument("--epochs", type=int, help="epochs (default: from the preset)")
-    p.add_argument("--hidden", type=int, help="hidden units of snn-norse/snn-lava/ann (default: preset, 3000 in the paper)")
+    p.add_argument("--hidden", type=int, help="hidden units of snn-norse/snn-lava/ann (default: preset, 3000 in the paper; snn-lava-conv has none)")
     p.add_argument("--steps", type=int, help="time steps T of the spike input (default: preset; event data keep their T)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: preset)")
     p.add_argument("--batch-size", type=int, help="batch size (default: preset)")

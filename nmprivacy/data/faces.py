@@ -1,6 +1,6 @@
 """Face data sets: AT&T/ORL (PGM files in ``s1``..``s40``) and its 64x64 Olivetti variant.
 
-Split (spec section 3): per subject, images 1, 10, 2..7 train and 8, 9 test (320/80 for the
+Split (docs/method.md §3): per subject, images 1, 10, 2..7 train and 8, 9 test (320/80 for the
 40 subjects). AT&T classes follow the reference's lexicographic folder order (s1, s10, s11, ...);
 ``info["subject_of_class"]`` maps each class index to its subject number.
 """

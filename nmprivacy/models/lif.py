@@ -1,26 +1,32 @@
-"""Norse box-LIF neurons (no synaptic current) run over a whole time axis, with the spec's surrogates.
+"""Norse box-LIF neurons (no synaptic current) run over a whole time axis, with the project's surrogates.
 
 Dynamics per step are Norse's ``lif_box_feed_forward_step`` (``LIFBoxParameters``, ``dt = 1``):
 ``v <- v + tau_mem_inv * (i + v_leak - v)`` i.e. ``v <- leak * v + (1 - leak) * i`` with
 ``leak = 1 - tau_mem_inv``; spike ``z = 1[v > v_th]``; hard reset ``v <- v_reset`` (Norse's
-``reset_value``). Two deliberate differences from Norse's own step, both from spec section 2:
+``reset_value``). Two deliberate differences from Norse's own step, both in docs/method.md §2.2:
 the surrogate is ``nmprivacy.models.surrogates.spike`` (Norse 1.1.0's ``"super"`` ignores its
 slope), and the reset uses ``z.detach()`` (as snnTorch, the reference: no gradient through the
-reset; d v_after / d v_before = 1 - z).
+reset; d v_after / d v_before = 1 - z). ``reset="subtract"`` uses Norse's ``reset_subtract``
+instead (``v <- v - v_th`` where spiking, in the same step; docs/method.md §2.4).
 """
 
 from __future__ import annotations
 
 import torch
 from norse.torch.functional.lif_box import LIFBoxParameters
-from norse.torch.functional.reset import reset_value
+from typing import Literal
+
+from norse.torch.functional.reset import reset_subtract, reset_value
 from torch import nn
 
 from nmprivacy.models.surrogates import SurrogateName, spike
 
 
-def lif_parameters(leak: float, threshold: float, surrogate: SurrogateName, slope: float) -> LIFBoxParameters:
-    """Norse ``LIFBoxParameters`` for a per-step leak (beta), threshold and surrogate (dt = 1)."""
+Reset = Literal["hard", "subtract"]
+
+
+def lif_parameters(leak: float, threshold: float, surrogate: SurrogateName, slope: float, reset: Reset = "hard") -> LIFBoxParameters:
+    """Norse ``LIFBoxParameters`` for a per-step leak (beta), threshold, surrogate and reset (dt = 1)."""
     return LIFBoxParameters(
         tau_mem_inv=torch.as_tensor(1.0 - leak),
         v_leak=torch.as_tensor(0.0),
@@ -28,7 +34,7 @@ def lif_parameters(leak: float, threshold: float, surrogate: SurrogateName, slop
         v_reset=torch.as_tensor(0.0),
         method=surrogate,
         alpha=float(slope),
-        reset_method=reset_value,
+        reset_method=reset_subtract if reset == "subtract" else reset_value,
     )
 
 
@@ -41,13 +47,17 @@ class LIFBox(nn.Module):
     reset of that step (the read-out used for output layers; snnTorch and slayer report the same).
     """
 
-    def __init__(self, leak: float = 0.7, threshold: float = 1.0, surrogate: SurrogateName = "fast-sigmoid", slope: float = 40.0) -> None:
+    def __init__(self, leak: float = 0.7, threshold: float = 1.0, surrogate: SurrogateName = "fast-sigmoid", slope: float = 40.0,
+                 reset: Reset = "hard") -> None:
         super().__init__()
         self.leak = float(leak)
         self.threshold = float(threshold)
         self.surrogate: SurrogateName = surrogate
         self.slope = float(slope)
-        self.p = lif_parameters(leak, threshold, surrogate, slope)
+        if reset not in ("hard", "subtract"):
+            raise ValueError(f"reset must be 'hard' or 'subtract', not {reset!r}")
+        self.reset: Reset = reset
+        self.p = lif_parameters(leak, threshold, surrogate, slope, reset)
 
     @property
     def input_gain(self) -> float:
@@ -68,4 +78,4 @@ class LIFBox(nn.Module):
         return torch.stack(spikes), torch.stack(voltages)
 
     def extra_repr(self) -> str:
-        return f"leak={self.leak}, threshold={self.threshold}, surrogate={self.surrogate}, slope={self.slope}, reset=hard"
+        return f"leak={self.leak}, threshold={self.threshold}, surrogate={self.surrogate}, slope={self.slope}, reset={self.reset}"

@@ -1,7 +1,7 @@
 """Run a study's cells on a Dask cluster and collect them; completed cells are never recomputed.
 
-Each cell is one ``nmprivacy.audit.run_audit`` written into ``<out>/cells/<cell>/`` through
-``runinfo.atomic_dir``: the audit's own files (``results.json``, ``report.md``, figures,
+Each cell is one ``nmprivacy.audit.run_audit`` written into ``<out>/cells/<cell>/`` (the audit
+builds its folder aside and moves it into place): the audit's own files (``results.json``, ``report.md``, figures,
 inversions), ``cell.json`` (the cell's settings, key, worker, timings, run record) and
 ``log.txt`` (what the audit printed). A folder whose ``cell.json`` and ``results.json`` are
 complete and carry the cell's key is done; anything else there (an interrupted or damaged
@@ -73,17 +73,23 @@ def run_cell(spec: StudySpec, cell: Cell, folder: str, threads: int, after: Any 
     from nmprivacy.audit import run_audit
 
     start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)  # the study's cells/ folder
+    log_path = folder.parent / f".{folder.name}.log"
     try:
-        with atomic_dir(folder) as tmp:
-            with open(tmp / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                run_audit(audit_config(spec, cell, tmp, threads))
-            record = {"key": cell.key, "status": "done", "folder": str(folder), "settings": cell.settings,
-                      "worker": f"{socket.gethostname()}:{os.getpid()}", "started": started,
-                      **run_metadata(config={"spec": spec, "cell": cell.settings, "threads": threads}, seed=spec.seed,
-                                     timings={"cell": time.perf_counter() - start})}
-            atomic_write_json(tmp / CELL_RECORD, record)
+        # the audit builds its folder aside and moves it into place itself (run_audit); the cell is
+        # complete once its record is written last, so an interrupted cell is recomputed
+        with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            run_audit(audit_config(spec, cell, folder, threads))
+        os.replace(log_path, folder / "log.txt")
+        record = {"key": cell.key, "status": "done", "folder": str(folder), "settings": cell.settings,
+                  "worker": f"{socket.gethostname()}:{os.getpid()}", "started": started,
+                  **run_metadata(config={"spec": spec, "cell": cell.settings, "threads": threads}, seed=spec.seed,
+                                 timings={"cell": time.perf_counter() - start})}
+        atomic_write_json(folder / CELL_RECORD, record)
     except Exception as exc:  # a failed cell is reported in the table and tried again by the next run
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log_path.unlink(missing_ok=True)
         return {"key": cell.key, "status": "failed", "error": f"{type(exc).__name__}: {first}", "seconds": time.perf_counter() - start}
     return {"key": cell.key, "status": "done", "error": None, "seconds": time.perf_counter() - start}
 

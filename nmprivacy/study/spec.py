@@ -29,7 +29,7 @@ from typing import Any
 
 from nmprivacy.cache import cache_key
 from nmprivacy.errors import NmprivacyError
-from nmprivacy.presets import Budget, preset_for, reference_variant, with_overrides
+from nmprivacy.presets import VARIANTS, Budget, attack_variant, preset_for, with_overrides
 from nmprivacy.runinfo import to_jsonable
 
 AUDIT_SETTINGS = ("target", "variant", "hidden")  # audit fields a cell may vary; every other name is a preset field
@@ -186,15 +186,14 @@ def resolve(spec: StudySpec, settings: dict[str, Any]) -> tuple[dict[str, Any], 
     """(audit fields, preset) the audit will run a cell with; one-line error for settings the
     audit would refuse (checked before anything runs)."""
     audit, overrides = split_settings(settings)
-    if audit.get("variant") not in ("paper", "reference"):
-        raise NmprivacyError(f"setting 'variant' is {audit.get('variant')!r}: choose paper or reference")
+    if audit.get("variant") not in VARIANTS:
+        raise NmprivacyError(f"setting 'variant' is {audit.get('variant')!r}: choose one of {', '.join(VARIANTS)}")
     if not isinstance(audit.get("target"), str):
         raise NmprivacyError(f"setting 'target' is {audit.get('target')!r}: give a target kind or a network file")
     if audit.get("hidden") is not None and (not isinstance(audit["hidden"], int) or audit["hidden"] < 1):
         raise NmprivacyError(f"setting 'hidden' is {audit['hidden']!r}: give a whole number of hidden units")
     preset = preset_for(spec.dataset, spec.budget)
-    if audit["variant"] == "reference":
-        preset = reference_variant(spec.dataset, preset)
+    preset = attack_variant(spec.dataset, preset, audit["variant"])
     if audit.get("hidden") is not None:
         preset = replace(preset, hidden=audit["hidden"])
     return audit, with_overrides(preset, overrides)
