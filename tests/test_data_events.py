@@ -69,6 +69,45 @@ def test_dvs_pipeline_merges_polarities_and_downsamples() -> None:
     assert small[:, 0, :, :16].sum() == 0  # x 64/65 -> 16 after /4
 
 
+def test_pipeline_options_polarity_both_no_denoise_counts_and_window() -> None:
+    rows = [(5, 5, 0, 0), (5, 5, 100, 0), (5, 5, 200, 1), (30, 3, 900, 1)]  # repeats, both polarities, an isolated event
+    rows += [(1, 1, 9_000, 0), (1, 2, 9_010, 0)]  # closes the windows
+    ev = make_events(rows)
+    both = event_frames(ev, events_mod.configure(NMNIST_PIPELINE, 10, polarity="both", denoise_us=0, clamp=False))
+    assert both.shape == (10, 2, 34, 34) and both.dtype == np.uint8
+    assert both[0, 0, 5, 5] == 2 and both[0, 1, 5, 5] == 1  # counts per polarity channel, not clamped
+    assert both[0, 1, 3, 30] == 1  # denoise_us=0 keeps the isolated event
+    wide = event_frames(ev, events_mod.configure(NMNIST_PIPELINE, 10, frame_us=1_000, polarity="merge", denoise_us=0))
+    assert wide.shape == (10, 1, 34, 34) and wide[0, 0, 5, 5] == 1 and wide[0, 0, 3, 30] == 1  # merged, clamped
+    assert wide[1:, 0, 5, 5].sum() == 0  # 1 ms frames: all three at (5, 5) fall in the first
+    default = event_frames(ev, replace(NMNIST_PIPELINE, steps=10))
+    assert default[:, 0, 3, 30].sum() == 0 and default[0, 0, 5, 5] == 1  # the data set's own settings
+    for bad, match in (
+        (dict(polarity="on"), "polarity must be one of channel0, merge, both"),
+        (dict(frame_us=0), "frame_us must be a positive number"),
+        (dict(denoise_us=-1), "denoise_us must be a number of microseconds >= 0"),
+        (dict(clamp="yes"), "clamp must be true or false"),
+    ):
+        with pytest.raises(NmprivacyError, match=match):
+            events_mod.configure(NMNIST_PIPELINE, 10, **bad)
+
+
+def test_loaders_take_the_pipeline_options(isolated_data: Path) -> None:
+    write_nmnist(isolated_data / "NMNIST", {"Train": 1, "Test": 1})
+    d = load_dataset("nmnist", steps=30, polarity="both", clamp=False, denoise_us=0, frame_us=1000)
+    assert d.input_shape == (2, 34, 34) and d.train.x.shape == (10, 30, 2, 34, 34)
+    assert d.info["pipeline"]["polarity"] == "both" and d.info["pipeline"]["clamp"] is False
+    again = load_dataset("nmnist", steps=30, polarity="both", clamp=False, denoise_us=0, frame_us=1000)  # from the cache
+    assert torch.equal(again.train.x, d.train.x)
+    write_dvs_gesture(isolated_data / "DVSGesture", {"ibmGestureTrain": ["user01_led"], "ibmGestureTest": ["user02_led"]}, labels=range(2))
+    g = load_dataset("dvs-gesture", steps=5, downsample=8, polarity="both")
+    assert g.input_shape == (2, 16, 16)
+    s = load_dataset("digits-saccade", limit_train=10, limit_test=10, steps=20, polarity="both")
+    assert s.input_shape[0] == 2 and s.train.x.shape[1:3] == (20, 2)
+    with pytest.raises(NmprivacyError, match="polarity must be one of"):
+        load_dataset("nmnist", polarity="positive")
+
+
 def test_nmnist_loader_on_written_files(isolated_data: Path) -> None:
     write_nmnist(isolated_data / "NMNIST", {"Train": 2, "Test": 1})
     d = load_dataset("nmnist")

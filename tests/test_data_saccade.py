@@ -45,7 +45,7 @@ def test_events_of_a_moving_square() -> None:
 
 
 def test_uses_the_nmnist_pipeline() -> None:
-    p = saccade_pipeline(28, 28, SaccadeConfig(), steps=100)
+    p = saccade_pipeline(28, 28, SaccadeConfig())
     assert p.sensor_size == (34, 34, 2)  # 28x28 -> N-MNIST's 34x34 sensor
     d = asdict(p)
     d.pop("sensor_size")

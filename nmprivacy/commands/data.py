@@ -33,6 +33,8 @@ def info_lines(splits: Any) -> list[str]:
     """Human-readable summary of a loaded ``DatasetSplits``."""
     import torch
 
+    from nmprivacy.data import dataset_names, loader_options
+
     lines = [
         f"data set     {splits.name}",
         f"domain       {splits.domain}",
@@ -41,6 +43,8 @@ def info_lines(splits: Any) -> list[str]:
         + (f", T = {splits.train.x.shape[1]} steps" if splits.domain == "events" else ""),
         f"classes      {splits.num_classes}",
         f"samples      train {len(splits.train)}, test {len(splits.test)}",
+        *([f"options      {', '.join(loader_options(splits.name))} (--option KEY=VALUE)"] if splits.name in dataset_names() else []),
+        *([f"pipeline     {', '.join(f'{k}={v}' for k, v in splits.info['pipeline'].items())}"] if "pipeline" in splits.info else []),
         f"{'class':<24} {'train':>7} {'test':>7}",
     ]
     n = splits.num_classes
@@ -104,7 +108,7 @@ def add_data_option_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--limit-train``, ``--limit-test`` and ``--option KEY=VALUE`` (loader options) to ``parser``."""
     parser.add_argument("--limit-train", type=int, help="at most this many class-balanced training samples")
     parser.add_argument("--limit-test", type=int, help="at most this many class-balanced test samples")
-    parser.add_argument("--option", action="append", metavar="KEY=VALUE", help="loader option, e.g. steps=50, downsample=4, seed=1, variant=olivetti (repeatable)")
+    parser.add_argument("--option", action="append", metavar="KEY=VALUE", help="loader option, e.g. steps=50, polarity=both, frame_us=1000, denoise_us=0, clamp=false, downsample=4, seed=1, variant=olivetti (repeatable; data info lists a set's options)")
 
 
 def data_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -8,7 +8,6 @@ Class 10 ("Other gestures") is removed, leaving 10 classes.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy.lib.recfunctions as rfn
 
 from nmprivacy.cache import file_fingerprint
 from nmprivacy.data.base import DatasetSplits, register
-from nmprivacy.data.events import DVS_PIPELINE, check_pipeline_options, event_splits
+from nmprivacy.data.events import DVS_PIPELINE, configure, event_splits
 from nmprivacy.data.files import FileSpec, corrupt, locate_files
 from nmprivacy.data.npy import read_npy
 from nmprivacy.data.subset import check_limit
@@ -100,16 +99,21 @@ def load_dvs_gesture(
     steps: int = DVS_PIPELINE.steps,
     downsample: int = 1,
     cache: bool = True,
+    frame_us: float | None = None,
+    polarity: str | None = None,
+    denoise_us: float | None = None,
+    clamp: bool | None = None,
 ) -> DatasetSplits:
-    """DVS Gesture as uint8 ``[N, steps, 1, 128/d, 128/d]`` (merge, denoise 100 ms, 50 ms frames, clamp 1)."""
+    """DVS Gesture as uint8 ``[N, steps, P, 128/d, 128/d]`` (by default merge, denoise 100 ms, 50 ms
+    frames, clamp 1; the pipeline options of ``nmprivacy.data.events.configure`` change them)."""
     limit_train, limit_test = check_limit("limit_train", limit_train), check_limit("limit_test", limit_test)
-    steps, downsample = check_pipeline_options(steps, downsample)
+    pipeline = configure(DVS_PIPELINE, steps, frame_us, polarity, denoise_us, clamp, downsample)
+    downsample = pipeline.downsample
     if DVS_PIPELINE.sensor_size[0] % downsample:
         raise NmprivacyError(f"downsample must divide 128 (1, 2, 4, 8, ...), got {downsample}")
     folder = locate_dvs_gesture(root)
     train, dropped_train = list_split(folder / "ibmGestureTrain")
     test, dropped_test = list_split(folder / "ibmGestureTest")
-    pipeline = replace(DVS_PIPELINE, steps=steps, downsample=downsample)
     return event_splits(
         "dvs-gesture",
         train,

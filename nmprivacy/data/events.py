@@ -4,17 +4,23 @@ Used by N-MNIST, DVS Gesture and the saccade versions of image data sets (docs/m
 - N-MNIST style: ``Denoise(40 ms)`` -> ``ToFrame(3 ms)`` -> keep polarity channel 0 -> clamp 1;
 - DVS Gesture: ``MergePolarities`` -> ``Denoise(100 ms)`` -> optional ``Downsample`` ->
   ``ToFrame(50 ms)`` -> clamp 1.
+Every event data set takes the pipeline's settings as loader options (``--option KEY=VALUE``),
+so a foreign model gets the preprocessing it was trained with: ``frame_us`` (frame window),
+``polarity`` (``channel0``, ``merge`` or ``both`` = two channels), ``denoise_us`` (0 = no
+denoising), ``clamp`` (true: binary frames; false: event counts, saturating at 255), ``steps``.
 Events are tonic-style structured arrays with fields ``x, y, t, p`` (t in microseconds).
-Frames are uint8 ``[T, 1, H, W]`` with T cut or zero-padded to ``steps``.
+Frames are uint8 ``[T, P, H, W]`` (P = 2 for ``both``, else 1) with T cut or zero-padded to
+``steps``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Literal, Sequence, TypeVar
+from typing import Callable, Literal, Sequence, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -27,27 +33,47 @@ from nmprivacy.errors import NmprivacyError
 from nmprivacy.runinfo import to_jsonable
 
 Sample = TypeVar("Sample")
+Polarity = Literal["channel0", "merge", "both"]
+POLARITIES: tuple[str, ...] = get_args(Polarity)
 
 
 @dataclass(frozen=True)
 class EventPipeline:
     """Settings of the event-to-frame pipeline.
 
-    ``sensor_size`` is tonic's ``(W, H, P)``; ``polarity`` is "channel0" (keep only p == 0) or
-    "merge" (both polarities into one channel); ``downsample`` divides x and y (1 = native).
+    ``sensor_size`` is tonic's ``(W, H, P)``; ``polarity`` is "channel0" (keep only p == 0),
+    "merge" (both polarities into one channel) or "both" (one channel each); ``denoise_us`` 0
+    skips denoising; ``clamp`` False keeps event counts (saturating at 255) instead of 0/1;
+    ``downsample`` divides x and y (1 = native).
     """
 
     sensor_size: tuple[int, int, int]
     denoise_us: float
     frame_us: float
-    polarity: Literal["channel0", "merge"]
+    polarity: Polarity
     steps: int = 100
     downsample: int = 1
+    clamp: bool = True
 
     @property
     def frame_hw(self) -> tuple[int, int]:
         """``(H, W)`` of one output frame."""
         return self.sensor_size[1] // self.downsample, self.sensor_size[0] // self.downsample
+
+    @property
+    def channels(self) -> int:
+        """Channels P of one output frame."""
+        return self.sensor_size[2] if self.polarity == "both" else 1
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """``(P, H, W)`` of one output frame."""
+        return (self.channels, *self.frame_hw)
+
+    @property
+    def max_value(self) -> int:
+        """The largest value a frame can hold (1 when clamped, else 255)."""
+        return 1 if self.clamp else 255
 
     def settings(self) -> dict:
         """The settings as a plain dictionary (for cache keys and run records)."""
@@ -66,6 +92,40 @@ def check_pipeline_options(steps: object, downsample: object = 1) -> tuple[int, 
     return int(steps), int(downsample)  # type: ignore[arg-type]
 
 
+def configure(
+    base: EventPipeline,
+    steps: object,
+    frame_us: object = None,
+    polarity: object = None,
+    denoise_us: object = None,
+    clamp: object = None,
+    downsample: object = 1,
+) -> EventPipeline:
+    """``base`` with the loader options a user gave (None keeps the data set's own setting),
+    each validated with a one-line error naming the option and what it accepts."""
+    steps, downsample = check_pipeline_options(steps, downsample)
+    changes: dict = {"steps": steps, "downsample": downsample}
+    for name, value, low in (("frame_us", frame_us, 0.0), ("denoise_us", denoise_us, None)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) \
+                or (value <= 0 if low is not None else value < 0):
+            need = "a positive number of microseconds" if low is not None else "a number of microseconds >= 0 (0 = no denoising)"
+            raise NmprivacyError(f"{name} must be {need}, got {value!r}")
+        changes[name] = float(value)
+    if polarity is not None:
+        if polarity not in POLARITIES:
+            raise NmprivacyError(f"polarity must be one of {', '.join(POLARITIES)}, got {polarity!r}")
+        if polarity == "both" and base.sensor_size[2] != 2:
+            raise NmprivacyError(f"polarity=both needs a sensor with 2 polarities; this one has {base.sensor_size[2]}")
+        changes["polarity"] = polarity
+    if clamp is not None:
+        if not isinstance(clamp, bool):
+            raise NmprivacyError(f"clamp must be true or false, got {clamp!r}")
+        changes["clamp"] = clamp
+    return replace(base, **changes)
+
+
 def fit_length(frames: np.ndarray | torch.Tensor, steps: int) -> np.ndarray | torch.Tensor:
     """``frames`` ``[T, ...]`` (a numpy array or a torch tensor) cut to, or zero-padded at the end
     to, ``steps`` steps (the one rule for fitting event data and spike trains to a length)."""
@@ -78,14 +138,14 @@ def fit_length(frames: np.ndarray | torch.Tensor, steps: int) -> np.ndarray | to
 
 
 def event_frames(events: np.ndarray, pipeline: EventPipeline) -> np.ndarray:
-    """One event stream -> binary frames uint8 ``[steps, 1, H, W]`` through tonic's transforms."""
+    """One event stream -> frames uint8 ``[steps, P, H, W]`` through tonic's transforms."""
     import tonic.transforms as tt
 
     w, h, p = pipeline.sensor_size
     inside = (events["x"] >= 0) & (events["x"] < w) & (events["y"] >= 0) & (events["y"] < h)
     events = events[inside]
     fh, fw = pipeline.frame_hw
-    empty = np.zeros((pipeline.steps, 1, fh, fw), dtype=np.uint8)
+    empty = np.zeros((pipeline.steps, *pipeline.frame_shape), dtype=np.uint8)
     if events.size == 0:
         return empty
     steps: list[Callable[[np.ndarray], np.ndarray]] = []
@@ -93,18 +153,20 @@ def event_frames(events: np.ndarray, pipeline: EventPipeline) -> np.ndarray:
     if pipeline.polarity == "merge":
         steps.append(tt.MergePolarities())
         channels = 1
-    steps.append(tt.Denoise(filter_time=pipeline.denoise_us))
+    if pipeline.denoise_us > 0:
+        steps.append(tt.Denoise(filter_time=pipeline.denoise_us))
     if pipeline.downsample > 1:
         steps.append(tt.Downsample(spatial_factor=1.0 / pipeline.downsample))
-    events = tt.Compose(steps)(events)
+    if steps:
+        events = tt.Compose(steps)(events)
     if events.size == 0:
         return empty
     # Frames past ``steps`` are cut anyway: ending the slicing there bounds tonic's allocation by
     # ``steps`` frames whatever the time stamps claim (the kept frames are the same).
     end = min(float(events["t"][-1]), float(events["t"][0]) + pipeline.steps * pipeline.frame_us)
     frames = tt.ToFrame(sensor_size=(fw, fh, channels), time_window=pipeline.frame_us, end_time=end)(events)  # [T, P, H, W]
-    frames = frames[:, :1]  # channel 0 ("channel0"), or the merged channel
-    return fit_length(np.minimum(frames, 1).astype(np.uint8), pipeline.steps)
+    frames = frames[:, : pipeline.channels]  # channel 0 ("channel0"), the merged channel, or both
+    return fit_length(np.minimum(frames, pipeline.max_value).astype(np.uint8), pipeline.steps)
 
 
 def available_memory() -> int | None:
@@ -124,12 +186,11 @@ def available_memory() -> int | None:
 
 def check_memory(n: int, pipeline: EventPipeline, name: str) -> None:
     """Refuse (one line) to allocate dense frames larger than the available memory."""
-    fh, fw = pipeline.frame_hw
-    need = n * pipeline.steps * fh * fw
+    need = n * pipeline.steps * math.prod(pipeline.frame_shape)
     free = available_memory()
     if free is not None and need > 0.8 * free:
         raise NmprivacyError(
-            f"{name}: {n} samples of {pipeline.steps}x{fh}x{fw} frames need {need / 2**30:.1f} GiB but only "
+            f"{name}: {n} samples of {pipeline.steps}x{'x'.join(map(str, pipeline.frame_shape))} frames need {need / 2**30:.1f} GiB but only "
             f"{free / 2**30:.1f} GiB are available; use limit_train/limit_test (--limit-train/--limit-test) or downsample"
         )
 
@@ -137,19 +198,20 @@ def check_memory(n: int, pipeline: EventPipeline, name: str) -> None:
 def frames_for(
     samples: Sequence[Sample], read: Callable[[Sample], np.ndarray], pipeline: EventPipeline, desc: str
 ) -> torch.Tensor:
-    """Frames of every sample: uint8 ``[N, steps, 1, H, W]`` (``read`` returns its events)."""
+    """Frames of every sample: uint8 ``[N, steps, P, H, W]`` (``read`` returns its events)."""
     check_memory(len(samples), pipeline, desc)
-    fh, fw = pipeline.frame_hw
-    out = torch.zeros((len(samples), pipeline.steps, 1, fh, fw), dtype=torch.uint8)
+    out = torch.zeros((len(samples), pipeline.steps, *pipeline.frame_shape), dtype=torch.uint8)
     for i, sample in enumerate(tqdm(samples, desc=desc, unit="sample", leave=False)):
         out[i] = torch.from_numpy(event_frames(read(sample), pipeline))
     return out
 
 
-def check_frames(content: object, expected: dict[str, tuple[int, ...]], num_classes: int, settings_json: str) -> None:
+def check_frames(
+    content: object, expected: dict[str, tuple[int, ...]], num_classes: int, settings_json: str, max_value: int = 1
+) -> None:
     """Raise ``ValueError`` unless ``content`` is exactly a frames entry: ``x_<split>`` uint8
-    ``[N, T, 1, H, W]`` of 0/1 with the ``expected`` shapes, ``y_<split>`` int64 ``[N]`` in
-    ``range(num_classes)``, and the ``settings_json`` it was built for."""
+    ``[N, T, P, H, W]`` of values up to ``max_value`` with the ``expected`` shapes, ``y_<split>``
+    int64 ``[N]`` in ``range(num_classes)``, and the ``settings_json`` it was built for."""
     from nmprivacy.tensorfile import check_tensor
 
     if not isinstance(content, dict):
@@ -164,8 +226,8 @@ def check_frames(content: object, expected: dict[str, tuple[int, ...]], num_clas
         y = check_tensor(content[f"y_{split}"], f"y_{split}", kinds=("int",), ndim=1)
         if x.dtype != torch.uint8 or tuple(x.shape) != shape or y.dtype != torch.int64 or tuple(y.shape) != shape[:1]:
             raise ValueError(f"{split} frames {tuple(x.shape)} {x.dtype} / labels {tuple(y.shape)} {y.dtype}, expected {shape} uint8 / {shape[:1]} int64")
-        if x.numel() and int(x.max()) > 1:
-            raise ValueError(f"x_{split} holds values other than 0 and 1")
+        if x.numel() and int(x.max()) > max_value:
+            raise ValueError(f"x_{split} holds values above {max_value}")
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
             raise ValueError(f"y_{split} holds labels outside 0..{num_classes - 1}")
 
@@ -230,11 +292,10 @@ def event_splits(
             out[f"y_{split}"] = torch.tensor([lab for _, lab in items], dtype=torch.int64)
         return out
 
-    fh, fw = pipeline.frame_hw
-    shapes = {split: (len(items), pipeline.steps, 1, fh, fw) for split, items in (("train", train), ("test", test))}
+    shapes = {split: (len(items), pipeline.steps, *pipeline.frame_shape) for split, items in (("train", train), ("test", test))}
 
     def check(content: object, settings_json: str) -> None:
-        check_frames(content, shapes, len(classes), settings_json)
+        check_frames(content, shapes, len(classes), settings_json, pipeline.max_value)
 
     content, cache_file = cached(name, settings, fingerprint, build, check, use_cache)
     return DatasetSplits(
@@ -243,7 +304,7 @@ def event_splits(
         train=Split(content["x_train"], content["y_train"]),
         test=Split(content["x_test"], content["y_test"]),
         classes=classes,
-        input_shape=(1, fh, fw),
+        input_shape=pipeline.frame_shape,
         source=source,
         info={**(info or {}), "pipeline": pipeline.settings(), "cache": str(cache_file) if cache_file else None},
     )

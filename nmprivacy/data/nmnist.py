@@ -7,14 +7,13 @@ the extracted folders; this loader never downloads.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from nmprivacy.cache import file_fingerprint
 from nmprivacy.data.base import DatasetSplits, register
-from nmprivacy.data.events import NMNIST_PIPELINE, check_pipeline_options, event_splits
+from nmprivacy.data.events import NMNIST_PIPELINE, configure, event_splits
 from nmprivacy.data.files import FileSpec, corrupt, locate_files
 from nmprivacy.data.subset import check_limit
 from nmprivacy.errors import DatasetNotFoundError
@@ -78,13 +77,17 @@ def load_nmnist(
     limit_test: int | None = None,
     steps: int = NMNIST_PIPELINE.steps,
     cache: bool = True,
+    frame_us: float | None = None,
+    polarity: str | None = None,
+    denoise_us: float | None = None,
+    clamp: bool | None = None,
 ) -> DatasetSplits:
-    """N-MNIST as uint8 ``[N, steps, 1, 34, 34]`` (denoise 40 ms, 3 ms frames, polarity 0, clamp 1)."""
+    """N-MNIST as uint8 ``[N, steps, P, 34, 34]`` (by default denoise 40 ms, 3 ms frames, polarity 0,
+    clamp 1; the pipeline options of ``nmprivacy.data.events.configure`` change them)."""
     limit_train, limit_test = check_limit("limit_train", limit_train), check_limit("limit_test", limit_test)
-    steps, _ = check_pipeline_options(steps)
+    pipeline = configure(NMNIST_PIPELINE, steps, frame_us, polarity, denoise_us, clamp)
     folder = locate_nmnist(root)
     train, test = list_split(folder / "Train"), list_split(folder / "Test")
-    pipeline = replace(NMNIST_PIPELINE, steps=steps)
     return event_splits(
         "nmnist",
         train,
