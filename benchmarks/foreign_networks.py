@@ -20,6 +20,8 @@ events, 1x34x34, T = 100) and audits:
   inputs), then audited as a foreign NIR graph.
 Each audit's ``results.json`` is kept under ``--out/<name>/``; ``--out/summary.json`` and
 ``summary.md`` collect Lava mismatches, float-vs-Loihi agreement and the BL-v1 / BL-v2 rows.
+One module on purpose (~420 lines): one short builder per framework (each trains and writes
+its network as that framework's users do) beside the one loop that audits them all.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ reader call (``read(case)``), optionally ``check(result, case)``, semantic mutat
 (``semantic``: functions ``(rng, case) -> Mutation`` that break the file in format-aware ways),
 the expected outcome of each generic mutation (``generic(name, target, variant)``), and the command line
 (``cli``); then one line ``register(Format(...))`` in ``benchmarks/fuzz_formats.py``.
+
+One module on purpose (~620 lines): the harness's parts (mutations, isolated worker processes
+with their memory and time limits, the judging of each outcome, the table) share the case and
+outcome types and are only meaningful together; the formats live in ``fuzz_formats``.
 """
 
 from __future__ import annotations

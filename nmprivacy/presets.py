@@ -2,6 +2,8 @@
 
 Numbers and where they come from: docs/method.md §3-5; ``paper`` holds the
 published schedules (``--paper``), ``default`` fits a 2-core CPU, ``quick`` is a smoke run.
+One module on purpose (~350 lines): it is the one table of defaults, and its settings types
+and override parsing are read together with it.
 """
 
 from __future__ import annotations

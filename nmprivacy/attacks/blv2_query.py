@@ -26,6 +26,9 @@ Estimators (``estimator``):
 Fitness shaping (``shaping``): ``"none"`` (``f = L``), ``"baseline"`` (``f_i = L_i`` minus the
 mean of the other antithetic groups: unbiased), ``"rank"`` (centred ranks in [-1/2, 1/2], ties
 averaged).
+
+One module on purpose (~400 lines): the rate map, the estimator, the attack loop and its trace
+are one algorithm around BL-v2's state (``BLv2State``); the oracles live in ``query_oracle``.
 """
 
 from __future__ import annotations
