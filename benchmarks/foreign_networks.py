@@ -242,11 +242,12 @@ def sinabs_file(splits: Any, out: Path) -> tuple[Path, dict]:
 
 
 # ----------------------------------------------------------------------------- measurements
-def audit(target: str, dataset: str, out: Path, seeds: int, lava_samples: int | None, dt: float | None, extra: dict, variant: str) -> dict:
+def audit(target: str, dataset: str, out: Path, seeds: int, lava_samples: int | None, dt: float | None, extra: dict, variant: str,
+          evaluators: int = 3) -> dict:
     from nmprivacy.audit import AuditConfig, run_audit
 
     results = run_audit(AuditConfig(dataset=dataset, target=target, out=str(out), seeds=seeds, hardware=True, lava_samples=lava_samples, dt=dt,
-                                    variant=variant))
+                                    variant=variant, evaluators=evaluators))
     hw = results["hardware"]
     row = {
         "target": target,
@@ -373,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--lava-samples", type=int, default=300, help="inputs on Lava per check (test inputs; attack draws in total)")
     parser.add_argument("--variant", default="default", choices=("default", "paper", "reference"), help="the audits' attack settings")
+    parser.add_argument("--evaluators", type=int, default=3, help="evaluators per audit (spiking evaluators on the event set cost ~20 min each on 2 cores)")
     args = parser.parse_args(argv)
     from nmprivacy.data import load_dataset
     from nmprivacy.lava_import import import_lava
@@ -405,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 target, extra = snntorch_file(name, events, out / "files", 100)
         dt = extra.get("dt")
-        row = {"name": name, "variant": args.variant, **audit(str(target), dataset, out / name, args.seeds, args.lava_samples, dt, extra, args.variant)}
+        row = {"name": name, "variant": args.variant, "evaluators": args.evaluators,
+               **audit(str(target), dataset, out / name, args.seeds, args.lava_samples, dt, extra, args.variant, args.evaluators)}
         if name == "nmnist-conv":
             row["nmnist"] = nmnist_check(Path(target), dt)
         row["seconds"] = time.perf_counter() - start

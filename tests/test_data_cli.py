@@ -29,6 +29,11 @@ def test_info_events_with_options(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["data", "info", "--dataset", "nmnist", "--data-root", str(tmp_path), "--option", "steps=30"]) == 0
     out = capsys.readouterr().out
     assert "domain       events" in out and "1x34x34 (C, H, W), T = 30 steps" in out and "train 10, test 10" in out
+    assert "polarity, denoise_us, clamp" in out and "polarity=channel0" in out  # the options and the pipeline they set
+    assert main(["data", "info", "--dataset", "nmnist", "--data-root", str(tmp_path), "--option", "steps=30", "--option", "polarity=both"]) == 0
+    assert "2x34x34 (C, H, W)" in capsys.readouterr().out
+    assert main(["data", "info", "--dataset", "nmnist", "--data-root", str(tmp_path), "--option", "polarity=on"]) == 2
+    assert "polarity must be one of channel0, merge, both" in capsys.readouterr().err
 
 
 def test_list_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
