@@ -40,7 +40,10 @@ class SNNLavaConvConfig:
     voltage_decay: float = 0.3
     surrogate: Literal["fast-sigmoid", "slayer"] = "fast-sigmoid"
     surrogate_slope: float = 40.0
-    weight_scale: float = 1.0
+    # slayer's initial weights times this: at 1 the sparse event input (~2 % density) leaves both
+    # convolutions silent and the read-out at 0, so training sits at chance for epochs; at 4 the
+    # layers spike from the first step (docs/method.md §4)
+    weight_scale: float = 4.0
 
 
 def feature_shape(config: SNNLavaConvConfig) -> tuple[int, int, int]:
