@@ -108,9 +108,8 @@ def load_dvs_gesture(
     frames, clamp 1; the pipeline options of ``nmprivacy.data.events.configure`` change them)."""
     limit_train, limit_test = check_limit("limit_train", limit_train), check_limit("limit_test", limit_test)
     pipeline = configure(DVS_PIPELINE, steps, frame_us, polarity, denoise_us, clamp, downsample)
-    downsample = pipeline.downsample
-    if DVS_PIPELINE.sensor_size[0] % downsample:
-        raise NmprivacyError(f"downsample must divide 128 (1, 2, 4, 8, ...), got {downsample}")
+    if DVS_PIPELINE.sensor_size[0] % pipeline.downsample:
+        raise NmprivacyError(f"downsample must divide 128 (1, 2, 4, 8, ...), got {pipeline.downsample}")
     folder = locate_dvs_gesture(root)
     train, dropped_train = list_split(folder / "ibmGestureTrain")
     test, dropped_test = list_split(folder / "ibmGestureTest")

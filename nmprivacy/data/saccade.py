@@ -22,7 +22,7 @@ from nmprivacy.data import digits as _digits  # noqa: F401  (registers the image
 from nmprivacy.data import faces as _faces  # noqa: F401
 from nmprivacy.data import idx as _idx  # noqa: F401
 from nmprivacy.data.base import REGISTRY, DatasetSplits, register
-from nmprivacy.data.events import NMNIST_PIPELINE, EventPipeline, check_pipeline_options, configure, event_splits
+from nmprivacy.data.events import NMNIST_PIPELINE, EventPipeline, configure, event_splits
 from nmprivacy.errors import NmprivacyError
 
 EVENT_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])  # tonic's N-MNIST dtype
@@ -97,10 +97,10 @@ def saccade_events(image: np.ndarray, config: SaccadeConfig, rng: np.random.Gene
     return events[np.argsort(events["t"], kind="stable")]
 
 
-def saccade_pipeline(height: int, width: int, config: SaccadeConfig) -> EventPipeline:
-    """N-MNIST's pipeline on the simulated sensor of an ``height`` x ``width`` image."""
+def saccade_pipeline(height: int, width: int, config: SaccadeConfig, base: EventPipeline = NMNIST_PIPELINE) -> EventPipeline:
+    """``base`` (N-MNIST's pipeline, with any options) on the simulated sensor of an ``height`` x ``width`` image."""
     a = config.amplitude_for(height, width)
-    return replace(NMNIST_PIPELINE, sensor_size=(width + a, height + a, 2))
+    return replace(base, sensor_size=(width + a, height + a, 2))
 
 
 def _content_hash(base: DatasetSplits) -> str:
@@ -132,7 +132,7 @@ def load_saccade(
     Sample ``i`` of a split draws its sensor mismatch and event jitter from the seed sequence
     ``(seed, split is train, i)``: the same settings always give the same events.
     """
-    check_pipeline_options(steps)
+    options = configure(NMNIST_PIPELINE, steps, frame_us, polarity, denoise_us, clamp)  # all checked before loading images
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise NmprivacyError(f"seed must be a whole number, got {seed!r}")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
@@ -142,7 +142,7 @@ def load_saccade(
     config = SaccadeConfig(seed=int(seed), threshold=float(threshold), amplitude=amplitude)
     base = REGISTRY[base_name].loader(root, limit_train=limit_train, limit_test=limit_test)
     _, height, width = base.input_shape
-    pipeline = configure(saccade_pipeline(height, width, config), steps, frame_us, polarity, denoise_us, clamp)
+    pipeline = saccade_pipeline(height, width, config, options)
     images = {"train": base.train.x.mean(dim=1).numpy(), "test": base.test.x.mean(dim=1).numpy()}  # [N, H, W]
 
     def read(sample: tuple[str, int]) -> np.ndarray:
