@@ -192,10 +192,16 @@ def notes(results: Mapping[str, Any]) -> list[str]:
     pads = {e.get("config", {}).get("padding") for e in models.get("evaluators", []) if isinstance(e.get("config"), dict)}
     if pads - {0, None}:
         out.append(f"- Evaluator convolutions use padding {sorted(pads - {0, None})}: the input is too small for two unpadded 5x5 convolutions.")
-    v2 = results.get("attacks", {}).get("bl-v2", {}).get("settings")
+    attacks = results.get("attacks", {})
+    v1 = attacks.get("bl-v1", {}).get("settings")
+    if isinstance(v1, Mapping):
+        mask = "Bernoulli(P)" if v1.get("mask") == "bernoulli" else f"threshold 1[P >= {v1.get('eta')}]"
+        out.append(f"- BL-v1 (`{results.get('variant')}` attack variant, docs/method.md §5.7): mask {mask}, {v1.get('iterations')} iterations.")
+    v2 = attacks.get("bl-v2", {}).get("settings")
     if isinstance(v2, Mapping):
         out.append(
-            f"- BL-v2 `{v2.get('variant')}` variant: X_p starts at {v2.get('init')}, accumulator `{v2.get('accumulator')}`, loss `{v2.get('loss')}`; "
+            f"- BL-v2 (`{results.get('variant')}` attack variant): lr {v2.get('lr')}, X_p starts at {v2.get('init')}, accumulator "
+            f"`{v2.get('accumulator')}`, population weights `{v2.get('variant')}`, loss `{v2.get('loss')}`; "
             f"the reconstruction is one Bernoulli sample of the {'best-scoring' if v2.get('keep', 'last') == 'best' else 'final'} X_p "
             "per class (see the confidence curves)."
         )

@@ -110,3 +110,37 @@ def test_attack_figures_table_matches_paper_module() -> None:
 @pytest.mark.parametrize("number", ["1", "2", "3", "4", "5", "6", "7", "8"])
 def test_every_cited_section_exists(number: str) -> None:
     assert section(number).strip()
+
+
+def test_default_variant_table_matches_presets() -> None:
+    """§5.7 lists, per family, every attack setting in which ``default`` differs from ``paper``
+    ("–": same as §5.6), with the value ``attack_variant`` gives."""
+    from dataclasses import asdict
+
+    from nmprivacy.presets import FAMILY, attack_variant, preset_for
+
+    (table,) = [t for t in tables(section("5.7")) if "`" in t[1][0]][:1]
+    families = table[0][1:]
+    assert sorted(families) == sorted(PAPER), "§5.7 needs one column per preset family"
+    dataset = {family: name for name, family in reversed(list(FAMILY.items()))}
+    listed: set[str] = set()
+    for row in table[1:]:
+        path = re.search(r"`(bl_v[12]\.\w+)`", row[0])
+        assert path, f"§5.7 row {row[0]!r} does not name its bl_v1/bl_v2 field"
+        group, name = path.group(1).split(".")
+        listed.add(path.group(1))
+        for family, cell in zip(families, row[1:]):
+            paper = getattr(getattr(preset_for(dataset[family]), group), name)
+            default = getattr(getattr(attack_variant(dataset[family], preset_for(dataset[family]), "default"), group), name)
+            if cell == "–":
+                assert default == paper, f"§5.7 says {family} {path.group(1)} stays {paper}, default is {default}"
+            elif isinstance(default, str):
+                assert default == cell, f"§5.7 {family} {path.group(1)}: doc {cell}, default {default}"
+            else:
+                assert math.isclose(float(default), float(cell)), f"§5.7 {family} {path.group(1)}: doc {cell}, default {default}"
+    for family in families:
+        paper, default = preset_for(dataset[family]), attack_variant(dataset[family], preset_for(dataset[family]), "default")
+        for group in ("bl_v1", "bl_v2"):
+            for name, value in asdict(getattr(default, group)).items():
+                if value != asdict(getattr(paper, group))[name]:
+                    assert f"{group}.{name}" in listed, f"§5.7 does not list {group}.{name}, which default changes for {family}"

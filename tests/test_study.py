@@ -132,3 +132,25 @@ def test_study_cli_refuses_bad_specs_in_one_line(tmp_path: Path, capsys: pytest.
     assert len(err) == 4 and all(line.startswith("error: ") for line in err)
     assert "no grids" in err[0] and "not found" in err[1] and "NAME=VALUE" in err[2] and "unknown keys ['colour']" in err[3]
     assert not (tmp_path / "o").exists()
+
+
+def test_dt_is_an_audit_setting_of_a_cell() -> None:
+    """``dt`` (a network file's time step) reaches the cell's audit and its key; a bad one is one line."""
+    cells = expand(build_spec({"dataset": "digits", "grids": [{"factors": {"dt": [1e-3, 1e-4]}}]}))
+    assert [c.settings["dt"] for _, c in cells] == [1e-3, 1e-4]
+    assert len({c.key for _, c in cells}) == 2
+    from nmprivacy.study.run import audit_config
+    assert audit_config(build_spec({"dataset": "digits", "grids": [{"factors": {"dt": [1e-4]}}]}), cells[1][1], Path("x"), 1).dt == 1e-4
+    with pytest.raises(NmprivacyError, match="setting 'dt' is 0"):
+        expand(build_spec({"dataset": "digits", "grids": [{"factors": {"dt": [0]}}]}))
+
+
+def test_exponent_numbers_are_floats_on_the_command_line_and_in_specs(tmp_path: Path) -> None:
+    """``1e-4`` is a number (PyYAML alone reads it as a string), in ``--set`` and in a spec file."""
+    from nmprivacy.study.spec import load_spec, parse_assignment
+
+    assert parse_assignment("dt=1e-4", many=False) == ("dt", 1e-4)
+    assert parse_assignment("bl_v2.lr=1e-3,0.1", many=True) == ("bl_v2.lr", [1e-3, 0.1])
+    spec = tmp_path / "s.yaml"
+    spec.write_text("dataset: digits\ngrids:\n  - factors: {bl_v2.lr: [1e-3, 1E-2]}\n", encoding="utf-8")
+    assert [c.settings["bl_v2.lr"] for _, c in expand(build_spec(load_spec(str(spec))))] == [1e-3, 1e-2]

@@ -3,7 +3,7 @@
 A spec names the data set and the audit settings every cell shares (``budget``, ``seeds``,
 ``evaluators``, ``seed``, ``target``, ``attacks``: by default BL-v1 and BL-v2, ...), settings applied to every cell (``base``) and one or
 more ``grids``: each a product of ``factors`` (setting name -> list of levels) with settings of
-its own (``base``). A setting name is an audit field (``target``, ``variant``, ``hidden``) or a
+its own (``base``). A setting name is an audit field (``target``, ``variant``, ``hidden``, ``dt`` of a network file) or a
 dotted preset field (``bl_v2.lr``, ``bl_v1.mask``, ``snn_train.epochs``,
 ``target_config.reset``, ``evaluator``; ``nmprivacy.presets.with_overrides``)::
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from nmprivacy.errors import NmprivacyError
 from nmprivacy.presets import VARIANTS, Budget, attack_variant, preset_for, with_overrides
 from nmprivacy.runinfo import to_jsonable
 
-AUDIT_SETTINGS = ("target", "variant", "hidden")  # audit fields a cell may vary; every other name is a preset field
+AUDIT_SETTINGS = ("target", "variant", "hidden", "dt")  # audit fields a cell may vary; every other name is a preset field
 ATTACK_GROUPS = {"bl-v1": "bl_v1", "bl-v2": "bl_v2", "bl-v2-query": "bl_v2_query", "mi-face": "mi_face"}  # attack -> its preset field
 SPEC_FIELDS = ("dataset", "data_root", "data_options", "budget", "seeds", "evaluators", "seed", "target", "hidden", "attacks", "cache", "base", "grids")
 
@@ -90,9 +91,7 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     text = p.read_text()
     try:
         if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text)
+            raw = yaml_load(text)
         else:
             raw = json.loads(text)
     except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
@@ -103,12 +102,26 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def yaml_load(text: str) -> Any:
+    """``text`` read as YAML, with numbers such as ``1e-4`` as floats (PyYAML's YAML 1.1 rules
+    read an exponent without a dot as a string)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    float_pattern = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X)
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", float_pattern, list("-+0123456789."))
+    return yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def parse_value(text: str) -> Any:
-    """A CLI value as YAML reads it: ``0.1`` a float, ``10`` an int, ``true`` a bool, ``null`` None, else a string."""
+    """A CLI value as YAML reads it: ``0.1`` or ``1e-4`` a float, ``10`` an int, ``true`` a bool, ``null`` None, else a string."""
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml_load(text)
     except yaml.YAMLError:
         return text
 
@@ -192,6 +205,9 @@ def resolve(spec: StudySpec, settings: dict[str, Any]) -> tuple[dict[str, Any], 
         raise NmprivacyError(f"setting 'target' is {audit.get('target')!r}: give a target kind or a network file")
     if audit.get("hidden") is not None and (not isinstance(audit["hidden"], int) or audit["hidden"] < 1):
         raise NmprivacyError(f"setting 'hidden' is {audit['hidden']!r}: give a whole number of hidden units")
+    dt = audit.get("dt")
+    if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0):
+        raise NmprivacyError(f"setting 'dt' is {dt!r}: give the network file's time step in seconds (e.g. 1e-4)")
     preset = preset_for(spec.dataset, spec.budget)
     preset = attack_variant(spec.dataset, preset, audit["variant"])
     if audit.get("hidden") is not None:
@@ -212,6 +228,8 @@ def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
             used = {**models, **{ATTACK_GROUPS[a]: resolved[ATTACK_GROUPS[a]] for a in spec.attacks}}  # settings of attacks not run do not count
             common = dict(dataset=spec.dataset, data_options=spec.data_options, budget=spec.budget, evaluators=spec.evaluators, seed=spec.seed,
                           target=audit["target"], hidden=audit.get("hidden"))
+            if audit.get("dt") is not None:  # only then: keys of cells without a dt stay as they were
+                common["dt"] = audit["dt"]
             key = cache_key(**common, seeds=spec.seeds, variant=audit["variant"], attacks=spec.attacks, preset=used)[:12]
             out.append((grid, Cell(settings, key, cache_key(**common, models=models))))
     return out
