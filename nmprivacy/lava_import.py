@@ -33,6 +33,14 @@ def _allow_lava_start_method() -> None:
         multiprocessing.context._default_context._actual_context = None  # type: ignore[attr-defined]
 
 
+def use_fork_for_lava() -> None:
+    """Make 'fork' this process's start method, so Lava can be imported here. For worker
+    processes (a Dask worker is spawned and inherits 'spawn'), whose only child processes are
+    Lava's; a no-op once Lava is imported or when fork is already the method."""
+    if _MAGMA_MP not in sys.modules and multiprocessing.get_start_method(allow_none=True) not in (None, "fork"):
+        multiprocessing.set_start_method("fork", force=True)
+
+
 def import_lava() -> None:
     """Import lava.magma, lava.lib.dl.slayer and lava.lib.dl.netx quietly (no-op when done)."""
     _allow_lava_start_method()

@@ -154,3 +154,29 @@ def test_exponent_numbers_are_floats_on_the_command_line_and_in_specs(tmp_path: 
     spec = tmp_path / "s.yaml"
     spec.write_text("dataset: digits\ngrids:\n  - factors: {bl_v2.lr: [1e-3, 1E-2]}\n", encoding="utf-8")
     assert [c.settings["bl_v2.lr"] for _, c in expand(build_spec(load_spec(str(spec))))] == [1e-3, 1e-2]
+
+
+LAVA_IN_A_SPAWN_PROCESS = """
+import multiprocessing
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.lava_import import import_lava, use_fork_for_lava
+multiprocessing.set_start_method("spawn")  # as a Dask worker has it
+try:
+    import_lava()
+    print("imported at once")
+except NmprivacyError:
+    use_fork_for_lava()
+    import_lava()
+    print("refused, then imported")
+"""
+
+
+def test_a_spawn_worker_can_import_lava_for_netx_cells() -> None:
+    """A process whose start method is 'spawn' (a Dask worker's) cannot import Lava as it is,
+    and can after ``use_fork_for_lava`` (what every study cell calls first)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LAVA_IN_A_SPAWN_PROCESS], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "refused, then imported"

@@ -71,7 +71,9 @@ def run_cell(spec: StudySpec, cell: Cell, folder: str, threads: int, after: Any 
     ``{"key", "status": "done"|"failed", "error", "seconds"}``. ``after`` (the result of the cell
     that trains this cell's models) only orders the work."""
     from nmprivacy.audit import run_audit
+    from nmprivacy.lava_import import use_fork_for_lava
 
+    use_fork_for_lava()  # a cell on a NetX file imports Lava, which needs fork; Dask spawned this worker
     start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)  # the study's cells/ folder
