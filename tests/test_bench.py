@@ -143,6 +143,8 @@ def bench_cli(argv: list[str]) -> int:
 def test_bench_cli_rejects_bad_options() -> None:
     with pytest.raises(NmprivacyError, match="--iterations 0 is invalid"):
         bench_cli(["bench", "attack-cost", "--iterations", "0"])
+    with pytest.raises(NmprivacyError, match="--configs 'mnist,face': choose from mnist, nmnist, faces"):
+        bench_cli(["bench", "attack-cost", "--configs", "mnist,face"])
 
 
 def test_unwritable_result_folder_fails_before_measuring(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from benchmarks.attack_cost.config import BenchOptions
+from benchmarks.attack_cost.config import CONFIGS, BenchOptions, CostConfig
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.runinfo import atomic_write_json
 
@@ -30,6 +30,8 @@ def build_parser(prog: str = "python -m benchmarks.attack_cost") -> argparse.Arg
     p.add_argument("--no-sweeps", action="store_true", help="skip the scaling sweeps")
     p.add_argument("--no-loihi", action="store_true", help="skip BL-v2 on the snn-lava (fixed-point) target")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--configs", default="mnist,nmnist", metavar="A,B",
+                   help=f"configurations to time, the first also for the Loihi row and the sweeps (default mnist,nmnist; choose from {', '.join(CONFIGS)})")
     return p
 
 
@@ -42,6 +44,15 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
                 raise NmprivacyError(f"--{field.replace('_', '-')} {value} is invalid: give a positive number")
             opts = replace(opts, **{field: value})
     return replace(opts, seed=args.seed, sweeps=not args.no_sweeps, loihi=not args.no_loihi)
+
+
+def configs_from(text: str) -> list[CostConfig]:
+    """The configurations ``--configs`` names (NmprivacyError naming an unknown one)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown or not names:
+        raise NmprivacyError(f"--configs {text!r}: choose from {', '.join(CONFIGS)} (comma-separated)")
+    return [CONFIGS[n] for n in names]
 
 
 def check_folder(folder: Path) -> None:
@@ -66,8 +77,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.at
             raise NmprivacyError(f"--threads {args.threads} is invalid: give a positive number of threads")
         torch.set_num_threads(args.threads)
     opts = options_from(args)
+    configs = configs_from(args.configs)
     check_folder(args.json.parent)
-    report = measure(opts)
+    report = measure(opts, configs)
     if report.sweeps:
         png = args.json.with_suffix(".png")
         plot_sweeps(report.sweeps, report.peak, png)

@@ -22,7 +22,7 @@ class CostConfig:
     classes: int = 10
     hidden: int = 3000
     ann: bool = True  # time MI-Face on the ANN baseline too
-    preset: str = "mnist"  # data-set family whose attack settings (nmprivacy.presets, paper budget) are used
+    preset: str = "mnist"  # data set whose family's attack settings (nmprivacy.presets, paper budget) are used
 
     @property
     def inputs(self) -> int:
@@ -41,6 +41,9 @@ class CostConfig:
 
 MNIST = CostConfig("mnist", (1, 28, 28), steps=25, population=7)
 NMNIST = CostConfig("nmnist", (1, 34, 34), steps=100, population=5, ann=False, preset="nmnist")
+# AT&T faces: 92x112 images, 40 subjects, the faces family's settings (10,304-3000-40)
+FACES = CostConfig("faces", (1, 112, 92), steps=25, population=7, classes=40, preset="att-faces")
+CONFIGS: dict[str, CostConfig] = {c.name: c for c in (MNIST, NMNIST, FACES)}
 
 
 @dataclass(frozen=True)
