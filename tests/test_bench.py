@@ -193,7 +193,7 @@ def test_attack_cost_result_file_has_the_stable_schema(tmp_path: Path, monkeypat
     from benchmarks.attack_cost import measure as measure_module
 
     events = replace(TINY, name="tiny-events", ann=False, preset="nmnist")
-    monkeypatch.setattr(measure_module, "measure", lambda opts: measure(replace(opts, densities=(0.5,)), configs=(TINY, events)))
+    monkeypatch.setattr(measure_module, "measure", lambda opts, configs=None: measure(replace(opts, densities=(0.5,)), configs=(TINY, events)))
     path = tmp_path / "cost.json"
     assert ac.main(["--quick", "--json", str(path)]) == 0  # the command's own path: measure, plot, write
     result = json.loads(path.read_text())
