@@ -67,3 +67,23 @@ def test_subset_table_can_be_left_out() -> None:
     out = torch.empty(4, 10)
     x = binary(4, 8, 0.9)
     assert input_currents(x, weights, out, 0.4) == "dense"
+
+
+def test_weights_too_large_for_the_caches_gather_only_when_very_sparse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above MAX_SPARSE_WEIGHT_BYTES no subset table is built, and inputs are gathered only below
+    LARGE_SPARSE_DENSITY; denser ones take the GEMM."""
+    import nmprivacy.attacks.currents as currents
+
+    torch.manual_seed(4)
+    w = torch.randn(300, 784)
+    x = binary(50, 784, 0.05)
+    out = torch.empty(50, 300)
+    assert input_currents(x, InputWeights.build(w), out) == "gather"
+    monkeypatch.setattr(currents, "MAX_SPARSE_WEIGHT_BYTES", 784 * 300 * 4 - 1)
+    large = InputWeights.build(w)
+    assert not large.sparse and large.subset_blocks is None
+    assert input_currents(x, large, out) == "dense"
+    torch.testing.assert_close(out, x @ w.t(), atol=1e-4, rtol=1e-5)
+    rare = binary(50, 784, 0.005)
+    assert input_currents(rare, large, out) == "gather"
+    torch.testing.assert_close(out, rare @ w.t(), atol=1e-4, rtol=1e-5)

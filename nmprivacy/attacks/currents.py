@@ -44,6 +44,13 @@ SUBSET_BLOCK = 128  # table columns per gather pass (subset table: 16x more rows
 SUBSET_COST = 1.5
 SPARSE_DENSITY = 0.4  # gather below this fraction of non-zeros when no subset table applies
 MAX_SUBSET_TABLE_BYTES = 512 * 2**20  # larger input layers use the plain gather / GEMM only
+# Weights [N, H] larger than this are not cache-resident: gathers from them run at DRAM bandwidth
+# and beat the GEMM only at very low density, and the subset table does not pay. Measured (per
+# iteration, faces 10,304-3000-40, 124 MB): BL-v2 gather 1.69 s at 2 % density and 5.4 s at 20 %,
+# GEMM 1.64 s; BL-v1 (sparser) gather 0.31 s, GEMM 0.46 s. MNIST / N-MNIST layers (9 / 14 MB) are
+# below the limit.
+MAX_SPARSE_WEIGHT_BYTES = 64 * 2**20
+LARGE_SPARSE_DENSITY = 0.02  # above the limit: gather binary or graded inputs below this density, else the GEMM
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class InputWeights:
     gather_blocks: tuple[torch.Tensor, ...]  # [N, <=GATHER_BLOCK] column blocks of weight_t
     subset_blocks: tuple[torch.Tensor, ...] | None  # [G * 16, <=SUBSET_BLOCK]: row g*16+s = sum of group g's rows in subset s
     groups: int  # G = ceil(N / SUBSET_BITS)
+    sparse: bool = True  # weights fit MAX_SPARSE_WEIGHT_BYTES (else: no subset table, gather only below LARGE_SPARSE_DENSITY)
 
     @property
     def inputs(self) -> int:
@@ -61,14 +69,15 @@ class InputWeights:
 
     @staticmethod
     def build(weight: torch.Tensor, subsets: bool = True) -> "InputWeights":
-        """Prepare ``weight`` ``[H, N]`` (subset table only if ``subsets`` and it fits
-        ``MAX_SUBSET_TABLE_BYTES``)."""
+        """Prepare ``weight`` ``[H, N]`` (the subset table only if ``subsets``, the weights fit
+        ``MAX_SPARSE_WEIGHT_BYTES`` and the table ``MAX_SUBSET_TABLE_BYTES``)."""
         w_t = weight.detach().to(torch.float32).t().contiguous()
         n, h = w_t.shape
         groups = -(-n // SUBSET_BITS)
         size = 2**SUBSET_BITS
         table = None
-        if subsets and groups * size * h * 4 <= MAX_SUBSET_TABLE_BYTES:
+        sparse = n * h * 4 <= MAX_SPARSE_WEIGHT_BYTES
+        if sparse and subsets and groups * size * h * 4 <= MAX_SUBSET_TABLE_BYTES:
             padded = torch.cat([w_t, w_t.new_zeros(groups * SUBSET_BITS - n, h)]).view(groups, SUBSET_BITS, h)
             bits = torch.tensor([[(s >> j) & 1 for j in range(SUBSET_BITS)] for s in range(size)], dtype=torch.float32)
             table = tuple(
@@ -80,6 +89,7 @@ class InputWeights:
             gather_blocks=tuple(w_t[:, part].contiguous() for part in chunks(h, GATHER_BLOCK)),
             subset_blocks=table,
             groups=groups,
+            sparse=sparse,
         )
 
 
@@ -151,7 +161,10 @@ def input_currents(x2d: torch.Tensor, weights: InputWeights, out: torch.Tensor, 
     """Write ``x2d @ W.T`` ``[R, H]`` into ``out`` for inputs ``x2d`` ``[R, N]`` and return the path
     taken ("dense", "gather" or "subsets"; see the module docstring). ``sparse <= 0`` forces the
     GEMM; otherwise binary inputs take the cheaper of the gather and the subset table, and
-    non-binary ones are gathered (weighted) below ``sparse`` density."""
+    non-binary ones are gathered (weighted) below ``sparse`` density. Weights too large for the
+    caches (``not weights.sparse``) gather only below ``LARGE_SPARSE_DENSITY``."""
+    if not weights.sparse and sparse > 0:
+        sparse = min(sparse, LARGE_SPARSE_DENSITY)
     if sparse <= 0:
         torch.mm(x2d, weights.weight_t, out=out)
         return "dense"
