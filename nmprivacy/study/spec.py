@@ -21,6 +21,7 @@ grids that come to the same audit run once, and a changed spec never reuses a st
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -102,9 +103,10 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def yaml_load(text: str) -> Any:
-    """``text`` read as YAML, with numbers such as ``1e-4`` as floats (PyYAML's YAML 1.1 rules
-    read an exponent without a dot as a string)."""
+@functools.lru_cache(maxsize=1)
+def _yaml_loader() -> type:
+    """PyYAML's SafeLoader with YAML 1.2's float rule, so ``1e-4`` (an exponent without a dot) is
+    a float, not a string (built once)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -113,7 +115,14 @@ def yaml_load(text: str) -> Any:
     float_pattern = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
         |\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X)
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", float_pattern, list("-+0123456789."))
-    return yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader subclass)
+    return Loader
+
+
+def yaml_load(text: str) -> Any:
+    """``text`` read as YAML, with numbers such as ``1e-4`` as floats."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
 
 
 def parse_value(text: str) -> Any:
