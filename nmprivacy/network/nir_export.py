@@ -27,7 +27,7 @@ import numpy as np
 from nmprivacy.errors import NetworkError
 from nmprivacy.network import loihi
 from nmprivacy.network.description import ConvLayer, DenseLayer, FloatNeuron, InputLayer, Layer, LoihiNeuron, Network
-from nmprivacy.network.nir_import import DEFAULT_DT
+from nmprivacy.network.timestep import DEFAULT_DT, checked_dt
 
 DELAY_NOTE = "Loihi adds one step per layer, which NIR graphs do not: the graph's model answers one step earlier per layer"
 
@@ -79,8 +79,7 @@ def to_nir_graph(network: Network, dt: float = DEFAULT_DT):
     """The NIR graph of ``network`` for the step ``dt`` (seconds); see the module docstring."""
     import nir
 
-    if not math.isfinite(dt) or dt <= 0:
-        raise NetworkError(f"--dt {dt} must be a positive number of seconds")
+    dt = checked_dt(dt)
     first = network.layers[0]
     flat_input = isinstance(first, DenseLayer)  # a dense first layer reads the input flattened: say so, no Flatten node
     nodes = [nir.Input(input_type=np.array([network.input_size] if flat_input else network.input_shape))]

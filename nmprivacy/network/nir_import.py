@@ -37,8 +37,8 @@ from torch.nn import functional as F
 
 from nmprivacy.errors import NetworkError
 from nmprivacy.network.description import MAX_ELEMENTS, ConvLayer, DenseLayer, FloatNeuron, Network
+from nmprivacy.network.timestep import DEFAULT_DT, checked_dt
 
-DEFAULT_DT = 1e-3  # seconds (Norse's default step)
 LINEAR_NODES = ("Affine", "Linear", "Scale", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d")
 NEURON_NODES = ("LIF", "CubaLIF", "IF", "LI", "CubaLI", "Threshold")
 DENSE_LIMIT = 1 << 26  # largest composed dense matrix (values) a folded chain may become
@@ -350,9 +350,7 @@ def read_graph(graph: Any, dt: float | None = None, input_shape: tuple[int, ...]
 
     if not isinstance(graph, nir.NIRGraph):
         raise NetworkError(f"{name} is a {type(graph).__name__}, not a NIR graph")
-    step = DEFAULT_DT if dt is None else float(dt)
-    if not math.isfinite(step) or step <= 0:
-        raise NetworkError(f"--dt {dt} must be a positive number of seconds")
+    step = DEFAULT_DT if dt is None else checked_dt(dt)
     notes: list[str] = []
     chain = _chain(graph, name)
     shape = _input_shape(chain[0][1], f"{name} node '{chain[0][0]}'", notes)

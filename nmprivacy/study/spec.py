@@ -31,6 +31,7 @@ from typing import Any
 
 from nmprivacy.cache import cache_key
 from nmprivacy.errors import NmprivacyError
+from nmprivacy.network.timestep import checked_dt
 from nmprivacy.presets import VARIANTS, Budget, attack_variant, preset_for, with_overrides
 from nmprivacy.runinfo import to_jsonable
 
@@ -215,8 +216,8 @@ def resolve(spec: StudySpec, settings: dict[str, Any]) -> tuple[dict[str, Any], 
     if audit.get("hidden") is not None and (not isinstance(audit["hidden"], int) or audit["hidden"] < 1):
         raise NmprivacyError(f"setting 'hidden' is {audit['hidden']!r}: give a whole number of hidden units")
     dt = audit.get("dt")
-    if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0):
-        raise NmprivacyError(f"setting 'dt' is {dt!r}: give the network file's time step in seconds (e.g. 1e-4)")
+    if dt is not None:
+        checked_dt(dt, "setting 'dt'")
     preset = preset_for(spec.dataset, spec.budget)
     preset = attack_variant(spec.dataset, preset, audit["variant"])
     if audit.get("hidden") is not None:
