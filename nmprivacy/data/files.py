@@ -49,8 +49,8 @@ def package_folders(spec: FileSpec) -> list[Path]:
             found = importlib.util.find_spec(package)  # locates a top-level package without running it
         except (ImportError, ValueError):
             continue
-        for base in (found.submodule_search_locations or []) if found is not None else []:
-            out.append(Path(base) / sub)
+        if found is not None and found.submodule_search_locations:
+            out.extend(Path(base) / sub for base in found.submodule_search_locations)
     return out
 
 
