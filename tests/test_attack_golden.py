@@ -86,6 +86,10 @@ def pinned_runs() -> dict[str, dict[str, Any]]:
     return out
 
 
+def _binary(x: torch.Tensor) -> bool:
+    return bool(((x == 0) | (x == 1)).all())
+
+
 def test_attacks_reproduce_their_pinned_output() -> None:
     golden = torch.load(GOLDEN)
     runs = pinned_runs()
@@ -94,7 +98,10 @@ def test_attacks_reproduce_their_pinned_output() -> None:
         want = golden[name]
         for key in ("attack", "classes", "seed", "iterations"):
             assert run[key] == want[key], f"{name}: {key}"
-        assert torch.equal(run["reconstructions"], want["reconstructions"]), name
+        if run["probabilities"] is None and not _binary(want["reconstructions"]):  # MI-Face's float images: other CPUs' kernels differ in the last bit
+            torch.testing.assert_close(run["reconstructions"], want["reconstructions"], rtol=1e-5, atol=1e-6, msg=name)
+        else:  # spike reconstructions are binary: equal on every machine
+            assert torch.equal(run["reconstructions"], want["reconstructions"]), name
         assert (run["probabilities"] is None) == (want["probabilities"] is None), name
         for key in ("probabilities", "loss_curve", "confidence_curve"):
             if want[key] is not None:  # bit-identical on the machine that wrote the file; tolerance for other CPUs' kernels
