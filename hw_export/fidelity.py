@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from hw_export.lava_run import run_lava
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import TargetModel, spike_readout
 from nmprivacy.models.network_model import NetworkModel
+from nmprivacy.progress import bar
 
 EMULATION_BATCH = 50
 
@@ -54,7 +54,7 @@ def emulate(model: TargetModel, x: torch.Tensor, batch: int = EMULATION_BATCH, d
     ``[T, B, C]`` of ``model`` on ``x`` ``[T, B, ...]``, in batches."""
     spikes: list[list[torch.Tensor]] = []
     membranes = []
-    for start in tqdm(range(0, x.shape[1], batch), desc=desc, unit="batch", disable=not progress, leave=False):
+    for start in bar(range(0, x.shape[1], batch), desc=desc, unit="batch", quiet=not progress, leave=False):
         xb = x[:, start : start + batch]
         if isinstance(model, NetworkModel):
             layers = model.layer_spikes(xb)

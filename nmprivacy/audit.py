@@ -18,7 +18,7 @@ import json
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -30,8 +30,9 @@ from nmprivacy.cache import cache_key, cache_root
 from nmprivacy.errors import CheckpointError, NmprivacyError
 from nmprivacy.evaluation.scoring import redraw_spread, score, summarize, target_confidence
 from nmprivacy.models.base import TargetModel
+from nmprivacy.progress import bar
 from nmprivacy.results import AttackResult, AuditResult
-from nmprivacy.presets import Budget, Preset, attack_variant, family_of, preset_for, with_overrides
+from nmprivacy.presets import DEFAULT_VARIANT, Budget, Preset, Variant, family_of, resolve
 from nmprivacy.runinfo import Stopwatch, atomic_dir, atomic_write_json, run_metadata, to_jsonable
 
 from nmprivacy.model_kinds import kinds_with
@@ -52,7 +53,7 @@ class AuditConfig:
     target: str = "snn-lava"  # a target kind (snn-lava, snn-lava-conv, snn-norse), a NetX file, a NIR graph or a checkpoint folder
     dt: float | None = None  # time step (s) of a NIR target (None: 1 ms)
     budget: Budget = "default"
-    variant: Literal["default", "paper", "reference"] = "default"  # attack settings (nmprivacy.presets.attack_variant)
+    variant: Variant = DEFAULT_VARIANT  # attack settings (nmprivacy.presets.attack_variant)
     hardware: bool = False
     lava_samples: int | None = None  # --hardware: inputs run on Lava in each check (None: all; --quick: 20)
     seed: int = 0
@@ -164,27 +165,25 @@ def weak_models(models: dict[str, TrainedModel], judges: list[TrainedModel], num
     return out
 
 
-def attack_plan(preset: Preset, data_domain: str) -> list[tuple[str, str, Any]]:
-    """(attack name, model role, settings) of every attack the audit runs for a data set."""
-    plan = [("bl-v1", "target", preset.bl_v1), ("bl-v2", "target", preset.bl_v2)]
-    if preset.ann_baseline and data_domain == "image":
-        plan.append(("mi-face", "ann", preset.mi_face))
-    return plan
+def attack_plan(preset: Preset, data_domain: str, config: AuditConfig) -> list[tuple[str, str, Any]]:
+    """(attack name, model role, settings) of every attack the audit runs, read off the attack
+    registry (``AttackInfo``): the attacks of the spiking target, and those of the ANN baseline
+    when the preset trains one on image data; by default those whose ``plan`` is "always", plus
+    the "loihi" ones on targets that run bit-exactly on Loihi (snn-lava, NetX files); with
+    ``config.attacks``, exactly the attacks named there."""
+    from nmprivacy.attacks import attack_infos
 
-
-def select_attacks(plan: list[tuple[str, str, Any]], preset: Preset, config: AuditConfig) -> list[tuple[str, str, Any]]:
-    """``plan`` plus the query attack ``bl-v2-query`` (emulation oracle, the preset's query
-    budget) on targets that run bit-exactly on Loihi (snn-lava, NetX files), cut to
-    ``config.attacks`` when given (which may also ask for the query attack on other targets)."""
-    full = plan + [("bl-v2-query", "target", preset.bl_v2_query)]
+    ann = preset.ann_baseline and data_domain == "image"
+    available = {name: info for name, info in attack_infos().items() if info.model == "target" or (info.model == "ann" and ann)}
     if config.attacks is None:
         loihi = config.target == "snn-lava" or str(config.target).endswith((".net", ".h5", ".hdf5"))
-        return full if loihi else plan
-    names = [n for n, _, _ in full]
-    unknown = [a for a in config.attacks if a not in names]
-    if unknown or not config.attacks:
-        raise NmprivacyError(f"--attacks {','.join(unknown) or '(empty)'} cannot run in this audit: choose from {','.join(names)}")
-    return [entry for entry in full if entry[0] in config.attacks]
+        names = [n for n, info in available.items() if info.plan == "always" or (info.plan == "loihi" and loihi)]
+    else:
+        unknown = [a for a in config.attacks if a not in available]
+        if unknown or not config.attacks:
+            raise NmprivacyError(f"--attacks {','.join(unknown) or '(empty)'} cannot run in this audit: choose from {','.join(available)}")
+        names = [n for n in available if n in config.attacks]
+    return [(n, available[n].model, preset.group(available[n].settings)) for n in names]
 
 
 def run_audit(config: AuditConfig) -> dict[str, Any]:
@@ -213,14 +212,10 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
     sw = Stopwatch()
     with sw("data"):
         splits = load_dataset(config.dataset, root=config.data_root, **config.data_options)
-    preset = preset_for(config.dataset, config.budget)
-    preset = attack_variant(config.dataset, preset, config.variant)
-    if config.hidden is not None:
-        preset = replace(preset, hidden=config.hidden)
-    preset = with_overrides(preset, config.overrides)
+    preset = resolve(config.dataset, config.budget, config.variant, config.hidden, config.overrides)
     steps = preset.steps
     train_steps = steps if splits.domain == "image" else None  # event data keep their own T
-    plan = select_attacks(attack_plan(preset, splits.domain), preset, config)
+    plan = attack_plan(preset, splits.domain, config)
     classes = list(range(splits.num_classes))
 
     models: dict[str, TrainedModel] = {}
@@ -277,24 +272,19 @@ def run_attack(
     """Attack ``name`` on ``target`` for every class over the audit's seeds, scored by every
     evaluator; the summary and the first seed's inversion (kept for the report's figures)."""
     table, confs, iters, spi, first = [], [], [], [], None
-    for r in tqdm(range(config.seeds), desc=f"{name} seeds", leave=False, disable=config.seeds == 1):
+    for r in bar(range(config.seeds), desc=f"{name} seeds", leave=False, quiet=config.seeds == 1):
         seed = config.seed + r
         options = {"steps": steps} if target.info.domain == "spikes" else {}
         tqdm.write(f"attack {name} on {role} ({target.info.kind}), seed {seed}")
-        inv = get_attack(name, settings, **options).run(target, classes, seed=seed)
+        attack = get_attack(name, settings, **options)
+        inv = attack.run(target, classes, seed=seed)
         table.append([score(e.model, inv.reconstructions, classes, seed, steps) for e in judge])
         confs.append(target_confidence(target, inv, seed))
         iters.append(inv.iterations)
         spi.append(inv.seconds_per_iteration)
         first = first or inv
-    extra: dict[str, Any] = {}
     oracle = first.config.get("oracle")
-    if getattr(first, "trace", None) is not None:  # query attacks: the first seed's leakage vs queries
-        from nmprivacy.evaluation.leakage import leakage_curve
-
-        oracle = first.oracle
-        extra.update(queries=first.queries, threat=first.threat,
-                     leakage_vs_queries=leakage_curve([e.model for e in judge], first.trace, classes, config.seed, steps))
+    extra: dict[str, Any] = attack.summarise(first, [e.model for e in judge], classes, config.seed, steps)  # e.g. a query attack's leakage vs queries
     if config.redraws > 0 and first.probabilities is not None:
         extra.update(redraw_spread(judge[0].model, first.probabilities, classes, config.redraws, config.seed))
     summary = AttackResult(

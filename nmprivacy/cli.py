@@ -26,6 +26,7 @@ COMMANDS = (
     "validate",
     "bench",
     "study",
+    "mia",
 )
 
 
@@ -61,8 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if requested is not None and requested < 1:
             raise NmprivacyError(f"--threads must be >= 1, got {requested}")
         from nmprivacy import resources
+        from nmprivacy.commands.common import apply_run
 
         resources.choose(requested)  # before torch starts OpenMP (see nmprivacy.resources)
+        apply_run(args)  # progress bars and the cache folder, process-wide
         if args.command != "data":
             from nmprivacy.lava_import import import_lava
 

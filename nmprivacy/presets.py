@@ -2,19 +2,22 @@
 
 Numbers and where they come from: docs/method.md §3-5; ``paper`` holds the
 published schedules (``--paper``), ``default`` fits a 2-core CPU, ``quick`` is a smoke run.
-One module on purpose (~350 lines): it is the one table of defaults, and its settings types
-and override parsing are read together with it.
+``resolve`` is the one place a run's settings are put together (preset, budget, attack variant,
+hidden size, ``--set`` overrides). Settings types check themselves (``nmprivacy.settings``).
+One module on purpose (~400 lines): it is the one table of defaults, and its settings types
+are read together with it.
 """
 
 from __future__ import annotations
 
-import types
-from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, Mapping
 
 from nmprivacy.errors import NmprivacyError
+from nmprivacy.settings import Overridable, check_settings, ranged, with_overrides
 
 Budget = Literal["quick", "default", "paper"]
+BUDGETS: tuple[str, ...] = ("quick", "default", "paper")
 
 
 @dataclass(frozen=True)
@@ -25,13 +28,16 @@ class TrainSettings:
     data set gets more epochs, up to ``max_epochs``; a large one keeps ``epochs``), so a budget
     is set in steps rather than passes over the data."""
 
-    epochs: int
-    batch_size: int
-    lr: float
-    grad_clip: float | None = None
-    max_train_samples: int | None = None  # None: the whole training split
-    min_steps: int | None = None
-    max_epochs: int = 100
+    epochs: int = ranged(1, low=1)
+    batch_size: int = ranged(100, low=1)
+    lr: float = ranged(1e-3, low=0, open_low=True)
+    grad_clip: float | None = ranged(None, low=0, open_low=True)
+    max_train_samples: int | None = ranged(None, low=1)  # None: the whole training split
+    min_steps: int | None = ranged(None, low=1)
+    max_epochs: int = ranged(100, low=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     def epochs_for(self, samples: int) -> int:
         """The epochs to train ``samples`` training samples for."""
@@ -42,34 +48,42 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
-class BLv2Settings:
-    """BrainLeaks-v2 hyper-parameters (docs/method.md §5.6)."""
+class RMSPropStep:
+    """BL-v2's step on X_p, shared by every attack that takes it (``blv2_update_``): RMSProp with
+    momentum, ``r <- rho r + (1 - rho) g^2`` (``"rmsprop"``) or ``r <- r + rho r + (1 - rho) g^2``
+    (``"unbounded"``: the published code's on MNIST), ``nu <- momentum nu + g``,
+    ``X_p <- X_p - lr nu / (sqrt(r) + eps)``."""
 
-    population: int = 7
-    iterations: int = 10
-    lr: float = 1.0
-    momentum: float = 0.9
-    rho: float = 0.1
-    eps: float = 1e-10
-    sparsity: float = 0.01
-    # "paper": population weights e^{-L_i} / sum e^{-L_j}; "reference": L_i / sum L_j (published code).
-    variant: Literal["paper", "reference"] = "paper"
-    loss: Literal["identity", "cross-entropy"] = "identity"
-    # "rmsprop": r <- rho r + (1-rho) G^2; "unbounded": r <- r + rho r + (1-rho) G^2 (reference, MNIST).
+    lr: float = ranged(1.0, low=0)
+    momentum: float = ranged(0.9, low=0, high=1, open_high=True)
+    rho: float = ranged(0.1, low=0, high=1)
+    eps: float = ranged(1e-10, low=0)
     # Measured on digits (snn-lava target, 88.6 %, seed 0, one image evaluator): with rmsprop the
     # target confidence peaks after one step (0.81) and then oscillates down (0.31 at 10; attack
     # accuracy 70 %); the unbounded accumulator shrinks the steps and holds 0.84 (100 %, avg conf 96 %).
     accumulator: Literal["rmsprop", "unbounded"] = "rmsprop"
+
+
+@dataclass(frozen=True)
+class BLv2Settings(RMSPropStep):
+    """BrainLeaks-v2 hyper-parameters (docs/method.md §5.6); the step is ``RMSPropStep``'s."""
+
+    population: int = ranged(7, low=1)
+    iterations: int = ranged(10, low=1)
+    sparsity: float = ranged(0.01, low=0)
+    # "paper": population weights e^{-L_i} / sum e^{-L_j}; "reference": L_i / sum L_j (published code).
+    variant: Literal["paper", "reference"] = "paper"
+    loss: Literal["identity", "cross-entropy"] = "identity"
     # Initial X_p. The paper does not state it; the published code starts at 0 (``reference_variant``).
     # 0.5 (every voxel equally likely, a diverse population) is the default for static images
     # (lr 1.0): from 0 all population samples are the same silent input, whose surrogate gradients
     # through a silent network can be smaller than the sparsity gradient xi / #voxels everywhere,
     # and X_p then stays at 0 for good (measured on digits). Event presets start at 0 (small lr).
-    init: float = 0.5
+    init: float = ranged(0.5, low=0, high=1)
     # Stop early once every class's mean target confidence improved by < plateau_tol for
     # plateau_patience iterations (0: always run ``iterations``).
-    plateau_patience: int = 0
-    plateau_tol: float = 1e-3
+    plateau_patience: int = ranged(0, low=0)
+    plateau_tol: float = ranged(1e-3, low=0)
     # Which X_p is returned: "best" (per class, the X_p whose population scored the highest mean
     # target confidence: our reading of Algorithm 1's "stop when the target confidence plateaus")
     # or "last" (the final X_p, as the published code). Measured on digits-28 (snn-lava, seed 0):
@@ -77,80 +91,130 @@ class BLv2Settings:
     # falls to ~0.2 by iteration 10, so "last" returns a collapsed X_p.
     keep: Literal["best", "last"] = "best"
 
+    def __post_init__(self) -> None:
+        check_settings(self)
+
 
 @dataclass(frozen=True)
-class BLv2QuerySettings:
-    """``bl-v2-query`` (BL-v2 from output queries only; docs/query-attack.md). ``lr``,
-    ``momentum``, ``rho``, ``eps`` and ``accumulator`` are BL-v2's step (``blv2_update_``)."""
+class BLv2QuerySettings(RMSPropStep):
+    """``bl-v2-query`` (BL-v2 from output queries only; docs/query-attack.md). The step on the
+    rate parameters is BL-v2's (``RMSPropStep``), with its own defaults."""
 
-    population: int = 20  # queries per class per iteration
-    iterations: int = 500  # used when query_budget is None
-    query_budget: int | None = 100_000  # total queries over all classes: iterations = budget // (classes * population)
+    lr: float = ranged(0.02, low=0)
+    rho: float = ranged(0.9, low=0, high=1)
+    eps: float = ranged(1e-8, low=0)
+    population: int = ranged(20, low=1)  # queries per class per iteration
+    iterations: int = ranged(500, low=1)  # used when query_budget is None
+    query_budget: int | None = ranged(100_000, low=1)  # total queries over all classes: iterations = budget // (classes * population)
     threat: Literal["counts", "label", "membrane"] = "counts"
     estimator: Literal["bernoulli", "gaussian"] = "gaussian"
     score: Literal["natural", "vanilla"] = "natural"  # bernoulli estimator only
-    sigma: float = 0.1  # gaussian estimator: perturbation of the rate parameters
-    sigma_max: float = 0.5  # ... widened up to this while a class's queries all score at chance
+    sigma: float = ranged(0.1, low=0, open_low=True)  # gaussian estimator: perturbation of the rate parameters
+    sigma_max: float = ranged(0.5, low=0, open_low=True)  # ... widened up to this while a class's queries all score at chance
     shaping: Literal["rank", "baseline", "none"] = "rank"
     antithetic: bool = True
-    time_bins: int = 1  # rate parameters over time: 1 = one rate per input shared by all T steps
-    grid: int | None = 7  # side of the spatial rate grid, up-sampled bilinearly (None: full resolution)
-    init: float = 0.5
-    sparsity: float = 0.0
-    count_temperature: float = 1.0
-    lr: float = 0.02
-    momentum: float = 0.9
-    rho: float = 0.9
-    eps: float = 1e-8
-    accumulator: Literal["rmsprop", "unbounded"] = "rmsprop"
+    time_bins: int = ranged(1, low=1)  # rate parameters over time: 1 = one rate per input shared by all T steps
+    grid: int | None = ranged(7, low=1)  # side of the spatial rate grid, up-sampled bilinearly (None: full resolution)
+    init: float = ranged(0.5, low=0, high=1)
+    sparsity: float = ranged(0.0, low=0)
+    count_temperature: float = ranged(1.0, low=0, open_low=True)
     keep: Literal["best", "last"] = "best"
     # a class none of whose queries scored above chance adopts the rate parameters of the batch's
     # query that scored best in that class (every answer shows all classes' counts)
     share: bool = True
     trace_points: tuple[int, ...] = (100, 300, 1000, 3000, 10000, 30000, 100000)
 
+    def __post_init__(self) -> None:
+        check_settings(self)
+
 
 @dataclass(frozen=True)
 class BLv1Settings:
     """BrainLeaks-v1 hyper-parameters."""
 
-    iterations: int = 10
-    eta: float = 0.5
+    iterations: int = ranged(10, low=1)
+    eta: float = ranged(0.5, low=0, high=1)
     mask: Literal["threshold", "bernoulli"] = "threshold"  # paper: 1[P >= eta]; reference: Bernoulli(P)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)
 class MIFaceSettings:
     """MI-Face (Fredrikson et al. 2015) settings."""
 
-    lr: float = 0.1
-    max_iterations: int = 5000
-    patience: int = 100
+    lr: float = ranged(0.1, low=0, open_low=True)
+    max_iterations: int = ranged(5000, low=1)
+    patience: int = ranged(100, low=1)
     cost_goal: float = 0.01
     clamp: bool = True
 
+    def __post_init__(self) -> None:
+        check_settings(self)
+
 
 @dataclass(frozen=True)
-class Preset:
-    """Everything the audit needs to know of one data-set family."""
+class Preset(Overridable):
+    """Everything the audit needs to know of one data-set family.
 
-    steps: int  # T for training and attacks
-    hidden: int = 3000
+    ``attacks`` holds the settings of attacks by their settings field (``"bl_v2"``: see each
+    attack's ``info.settings``); a registered attack missing there runs with its settings type's
+    defaults. ``preset.bl_v2`` reads one, and dotted names (``bl_v2.lr``) override one, like the
+    other fields."""
+
+    steps: int = ranged(25, low=1)  # T for training and attacks
+    hidden: int = ranged(3000, low=1)
     snn_train: TrainSettings = TrainSettings(epochs=10, batch_size=100, lr=5e-5, grad_clip=1.0)
     ann_train: TrainSettings = TrainSettings(epochs=50, batch_size=1000, lr=1e-3)
     evaluator_train: TrainSettings = TrainSettings(epochs=20, batch_size=100, lr=1e-3)
     # the spiking evaluator's schedule where it differs from the image evaluator's (None: the same)
     snn_evaluator_train: TrainSettings | None = None
     evaluator_neuron: Literal["fast-sigmoid", "atan"] = "fast-sigmoid"
-    evaluator_beta: float = 0.7
-    bl_v1: BLv1Settings = BLv1Settings()
-    bl_v2: BLv2Settings = BLv2Settings()
-    bl_v2_query: BLv2QuerySettings = BLv2QuerySettings()
-    mi_face: MIFaceSettings = MIFaceSettings()
+    evaluator_beta: float = ranged(0.7, low=0, high=1)
     ann_baseline: bool = True
     # fields of the target's model config replaced, e.g. {"reset": "subtract"} for snn-norse (empty: the kind's defaults)
     target_config: dict[str, Any] = field(default_factory=dict)
     evaluator: str | None = None  # evaluation classifier kind (None: the image CNN on image data, the spiking CNN on events)
+    attacks: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        object.__setattr__(self, "attacks", dict(self.attacks))
+
+    def group_names(self) -> tuple[str, ...]:
+        from nmprivacy.attacks import settings_types
+
+        return tuple(settings_types())
+
+    def group(self, name: str) -> Any:
+        """The settings of the attack whose settings field is ``name`` (its defaults when the preset has none)."""
+        if name in self.attacks:
+            return self.attacks[name]
+        from nmprivacy.attacks import settings_types
+
+        types_ = settings_types()
+        if name not in types_:
+            raise KeyError(name)
+        return types_[name]()
+
+    def with_group(self, name: str, value: Any) -> "Preset":
+        return replace(self, attacks={**self.attacks, name: value})
+
+    def __getattr__(self, name: str) -> Any:
+        """``preset.bl_v2``: an attack's settings by its settings field."""
+        if name.startswith("_") or name in {f.name for f in fields(Preset)}:
+            raise AttributeError(name)
+        try:
+            return self.group(name)
+        except KeyError:
+            raise AttributeError(f"'Preset' has no field or attack settings '{name}'") from None
+
+    def resolved(self) -> "Preset":
+        """This preset with every registered attack's settings spelled out (what a run records)."""
+        from nmprivacy.attacks import settings_types
+
+        return replace(self, attacks={name: self.group(name) for name in settings_types()})
 
 
 PAPER: dict[str, Preset] = {
@@ -159,7 +223,7 @@ PAPER: dict[str, Preset] = {
         steps=25,
         ann_train=TrainSettings(epochs=70, batch_size=8, lr=5e-5),
         evaluator_train=TrainSettings(epochs=40, batch_size=8, lr=1e-3),
-        mi_face=MIFaceSettings(clamp=False),
+        attacks={"mi_face": MIFaceSettings(clamp=False)},
     ),
     "nmnist": Preset(
         steps=100,
@@ -171,7 +235,7 @@ PAPER: dict[str, Preset] = {
         # fashion-mnist-saccade (snn-lava): from 0 every sample is silent, the sparsity gradient
         # wins and X_p stays 0 (confidence 0.10 throughout); from 0.05 the mean target confidence
         # rises 0.10 -> 0.35 in 10 iterations; from 0.2 the inputs saturate (0.10 throughout).
-        bl_v2=BLv2Settings(population=5, lr=1e-3, rho=0.3, eps=1e-12, sparsity=0.3, init=0.05),
+        attacks={"bl_v2": BLv2Settings(population=5, lr=1e-3, rho=0.3, eps=1e-12, sparsity=0.3, init=0.05)},
         ann_baseline=False,
     ),
     "dvs": Preset(
@@ -179,8 +243,8 @@ PAPER: dict[str, Preset] = {
         snn_train=TrainSettings(epochs=20, batch_size=6, lr=5e-5, grad_clip=1.0),
         evaluator_neuron="atan",
         evaluator_beta=0.8,
-        bl_v1=BLv1Settings(iterations=25),
-        bl_v2=BLv2Settings(population=5, lr=0.1, rho=0.2, eps=1e-12, sparsity=0.1, init=0.05),  # as N-MNIST
+        attacks={"bl_v1": BLv1Settings(iterations=25),
+                 "bl_v2": BLv2Settings(population=5, lr=0.1, rho=0.2, eps=1e-12, sparsity=0.1, init=0.05)},  # as N-MNIST
         ann_baseline=False,
     ),
 }
@@ -225,8 +289,11 @@ def family_of(dataset: str) -> str:
 
 
 def preset_for(dataset: str, budget: Budget = "default") -> Preset:
-    """The settings for ``dataset`` at a compute ``budget`` (paper schedules, CPU default, smoke)."""
-    p = PAPER[family_of(dataset)]
+    """The settings for ``dataset`` at a compute ``budget`` (paper schedules, CPU default, smoke),
+    with every registered attack's settings spelled out (``Preset.resolved``)."""
+    if budget not in BUDGETS:
+        raise NmprivacyError(f"unknown budget '{budget}': choose one of {', '.join(BUDGETS)}")
+    p = PAPER[family_of(dataset)].resolved()
     if budget == "paper":
         return p
     if budget == "default":
@@ -244,17 +311,17 @@ def preset_for(dataset: str, budget: Budget = "default") -> Preset:
                                         min_steps=DEFAULT_MIN_STEPS["snn_evaluator"]),
         )
         return replace(cpu, **SMALL_DATA_DEFAULTS.get(dataset, {}))
-    return replace(
+    from nmprivacy.attacks import attack_infos
+
+    quick = replace(
         p,
         hidden=128,
         snn_train=replace(p.snn_train, epochs=1, lr=1e-3, max_train_samples=2000),
         ann_train=replace(p.ann_train, epochs=3, batch_size=100, max_train_samples=2000),
         evaluator_train=replace(p.evaluator_train, epochs=1, max_train_samples=2000),
-        bl_v2=replace(p.bl_v2, iterations=5),
-        bl_v2_query=replace(p.bl_v2_query, query_budget=2000),
-        bl_v1=replace(p.bl_v1, iterations=5),
-        mi_face=replace(p.mi_face, max_iterations=200),
     )
+    # each attack's smoke-run settings (its ``info.quick``: fewer iterations or queries)
+    return with_overrides(quick, {f"{info.settings}.{name}": value for info in attack_infos().values() for name, value in info.quick.items()})
 
 
 def reference_variant(dataset: str, preset: Preset) -> Preset:
@@ -262,19 +329,15 @@ def reference_variant(dataset: str, preset: Preset) -> Preset:
     BL-v1 Bernoulli mask; BL-v2 loss-share weights, X_p from 0, time-averaged cross-entropy on
     event data and the unbounded accumulator on MNIST-family data."""
     events = family_of(dataset) in ("nmnist", "dvs")
-    v2 = replace(
-        preset.bl_v2,
-        variant="reference",
-        init=0.0,
-        keep="last",
-        loss="cross-entropy" if events else "identity",
-        accumulator="rmsprop" if events else "unbounded",
-    )
-    return replace(preset, bl_v1=replace(preset.bl_v1, mask="bernoulli"), bl_v2=v2)
+    return with_overrides(preset, {
+        "bl_v1.mask": "bernoulli", "bl_v2.variant": "reference", "bl_v2.init": 0.0, "bl_v2.keep": "last",
+        "bl_v2.loss": "cross-entropy" if events else "identity", "bl_v2.accumulator": "rmsprop" if events else "unbounded",
+    })
 
 
 Variant = Literal["default", "paper", "reference"]
 VARIANTS: tuple[str, ...] = ("default", "paper", "reference")
+DEFAULT_VARIANT: Variant = "default"  # the one default of the audit, the study, the attack command and the API
 
 
 # The ``default`` variant's departures from the paper, per family, as dotted preset fields (the
@@ -312,58 +375,19 @@ def attack_variant(dataset: str, preset: Preset, variant: str) -> Preset:
     return preset
 
 
-def with_overrides(preset: Preset, overrides: Mapping[str, Any]) -> Preset:
-    """``preset`` with fields replaced by dotted name, e.g. ``{"bl_v2.lr": 0.1, "bl_v1.mask":
-    "bernoulli", "snn_train.epochs": 3, "target_config.reset": "subtract"}`` (what ``nmprivacy
-    study`` varies per cell); an unknown name or a value of the wrong type is a one-line error."""
-    for name, value in overrides.items():
-        preset = _replaced(preset, name.split("."), value, name)
-    return preset
+def resolve(dataset: str, budget: Budget = "default", variant: str = DEFAULT_VARIANT, hidden: int | None = None,
+            overrides: Mapping[str, Any] | None = None) -> Preset:
+    """The settings a run on ``dataset`` uses: the data set's preset at ``budget``, the attack
+    settings of ``variant``, the hidden size ``hidden`` (None: the preset's) and the dotted
+    ``overrides`` (``{"bl_v2.lr": 0.1}``: ``--set``), in that order. The one resolution that the
+    audit, the study's cells, ``nmprivacy attack``/``train`` and the Python API share."""
+    preset = attack_variant(dataset, preset_for(dataset, budget), variant)
+    if hidden is not None:
+        preset = with_overrides(preset, {"hidden": hidden})
+    return with_overrides(preset, overrides or {})
 
 
-def _replaced(obj: Any, parts: list[str], value: Any, name: str) -> Any:
-    """``obj`` (a settings dataclass, or a dict of model-config fields) with ``parts`` set to ``value``."""
-    head, rest = parts[0], parts[1:]
-    if isinstance(obj, dict):
-        if rest or not head:
-            raise NmprivacyError(f"setting '{name}': name one field of the model config after '{name.split('.')[0]}.'")
-        return {**obj, head: value}
-    known = [f.name for f in fields(obj)]
-    if head not in known:
-        raise NmprivacyError(f"unknown setting '{name}': '{head}' is not one of {', '.join(known)}")
-    current = getattr(obj, head)
-    if rest:
-        if current is None or not (is_dataclass(current) or isinstance(current, dict)):
-            raise NmprivacyError(f"setting '{name}': '{head}' has no fields to set (drop '.{'.'.join(rest)}')")
-        return replace(obj, **{head: _replaced(current, rest, value, name)})
-    if is_dataclass(current):
-        raise NmprivacyError(f"setting '{name}' is a group of settings: name one of its fields ('{name}.<field>')")
-    return replace(obj, **{head: _checked(get_type_hints(type(obj))[head], value, name)})
-
-
-def _checked(hint: Any, value: Any, name: str) -> Any:
-    """``value`` if it fits the type ``hint`` (ints widen to floats, lists become tuples); else a one-line error."""
-    origin = get_origin(hint)
-    if origin is Literal:
-        if value in get_args(hint):
-            return value
-        raise NmprivacyError(f"setting '{name}' is {value!r}: choose one of {', '.join(map(repr, get_args(hint)))}")
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in get_args(hint):
-            return None
-        options = [a for a in get_args(hint) if a is not type(None)]
-        for option in options:
-            try:
-                return _checked(option, value, name)
-            except NmprivacyError:
-                continue
-        raise NmprivacyError(f"setting '{name}' is {value!r}: give a value of type {hint}")
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(value)
-    if hint in (bool, int, str) and type(value) is hint:
-        return value
-    if hint in (bool, int, str, float) or origin in (tuple, dict):
-        raise NmprivacyError(f"setting '{name}' is {value!r}: give a value of type {getattr(hint, '__name__', hint)}")
-    return value
+__all__ = [
+    "BLv1Settings", "BLv2QuerySettings", "BLv2Settings", "Budget", "MIFaceSettings", "PAPER", "Preset", "RMSPropStep", "TrainSettings",
+    "VARIANTS", "attack_variant", "family_of", "preset_for", "resolve", "with_overrides",
+]

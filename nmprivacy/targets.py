@@ -137,14 +137,15 @@ def fit_to_data(target: Target, input_shape: tuple[int, ...], num_classes: int, 
     )
 
 
-def choose_steps(requested: int | None, target: Target | None, dataset: str) -> int:
-    """T of spike inputs: ``requested``, else the target's recorded T, else the data set's preset."""
+def choose_steps(requested: int | None, target: Target | None, dataset: str, overrides: dict[str, Any] | None = None) -> int:
+    """T of spike inputs: ``requested``, else the target's recorded T, else the data set's preset
+    (with ``overrides``, e.g. ``{"steps": 50}`` from ``--set``)."""
     if requested is not None:
         if requested < 1:
             raise NmprivacyError(f"--steps must be >= 1, got {requested}")
         return int(requested)
     if target is not None and target.steps is not None:
         return target.steps
-    from nmprivacy.presets import preset_for
+    from nmprivacy.presets import resolve
 
-    return preset_for(dataset).steps
+    return resolve(dataset, overrides=overrides).steps

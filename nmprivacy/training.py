@@ -25,6 +25,7 @@ from nmprivacy.errors import NmprivacyError
 from nmprivacy.models import build, kind_entry
 from nmprivacy.models.base import TargetModel, membrane_cross_entropy, spike_readout
 from nmprivacy.presets import Preset, TrainSettings
+from nmprivacy.progress import bar as progress_bar
 
 EVAL_BATCH = 256
 
@@ -47,6 +48,8 @@ class TrainReport:
     final_val_accuracy: float
     seconds: float
     samples_per_s: float
+    device: str = "cpu"  # where it trained (train_model's device)
+    engine: str | None = None  # snn-lava: "sparse" (nmprivacy.models.sparse_cuba) or "slayer" at the end of training
 
 
 def model_seed(kind: str, seed: int) -> int:
@@ -80,6 +83,25 @@ def model_input(model: TargetModel, x: torch.Tensor, steps: int | None, generato
     return to_spikes(x, domain, steps, generator).to(torch.float32)
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device to train on: ``"cpu"`` (the default) or ``"cuda"`` / ``"cuda:N"`` (slayer's
+    CUDA path for snn-lava); a one-line ``NmprivacyError`` when it is unknown or not present."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise NmprivacyError(f"unknown device {device!r}: use cpu or cuda (cuda:N for the N-th GPU)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise NmprivacyError(f"device {device!r} is not supported: use cpu or cuda")
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise NmprivacyError(f"device {device!r} requested but torch sees {torch.cuda.device_count()} CUDA GPU(s) here; train with device cpu")
+    return dev
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (CPU for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def check_compatible(kind: str, splits: DatasetSplits, config: Any) -> None:
     """One-line ``NmprivacyError`` if ``config`` does not fit ``splits`` or the kind cannot read the domain."""
     if kind_entry(kind).domain == "image" and splits.domain != "image":
@@ -110,10 +132,11 @@ def evaluate_accuracy(model: TargetModel, split: Split, steps: int | None, seed:
     model.eval()
     gen = torch.Generator().manual_seed(int(seed))
     correct = 0
+    device = _device_of(model)
     try:
-        for start in tqdm(range(0, len(split), batch_size), desc="evaluate", unit="batch", disable=not progress, leave=False):
-            xb = model_input(model, split.x[start : start + batch_size], steps, gen)
-            correct += int((model.predict(xb) == split.y[start : start + batch_size]).sum())
+        for start in progress_bar(range(0, len(split), batch_size), desc="evaluate", unit="batch", quiet=not progress, leave=False):
+            xb = model_input(model, split.x[start : start + batch_size], steps, gen).to(device)
+            correct += int((model.predict(xb).cpu() == split.y[start : start + batch_size]).sum())
     finally:
         model.train(was_training)
     return correct / len(split)
@@ -136,11 +159,14 @@ def train_model(
     seed: int,
     steps: int | None = None,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> tuple[TargetModel, TrainReport]:
     """Train a new ``kind`` model (from ``config``) on ``splits.train``; returns it (eval mode) and its report.
 
     ``steps`` is T of the spike input (required for spiking models on image data; event data
     keep their own T when None). Validation accuracy on ``splits.test`` is measured per epoch.
+    ``device``: where to train (``resolve_device``); the model is initialised on the CPU (same
+    weights on any device) and returned on the CPU.
     """
     check_compatible(kind, splits, config)
     spiking = kind_entry(kind).domain == "spikes"
@@ -150,7 +176,8 @@ def train_model(
         raise NmprivacyError(f"invalid schedule {settings}: epochs and batch size must be >= 1 and the learning rate > 0")
     use_seed = model_seed(kind, seed)
     torch.manual_seed(use_seed)
-    model = build(kind, config)
+    dev = resolve_device(device)
+    model = build(kind, config).to(dev)
     data_gen = torch.Generator().manual_seed(use_seed + 1)  # subset, shuffling and spike encoding
     train = _training_subset(splits.train, settings.max_train_samples, data_gen)
     t_steps = (steps or int(splits.train.x.shape[1])) if spiking else None
@@ -164,10 +191,10 @@ def train_model(
         model.train()
         order = torch.randperm(n, generator=data_gen)
         total_loss, total_correct, epoch_seen = 0.0, 0, 0
-        bar = tqdm(range(0, n, settings.batch_size), desc=f"{kind} epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress)
+        bar = progress_bar(range(0, n, settings.batch_size), desc=f"{kind} epoch {epoch + 1}/{epochs}", unit="batch", quiet=not progress)
         for b0 in bar:
             idx = order[b0 : b0 + settings.batch_size]
-            xb, yb = model_input(model, train.x[idx], t_steps, data_gen), train.y[idx]
+            xb, yb = model_input(model, train.x[idx], t_steps, data_gen).to(dev), train.y[idx].to(dev)
             out = model(xb)
             loss = _loss(model, out, yb)
             optim.zero_grad(set_to_none=True)
@@ -187,7 +214,7 @@ def train_model(
         if progress:
             tqdm.write(f"{kind} epoch {epoch + 1}: loss {losses[-1]:.4f}, train acc {accs[-1]:.4f}, val acc {vals[-1]:.4f}")
     seconds = time.perf_counter() - start
-    model.eval()
+    model.to("cpu").eval()
     report = TrainReport(
         kind=kind,
         dataset=splits.name,
@@ -203,5 +230,7 @@ def train_model(
         final_val_accuracy=vals[-1],
         seconds=seconds,
         samples_per_s=seen / seconds if seconds > 0 else float("nan"),
+        device=str(dev),
+        engine=getattr(model, "engine", None),
     )
     return model, report

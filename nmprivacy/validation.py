@@ -117,10 +117,15 @@ def validate(
     random: int | None = None,
     graded_max: int = GRADED_MAX,
     recorded_out: str | os.PathLike[str] | None = None,
+    dt: float | None = None,
+    data_options: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export fidelity and, with ``inversion``, attack validation on Lava (module docstring);
     returns the results dict and, with ``out``, writes it there (``recorded_out``: the folder
-    the results will end up in, when ``out`` is a temporary one that is moved there later)."""
+    the results will end up in, when ``out`` is a temporary one that is moved there later;
+    ``dt``: the time step in seconds of a NIR graph, default 1e-3; ``data_options``: loader
+    options of ``dataset``; ``overrides``: dotted preset settings, e.g. ``{"steps": 50}``)."""
     from hw_export.fidelity import attack_validation, export_fidelity
     from hw_export.netx_emulation import load_netx
     from nmprivacy.attacks.io import inversion_files, load_inversion
@@ -131,7 +136,7 @@ def validate(
         raise NmprivacyError("give one source of inputs: --dataset, --inputs FILE.npy or --random N")
     out_dir = check_output(out, folder=True) if out is not None else None
     sw = Stopwatch()
-    target = model_or_path if isinstance(model_or_path, Target) else load_target(model_or_path)
+    target = model_or_path if isinstance(model_or_path, Target) else load_target(model_or_path, dt=dt)
     inversions = [(p, load_inversion(p)) for p in inversion_files(inversion)] if inversion is not None else []
     y = None
     if inputs is None and random is None:
@@ -142,9 +147,9 @@ def validate(
             from nmprivacy.data import load_dataset
 
             with sw("data"):
-                splits = load_dataset(name, root=data_root)
+                splits = load_dataset(name, root=data_root, **(data_options or {}))
         target = fit_to_data(target, splits.input_shape, splits.num_classes, splits.name)
-        t = choose_steps(steps, target, splits.name)
+        t = choose_steps(steps, target, splits.name, overrides)
         x, y = _test_inputs(splits, samples, t, seed)
         data_name = splits.name
     elif inputs is not None:

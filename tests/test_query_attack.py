@@ -210,8 +210,8 @@ def test_registry_and_bad_settings(tiny_net):
     emu = load_netx(tiny_net)
     with pytest.raises(NmprivacyError, match="even population"):
         get_attack("bl-v2-query", BLv2QuerySettings(population=5, query_budget=None, iterations=1), steps=T).run(emu, [0])
-    with pytest.raises(NmprivacyError, match="unknown threat"):
-        get_attack("bl-v2-query", BLv2QuerySettings(threat="logits", query_budget=None, iterations=1), steps=T).run(emu, [0])
+    with pytest.raises(NmprivacyError, match="setting 'threat' is 'logits': choose one of 'counts', 'label', 'membrane'"):
+        BLv2QuerySettings(threat="logits", query_budget=None, iterations=1)  # refused when built, before any query
 
 
 def test_cli_attack_with_both_oracles(tiny_net, tmp_path, capsys):
@@ -246,12 +246,11 @@ def test_cli_attack_with_both_oracles(tiny_net, tmp_path, capsys):
 
 
 def test_audit_selects_the_query_attack_on_loihi_targets():
-    from nmprivacy.audit import AuditConfig, attack_plan, select_attacks
+    from nmprivacy.audit import AuditConfig, attack_plan
     from nmprivacy.presets import preset_for
 
     preset = preset_for("digits")
-    plan = attack_plan(preset, "image")
-    names = lambda cfg: [n for n, _, _ in select_attacks(plan, preset, cfg)]  # noqa: E731
+    names = lambda cfg: [n for n, _, _ in attack_plan(preset, "image", cfg)]  # noqa: E731
     assert names(AuditConfig()) == ["bl-v1", "bl-v2", "mi-face", "bl-v2-query"]  # snn-lava runs bit-exactly on Loihi
     assert names(AuditConfig(target="model.net")) == ["bl-v1", "bl-v2", "mi-face", "bl-v2-query"]
     assert "bl-v2-query" not in names(AuditConfig(target="snn-norse"))

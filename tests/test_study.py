@@ -96,12 +96,14 @@ def test_completed_cell_is_reused_and_broken_cell_recomputed(first_run: tuple[Pa
 def test_cells_shared_by_grids_run_once_and_group_by_trained_models() -> None:
     spec = build_spec({"dataset": "digits", "budget": "quick", "seeds": 3, "grids": [
         {"name": "a", "factors": {"bl_v2.lr": [1.0, 0.1]}},
-        {"name": "b", "factors": {"bl_v1.mask": ["threshold", "bernoulli"], "variant": ["paper"]}},
+        {"name": "b", "factors": {"bl_v1.mask": ["threshold", "bernoulli"], "variant": ["default"]}},
         {"name": "c", "factors": {"snn_train.epochs": [1, 2]}},
     ]})
     cells = expand(spec)
     keys = {(g.name, json.dumps(c.settings, sort_keys=True)): c.key for g, c in cells}
-    assert len(cells) == 6 and len({c.key for _, c in cells}) == 4  # lr=1.0, mask=threshold and epochs=1 are the defaults
+    # lr=1.0, mask=bernoulli (the default variant's on digits) and epochs=1 are the defaults: a cell
+    # without a variant runs the same default variant as the audit
+    assert len(cells) == 6 and len({c.key for _, c in cells}) == 4
     groups = {c.group for _, c in cells}
     assert len(groups) == 2  # only snn_train.epochs=2 needs another trained target
     assert len(set(keys.values())) == 4

@@ -108,9 +108,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_train_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "ck"
     proc = run_cli("train", "--dataset", "digits", "--model", "snn-lava", "--hidden", "16", "--epochs", "1", "--steps", "5",
-                   "--max-train-samples", "100", "--seed", "2", "--out", str(out))
+                   "--max-train-samples", "100", "--seed", "2", "--progress", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "validation accuracy" in proc.stdout and "snn-lava epoch 1/1" in proc.stderr  # tqdm progress
+    assert "validation accuracy" in proc.stdout and "snn-lava epoch 1/1" in proc.stderr  # tqdm progress, asked for
+    assert "warning: --max-train-samples is deprecated" in proc.stderr and "use --limit-train" in proc.stderr  # the old spelling still works
     model = load(out, "snn-lava")
     assert model.config.hidden == 16
     info = load_info(out)

@@ -1,34 +1,67 @@
 """Model-inversion attacks; see ``nmprivacy.attacks.base`` for the interface.
 
-A new attack is one module with a class taking its settings (``name``, ``run``) plus one line
-in ``ATTACKS``.
+A new attack is one module with a class (``name``, ``info``: an ``AttackInfo``, ``run``) plus
+one line in ``ATTACKS``: the command line, the audit's plan, the study's attack names, the
+preset's settings (``--set <info.settings>.<field>=...``) and ``--quick`` are derived from it.
+The registry names classes as ``"module:Class"`` (or holds the class itself), so reading the
+names (``nmprivacy attack --help``) imports no torch.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-from nmprivacy.attacks.base import Attack, Inversion
-from nmprivacy.attacks.blv1 import BrainLeaksV1
-from nmprivacy.attacks.blv2 import BrainLeaksV2
-from nmprivacy.attacks.blv2_query import BrainLeaksV2Query
-from nmprivacy.attacks.miface import MIFace
 from nmprivacy.errors import NmprivacyError
 
-ATTACKS: dict[str, type] = {
-    "bl-v1": BrainLeaksV1,
-    "bl-v2": BrainLeaksV2,
-    "bl-v2-query": BrainLeaksV2Query,
-    "mi-face": MIFace,
+if TYPE_CHECKING:
+    from nmprivacy.attacks.base import Attack, AttackInfo, Inversion
+
+ATTACKS: dict[str, Any] = {
+    "bl-v1": "nmprivacy.attacks.blv1:BrainLeaksV1",
+    "bl-v2": "nmprivacy.attacks.blv2:BrainLeaksV2",
+    "mi-face": "nmprivacy.attacks.miface:MIFace",
+    "bl-v2-query": "nmprivacy.attacks.blv2_query:BrainLeaksV2Query",
 }
 
 
-def get_attack(name: str, settings: Any = None, **options: Any) -> Attack:
-    """The attack registered as ``name`` built with ``settings`` (its settings dataclass; None: defaults)."""
+@lru_cache(maxsize=None)
+def _load(entry: str) -> type:
+    module, _, cls = entry.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def attack_class(name: str) -> type:
+    """The class registered as ``name`` (one-line ``NmprivacyError`` for an unknown name)."""
     if name not in ATTACKS:
         raise NmprivacyError(f"unknown attack '{name}': choose one of {', '.join(ATTACKS)}")
-    cls = ATTACKS[name]
+    entry = ATTACKS[name]
+    return _load(entry) if isinstance(entry, str) else entry
+
+
+def attack_infos() -> dict[str, "AttackInfo"]:
+    """Name -> ``AttackInfo`` of every registered attack, in registry order."""
+    return {name: attack_class(name).info for name in ATTACKS}
+
+
+def settings_types() -> dict[str, type]:
+    """Preset field -> settings type of every registered attack (``{"bl_v2": BLv2Settings, ...}``)."""
+    return {info.settings: info.settings_type for info in attack_infos().values()}
+
+
+def get_attack(name: str, settings: Any = None, **options: Any) -> "Attack":
+    """The attack registered as ``name`` built with ``settings`` (its settings dataclass; None: defaults)."""
+    cls = attack_class(name)
     return cls(settings, **options) if settings is not None else cls(**options)
 
 
-__all__ = ["ATTACKS", "Attack", "Inversion", "get_attack"]
+def __getattr__(name: str) -> Any:
+    if name in ("Attack", "AttackInfo", "Inversion"):
+        from nmprivacy.attacks import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'nmprivacy.attacks' has no attribute '{name}'")
+
+
+__all__ = ["ATTACKS", "Attack", "AttackInfo", "Inversion", "attack_class", "attack_infos", "get_attack", "settings_types"]

@@ -16,7 +16,7 @@ are interchangeable (and tested equal).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence
+from typing import Any, ClassVar, Literal, Mapping, Protocol, Sequence
 
 import torch
 
@@ -73,3 +73,33 @@ class Attack(Protocol):
     name: str
 
     def run(self, model: TargetModel, classes: Sequence[int], seed: int = 0) -> Inversion: ...
+
+
+@dataclass(frozen=True)
+class AttackInfo:
+    """What the pipelines need to know of an attack, declared once by its class as ``info``:
+    the CLI's choices and ``--iterations``, the preset lookup and ``--set`` names, the study's
+    attack groups and the audit's plan are all read from it (``nmprivacy.attacks.ATTACKS``)."""
+
+    settings: str  # its field of a data set's ``Preset`` (``"bl_v2"``: ``--set bl_v2.lr=0.1``)
+    settings_type: type  # its settings dataclass (defaults where a preset names none)
+    model: Literal["target", "ann"] = "target"  # the audit model it attacks: the spiking target or the ANN baseline
+    domain: Literal["spikes", "image"] = "spikes"  # the input domain of the models it can attack
+    iterations: str = "iterations"  # the settings field ``--iterations`` sets
+    # in the audit's default plan: "always"; "loihi": on targets that run bit-exactly on Loihi
+    # (snn-lava, NetX files); "asked": only when named in --attacks
+    plan: Literal["always", "loihi", "asked"] = "always"
+    quick: Mapping[str, Any] = field(default_factory=dict)  # its settings in a --quick smoke run
+    queries: bool = False  # sees the model through output queries only (``--oracle emulation|lava``, ``--queries``, ``--threat``)
+
+
+class RegisteredAttack:
+    """Base of the registered attacks: ``name``, ``info`` and what a report adds for them."""
+
+    name: ClassVar[str]
+    info: ClassVar[AttackInfo]
+    settings: Any
+
+    def summarise(self, inversion: Inversion, evaluators: list[Any], classes: list[int], seed: int, steps: int | None) -> dict[str, Any]:
+        """Fields this attack adds to its row of an audit (besides the scores): none by default."""
+        return {}

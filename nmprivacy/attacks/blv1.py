@@ -16,10 +16,11 @@ from typing import Sequence
 
 import torch
 
-from nmprivacy.attacks.base import GradientOracle, Inversion
+from nmprivacy.attacks.base import AttackInfo, GradientOracle, Inversion
 from nmprivacy.attacks.common import OracleFactory, SpikingAttack, default_oracle, oracle_name
 from nmprivacy.attacks.executor import ClassParts
 from nmprivacy.attacks.layout import from_model_layout, per_sample_minmax, to_model_layout
+from nmprivacy.attacks.state import ClassState, per_class
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import BLv1Settings
 
@@ -35,24 +36,20 @@ def blv1_step(x: torch.Tensor, grad_conf: torch.Tensor, settings: BLv1Settings, 
 
 
 @dataclass
-class BLv1Search:
+class BLv1Search(ClassState):
     """BL-v1's state for the classes ``targets`` ``[k]``: the binary input and the per-iteration
     record. Built for all classes (``start``); a ``part`` of it holds views of the whole."""
 
-    targets: torch.Tensor  # [k] attacked classes
-    x: torch.Tensor  # [k, T, *input_shape] binary
-    losses: torch.Tensor  # [iterations, k]: identity loss 1 - M_y
-    confs: torch.Tensor  # [iterations, k]: confidence M_y in the target class
+    targets: torch.Tensor = per_class()  # [k] attacked classes
+    x: torch.Tensor = per_class()  # [k, T, *input_shape] binary
+    losses: torch.Tensor = per_class(1)  # [iterations, k]: identity loss 1 - M_y
+    confs: torch.Tensor = per_class(1)  # [iterations, k]: confidence M_y in the target class
 
     @classmethod
     def start(cls, targets: torch.Tensor, sample_shape: tuple[int, ...], iterations: int) -> "BLv1Search":
         """X = 0 for inputs of ``sample_shape`` ``(T, *input_shape)``."""
         k = len(targets)
         return cls(targets, torch.zeros((k, *sample_shape)), torch.zeros(iterations, k), torch.zeros(iterations, k))
-
-    def part(self, classes: slice) -> "BLv1Search":
-        """The state of ``classes`` (views: updating the part updates the whole)."""
-        return BLv1Search(self.targets[classes], self.x[classes], self.losses[:, classes], self.confs[:, classes])
 
 
 def blv1_iteration(search: BLv1Search, it: int, oracle: GradientOracle, settings: BLv1Settings, gen: torch.Generator) -> None:
@@ -68,6 +65,7 @@ class BrainLeaksV1(SpikingAttack):
     """BrainLeaks-v1 on a spiking model; ``run`` attacks all classes in one batch."""
 
     name = "bl-v1"
+    info = AttackInfo(settings="bl_v1", settings_type=BLv1Settings, quick={"iterations": 5})
     settings: BLv1Settings
 
     def __init__(self, settings: BLv1Settings = BLv1Settings(), oracle: OracleFactory = default_oracle, steps: int | None = None) -> None:

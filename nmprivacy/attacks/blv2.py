@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from nmprivacy.attacks.base import GradientOracle, Inversion
+from nmprivacy.attacks.base import AttackInfo, GradientOracle, Inversion
 from nmprivacy.attacks.common import OracleFactory, SpikingAttack, default_oracle, oracle_name
 from nmprivacy.attacks.executor import ClassParts, Step
 from nmprivacy.attacks.layout import from_model_layout, to_model_layout
@@ -33,16 +33,23 @@ from nmprivacy.attacks.oracle import population_gradient
 from nmprivacy.attacks.threads import SerialPool, chunks
 from nmprivacy.encoding import bernoulli_spikes
 from nmprivacy.models.base import TargetModel
-from nmprivacy.presets import BLv2Settings
+from nmprivacy.attacks.state import BestSoFar, ClassState, per_class
+from nmprivacy.presets import BLv2Settings, RMSPropStep
 
 
 @dataclass
-class BLv2State:
-    """Optimiser state of BL-v2, each ``[K, T, *input_shape]``: X_p, accumulator r, momentum nu."""
+class BLv2State(ClassState):
+    """Optimiser state of BL-v2, each ``[K, T, *input_shape]``: X_p, accumulator r, momentum nu
+    (also the query attack's, over its rate parameters)."""
 
-    xp: torch.Tensor
-    r: torch.Tensor
-    nu: torch.Tensor
+    xp: torch.Tensor = per_class()
+    r: torch.Tensor = per_class()
+    nu: torch.Tensor = per_class()
+
+    @classmethod
+    def start(cls, shape: tuple[int, ...], init: float) -> "BLv2State":
+        """X_p = ``init`` everywhere, r = nu = 0, each of ``shape``."""
+        return cls(xp=torch.full(shape, float(init)), r=torch.zeros(shape), nu=torch.zeros(shape))
 
 
 def population_weights(losses: torch.Tensor, variant: str) -> torch.Tensor:
@@ -54,7 +61,7 @@ def population_weights(losses: torch.Tensor, variant: str) -> torch.Tensor:
     raise ValueError(f"unknown BL-v2 variant {variant!r}")
 
 
-def blv2_update_(state: BLv2State, g: torch.Tensor, settings: BLv2Settings) -> BLv2State:
+def blv2_update_(state: BLv2State, g: torch.Tensor, settings: RMSPropStep) -> BLv2State:
     """One BL-v2 step, in place on ``state`` (returned), from the population-weighted gradient
     ``g`` ``[K, T, ...]`` of the full loss (``sum_i w_i dL_i/dx_i`` with :func:`population_weights`).
     In place because every fresh temporary of X_p's size costs a page-faulting allocation."""
@@ -105,40 +112,28 @@ class PopulationSampler:
 
 
 @dataclass
-class BLv2Search:
+class BLv2Search(ClassState):
     """Algorithm 1's state for the classes ``targets`` ``[k]``: the optimiser state (X_p, r, nu),
     the best X_p so far and the per-iteration record. Built for all classes (``start``); a part
     of them is a ``part`` of it, whose tensors are views of the whole."""
 
-    targets: torch.Tensor  # [k] attacked classes
-    state: BLv2State  # X_p, r, nu [k, T, *input_shape]
-    best_xp: torch.Tensor  # [k, T, ...]: the X_p whose population scored the highest mean confidence
-    best: torch.Tensor  # [k]: that confidence (-1 before the first iteration)
-    stale: torch.Tensor  # [k]: iterations since the confidence last rose by more than plateau_tol
-    losses: torch.Tensor  # [iterations, k]: mean population loss (sparsity term included)
-    confs: torch.Tensor  # [iterations, k]: mean population confidence in the target class
+    targets: torch.Tensor = per_class()  # [k] attacked classes
+    state: BLv2State = per_class()  # X_p, r, nu [k, T, *input_shape]
+    best: BestSoFar = per_class()  # the X_p [k, T, ...] whose population scored the highest mean confidence, that confidence [k]
+    losses: torch.Tensor = per_class(1)  # [iterations, k]: mean population loss (sparsity term included)
+    confs: torch.Tensor = per_class(1)  # [iterations, k]: mean population confidence in the target class
 
     @classmethod
     def start(cls, targets: torch.Tensor, sample_shape: tuple[int, ...], settings: BLv2Settings) -> "BLv2Search":
         """X_p = ``settings.init`` everywhere, r = nu = 0, for samples of ``sample_shape`` ``(T, *input_shape)``."""
-        k, shape = len(targets), (len(targets), *sample_shape)
-        state = BLv2State(xp=torch.full(shape, float(settings.init)), r=torch.zeros(shape), nu=torch.zeros(shape))
-        return cls(
-            targets=targets, state=state, best_xp=state.xp.clone(), best=torch.full((k,), -1.0),
-            stale=torch.zeros(k, dtype=torch.long), losses=torch.zeros(settings.iterations, k), confs=torch.zeros(settings.iterations, k),
-        )
-
-    def part(self, classes: slice) -> "BLv2Search":
-        """The state of ``classes`` (views: updating the part updates the whole)."""
-        state = BLv2State(xp=self.state.xp[classes], r=self.state.r[classes], nu=self.state.nu[classes])
-        return BLv2Search(
-            targets=self.targets[classes], state=state, best_xp=self.best_xp[classes], best=self.best[classes],
-            stale=self.stale[classes], losses=self.losses[:, classes], confs=self.confs[:, classes],
-        )
+        k = len(targets)
+        state = BLv2State.start((k, *sample_shape), settings.init)
+        return cls(targets=targets, state=state, best=BestSoFar.start(state.xp), losses=torch.zeros(settings.iterations, k),
+                   confs=torch.zeros(settings.iterations, k))
 
     def plateaued(self, patience: int) -> bool:
         """The stop rule: every class went ``patience`` iterations without improving (0: never)."""
-        return patience > 0 and bool((self.stale >= patience).all())
+        return patience > 0 and bool((self.best.stale >= patience).all())
 
 
 def blv2_iteration(search: BLv2Search, it: int, samples: torch.Tensor, oracle: GradientOracle, settings: BLv2Settings) -> None:
@@ -161,20 +156,17 @@ def blv2_iteration(search: BLv2Search, it: int, samples: torch.Tensor, oracle: G
     # the sparsity term's gradient xi / voxels is the same for every sample: added once, times sum_i w_i
     g = from_model_layout(out.grad, "spikes") + (s.sparsity / voxels) * out.weights.sum(dim=1).reshape(k, *([1] * len(sample_shape)))
     conf = out.probs.gather(1, pop_targets[:, None]).reshape(k, p).mean(dim=1)
-    better = conf > search.best
-    search.best_xp[better] = search.state.xp[better]  # the X_p these samples were drawn from
+    search.best.record(conf, search.state.xp, s.plateau_tol)  # the X_p these samples were drawn from
     blv2_update_(search.state, g, s)
     search.losses[it] = (out.loss.reshape(k, p) + density).mean(dim=1)
     search.confs[it] = conf
-    improved = conf > search.best + s.plateau_tol
-    search.best.copy_(torch.where(better, conf, search.best))
-    search.stale.copy_(torch.where(improved, torch.zeros_like(search.stale), search.stale + 1))
 
 
 class BrainLeaksV2(SpikingAttack):
     """BrainLeaks-v2 on a spiking model; ``run`` attacks all classes x population in one batch."""
 
     name = "bl-v2"
+    info = AttackInfo(settings="bl_v2", settings_type=BLv2Settings, quick={"iterations": 5})
     settings: BLv2Settings
 
     def __init__(self, settings: BLv2Settings = BLv2Settings(), oracle: OracleFactory = default_oracle, steps: int | None = None) -> None:
@@ -196,7 +188,7 @@ class BrainLeaksV2(SpikingAttack):
             steps, s.iterations, stop=lambda it: search.plateaued(s.plateau_patience), desc=self.name,
             status=lambda it: {"conf": f"{search.confs[it].mean():.3f}"},
         )
-        xp = search.best_xp if s.keep == "best" else search.state.xp
+        xp = search.best.point if s.keep == "best" else search.state.xp
         return Inversion(
             attack=self.name,
             classes=run.targets.tolist(),

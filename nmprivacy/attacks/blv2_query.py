@@ -40,15 +40,17 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from nmprivacy.attacks.blv2 import BLv2State, blv2_update_, class_generator
+from nmprivacy.attacks.base import AttackInfo, Inversion, RegisteredAttack
 from nmprivacy.attacks.common import Timer, check_classes, generator, model_steps, require_domain
 from nmprivacy.attacks.query_oracle import CountedOracle, EmulationOracle, QueryAnswer, QueryInversion, QueryTrace, check_threat
+from nmprivacy.attacks.state import BestSoFar
 from nmprivacy.encoding import bernoulli_spikes
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import TargetModel, spike_readout
 from nmprivacy.presets import BLv2QuerySettings
+from nmprivacy.progress import bar as progress_bar
 
 QueryOracleFactory = Callable[[TargetModel, str], CountedOracle]
 
@@ -233,11 +235,19 @@ class BernoulliEstimator:
         return rates.spatial_adjoint(g_p)[0]
 
 
-class BrainLeaksV2Query:
+class BrainLeaksV2Query(RegisteredAttack):
     """``bl-v2-query``: BL-v2 through a counted output-only oracle; ``run`` attacks all classes,
     each iteration one batch of ``K * population`` queries."""
 
     name = "bl-v2-query"
+    info = AttackInfo(settings="bl_v2_query", settings_type=BLv2QuerySettings, plan="loihi", quick={"query_budget": 2000}, queries=True)
+
+    def summarise(self, inversion: Inversion, evaluators: list, classes: list[int], seed: int, steps: int | None) -> dict:
+        """The queries, the threat and the leakage vs queries of the run's trace (``nmprivacy.evaluation.leakage``)."""
+        from nmprivacy.evaluation.leakage import leakage_curve
+
+        return {"queries": inversion.queries, "threat": inversion.threat,
+                "leakage_vs_queries": leakage_curve(evaluators, inversion.trace, classes, seed, steps)}
 
     def __init__(self, settings: BLv2QuerySettings = BLv2QuerySettings(), oracle: QueryOracleFactory = emulation_oracle, steps: int | None = None) -> None:
         self.settings = settings
@@ -270,18 +280,17 @@ class BrainLeaksV2Query:
         k, pop = len(targets), s.population
         iterations = self.iterations_for(k)
         rates = RateMap(steps, model.info.input_shape, s.time_bins, s.grid)
-        theta = torch.full(rates.param_shape(k), float(s.init))
-        state = BLv2State(xp=theta, r=torch.zeros_like(theta), nu=torch.zeros_like(theta))
+        state = BLv2State.start(rates.param_shape(k), s.init)
         estimators = [BernoulliEstimator(rates, s, class_generator(seed, int(c))) for c in targets.tolist()]
         pop_targets = targets.repeat_interleave(pop)
-        best_theta, best = theta.clone(), torch.full((k,), -1.0)
+        best = BestSoFar.start(state.xp)
         losses, confs = torch.zeros(iterations, k), torch.zeros(iterations, k)
         trace = TraceRecorder(s.trace_points, k, rates)
         start_queries = oracle.queries
         seen: QueryAnswer | None = None
         adopted, chance = 0, 1.0 / model.info.num_classes
         timer = Timer()
-        bar = tqdm(range(iterations), desc=self.name, leave=False)
+        bar = progress_bar(range(iterations), desc=self.name, leave=False)
         for it in bar:
             queries = torch.stack([e.draw(state.xp[j]) for j, e in enumerate(estimators)])  # [K, P, T, ...]
             seen = oracle(queries.reshape(k * pop, steps, *model.info.input_shape))
@@ -295,20 +304,18 @@ class BrainLeaksV2Query:
             fitness = shape_fitness(total, s.shaping, estimators[0].groups)
             g = torch.stack([e.gradient(fitness[j]) for j, e in enumerate(estimators)])
             conf_k = conf.mean(dim=1)
-            better = conf_k > best
-            best_theta[better] = state.xp[better]  # the parameters these queries were drawn from
-            best = torch.where(better, conf_k, best)
+            best.record(conf_k, state.xp)  # the parameters these queries were drawn from
             blv2_update_(state, g, s)
             if s.share:
                 adopted += self._adopt(state, estimators, visible, conf, pop, chance)
             for j, stuck in enumerate((conf.amax(dim=1) <= chance).tolist()):
                 estimators[j].explore(stuck)
             losses[it], confs[it] = total.mean(dim=1), conf_k
-            trace.record(oracle.queries - start_queries, conf_k, best_theta if s.keep == "best" else state.xp)
+            trace.record(oracle.queries - start_queries, conf_k, best.point if s.keep == "best" else state.xp)
             bar.set_postfix(conf=f"{conf_k.mean():.3f}", queries=oracle.queries - start_queries)
         seconds = timer.elapsed()
         bar.close()
-        final = best_theta if s.keep == "best" else state.xp
+        final = best.point if s.keep == "best" else state.xp
         trace.finish(oracle.queries - start_queries, confs[-1] if iterations else torch.zeros(k), final)
         xp = rates.probabilities(final)
         return QueryInversion(

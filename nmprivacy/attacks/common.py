@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from nmprivacy.attacks.base import GradientOracle
+from nmprivacy.attacks.base import GradientOracle, RegisteredAttack
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import TargetModel
 
@@ -99,7 +99,7 @@ class SpikingRun:
     oracle: GradientOracle
 
 
-class SpikingAttack:
+class SpikingAttack(RegisteredAttack):
     """Base of the attacks on spiking models (BL-v1, BL-v2): settings, oracle factory and T."""
 
     name = "spiking-attack"

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from nmprivacy.attacks.base import GradientOracle
 from nmprivacy.attacks.common import Timer, torch_threads
 from nmprivacy.attacks.threads import chunks, run_parts
+from nmprivacy.progress import bar as progress_bar
 
 Step = Callable[[int], None]
 """Advances one part of the classes by iteration ``it`` (in place on the part's state)."""
@@ -120,7 +121,7 @@ class ClassParts:
         iteration ``it``, is True. ``status(it)``: the progress bar's postfix after iteration ``it``."""
         if len(steps) != len(self.parts):
             raise ValueError(f"{len(steps)} steps for {len(self.parts)} parts")
-        bar = tqdm(total=iterations, desc=desc, leave=False)
+        bar = progress_bar(total=iterations, desc=desc, leave=False)
         rounds = _Rounds(stop, bar, status)
         timer = Timer()
         try:

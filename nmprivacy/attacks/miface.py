@@ -15,29 +15,30 @@ from typing import Sequence
 
 import torch
 
-from nmprivacy.attacks.base import GradientOracle, Inversion
+from nmprivacy.attacks.base import AttackInfo, GradientOracle, Inversion, RegisteredAttack
 from nmprivacy.attacks.common import OracleFactory, check_classes, default_oracle, oracle_name, require_domain
 from nmprivacy.attacks.executor import ClassParts
+from nmprivacy.attacks.state import ClassState, per_class
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import MIFaceSettings
 
 
 @dataclass
-class MIFaceSearch:
+class MIFaceSearch(ClassState):
     """MI-Face's state for the classes ``targets`` ``[k]``: the image being descended, the best
     iterate, the per-class stop state and the per-iteration record. Built for all classes
     (``start``); a ``part`` of it holds views of the whole."""
 
-    targets: torch.Tensor  # [k] attacked classes
-    x: torch.Tensor  # [k, *input_shape] current image
-    best_x: torch.Tensor  # [k, *input_shape] lowest-cost iterate
-    best_cost: torch.Tensor  # [k] its cost (inf before the first iteration)
-    stale: torch.Tensor  # [k] iterations since the cost last fell
-    active: torch.Tensor  # [k] bool: the class is still descending
-    cost: torch.Tensor  # [k] the class's latest cost (1 before its first iteration)
-    conf: torch.Tensor  # [k] the class's latest confidence in its target (0 before its first)
-    costs: torch.Tensor  # [max_iterations, k]: ``cost`` after each iteration
-    confs: torch.Tensor  # [max_iterations, k]: ``conf`` after each iteration
+    targets: torch.Tensor = per_class()  # [k] attacked classes
+    x: torch.Tensor = per_class()  # [k, *input_shape] current image
+    best_x: torch.Tensor = per_class()  # [k, *input_shape] lowest-cost iterate
+    best_cost: torch.Tensor = per_class()  # [k] its cost (inf before the first iteration)
+    stale: torch.Tensor = per_class()  # [k] iterations since the cost last fell
+    active: torch.Tensor = per_class()  # [k] bool: the class is still descending
+    cost: torch.Tensor = per_class()  # [k] the class's latest cost (1 before its first iteration)
+    conf: torch.Tensor = per_class()  # [k] the class's latest confidence in its target (0 before its first)
+    costs: torch.Tensor = per_class(1)  # [max_iterations, k]: ``cost`` after each iteration
+    confs: torch.Tensor = per_class(1)  # [max_iterations, k]: ``conf`` after each iteration
 
     @classmethod
     def start(cls, targets: torch.Tensor, input_shape: tuple[int, ...], max_iterations: int) -> "MIFaceSearch":
@@ -48,13 +49,6 @@ class MIFaceSearch:
             targets=targets, x=x, best_x=x.clone(), best_cost=torch.full((k,), float("inf")), stale=torch.zeros(k, dtype=torch.long),
             active=torch.ones(k, dtype=torch.bool), cost=torch.ones(k), conf=torch.zeros(k),
             costs=torch.zeros(max_iterations, k), confs=torch.zeros(max_iterations, k),
-        )
-
-    def part(self, classes: slice) -> "MIFaceSearch":
-        """The state of ``classes`` (views: updating the part updates the whole)."""
-        return MIFaceSearch(
-            self.targets[classes], self.x[classes], self.best_x[classes], self.best_cost[classes], self.stale[classes],
-            self.active[classes], self.cost[classes], self.conf[classes], self.costs[:, classes], self.confs[:, classes],
         )
 
     def finished(self) -> bool:
@@ -82,10 +76,12 @@ def miface_iteration(search: MIFaceSearch, it: int, oracle: GradientOracle, sett
     search.confs[it] = search.conf
 
 
-class MIFace:
+class MIFace(RegisteredAttack):
     """MI-Face on an image-domain model; ``run`` attacks all classes in one batch."""
 
     name = "mi-face"
+    info = AttackInfo(settings="mi_face", settings_type=MIFaceSettings, model="ann", domain="image", iterations="max_iterations",
+                      quick={"max_iterations": 200})
 
     def __init__(self, settings: MIFaceSettings = MIFaceSettings(), oracle: OracleFactory = default_oracle) -> None:
         self.settings = settings

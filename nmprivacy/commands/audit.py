@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nmprivacy.commands.data import add_data_option_arguments, data_options
+from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, add_variant, budget, data_options, overrides, parse_list, variant
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,32 +14,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train/reuse target, ANN and evaluators, run BL-v1, BL-v2 and MI-Face, write results.json + report.md",
         description="Audit how much training data a spiking network leaks through model inversion.",
     )
-    p.add_argument("--dataset", default="digits", help="data-set name (default: digits, bundled with scikit-learn)")
-    p.add_argument("--data-root", default=None, help="folder holding the data-set files")
-    add_data_option_arguments(p)
+    add_data(p, default="digits", what="data-set name (digits is bundled with scikit-learn)")
     p.add_argument("--out", default="runs/audit", help="output folder (default: runs/audit)")
     p.add_argument("--seeds", type=int, default=1, help="repeat every attack over N seeds (mean ± std)")
     p.add_argument("--evaluators", type=int, default=3, help="independently trained evaluation classifiers (default 3)")
     p.add_argument("--target", default="snn-lava", help="a target kind to train (snn-lava, the default; snn-lava-conv; snn-norse), or your own "
                    "network to audit: a NetX file (*.net), a NIR graph (*.nir) or a checkpoint folder")
-    p.add_argument("--dt", type=float, default=None, help="time step in seconds of a NIR --target (default 1e-3, Norse's; snnTorch exports with 1e-4)")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--quick", dest="budget", action="store_const", const="quick", help="tiny smoke run")
-    budget.add_argument("--paper", dest="budget", action="store_const", const="paper", help="the paper's full training schedules")
-    p.set_defaults(budget="default")
-    p.add_argument("--variant", choices=("default", "paper", "reference"), default="default",
-                   help="attack settings: default (chosen by measurement, docs/method.md §5.7), paper (as written) or reference (the published code's)")
+    add_dt(p)
+    add_budget(p)
+    add_variant(p)
     p.add_argument("--hardware", action="store_true", help="also export the target to NetX and validate it on the Lava simulator")
     p.add_argument("--lava-samples", type=int, default=None, help="--hardware: inputs (test inputs, and attack draws in total) run on Lava (default: all; --quick: 20)")
     p.add_argument("--allow-weak", action="store_true", help="exit 0 even when a target or evaluator is too weak to judge "
                    "(below 2x chance; its attack rows are marked invalid either way)")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--hidden", type=int, default=None, help="override the hidden size of target and ANN")
+    add_run(p, seed_help="base seed (default 0)", threads_help="torch threads (default: torch's, all cores; 1 is faster on a machine shared with other jobs)")
+    p.add_argument("--hidden", type=int, default=None, help="override the hidden size of target and ANN (= --set hidden=N)")
     p.add_argument("--redraws", type=int, default=None, help="BL-v2: Bernoulli re-draws of X_p for the paper's ± (default: 1000 with --paper, else 0)")
-    p.add_argument("--cache", default=None, help="trained-model cache folder (default: $NMPRIVACY_CACHE, else the user cache folder, e.g. ~/.cache/nmprivacy)")
     p.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: bl-v1,bl-v2, mi-face on image data, "
                    "and bl-v2-query on Loihi targets: snn-lava and NetX files)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores; 1 is faster on a machine shared with other jobs)")
     p.set_defaults(func=run)
 
 
@@ -47,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the audit and print where the results are."""
     from nmprivacy.audit import AuditConfig, run_audit
 
-    redraws = args.redraws if args.redraws is not None else (1000 if args.budget == "paper" else 0)
+    redraws = args.redraws if args.redraws is not None else (1000 if budget(args) == "paper" else 0)
     config = AuditConfig(
         dataset=args.dataset,
         data_root=args.data_root,
@@ -56,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         evaluators=args.evaluators,
         target=args.target,
-        budget=args.budget,
-        variant=args.variant,
+        budget=budget(args),
+        variant=variant(args),
         hardware=args.hardware,
         lava_samples=args.lava_samples,
         seed=args.seed,
@@ -65,14 +57,15 @@ def run(args: argparse.Namespace) -> int:
         redraws=redraws,
         cache=args.cache,
         threads=args.threads,
-        attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks is not None else None,
+        attacks=parse_list(args.attacks, "--attacks"),
         dt=args.dt,
+        overrides=overrides(args),
     )
     results = run_audit(config)
     print(summary_table(results))
     print(f"results: {args.out}/results.json, report: {args.out}/report.md")
     weak = results.get("weak_models") or {}
-    if weak and not args.allow_weak and args.budget != "quick":
+    if weak and not args.allow_weak and budget(args) != "quick":
         from nmprivacy.errors import NmprivacyError
 
         raise NmprivacyError(f"{next(iter(weak.values()))}; the attack rows are marked invalid in results.json: train longer or pass --allow-weak")

@@ -5,28 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nmprivacy.errors import NmprivacyError
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["steps=50", "variant=olivetti"]`` -> ``{"steps": 50, "variant": "olivetti"}`` (ints, floats, bools)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise NmprivacyError(f"--option expects KEY=VALUE, got '{pair}' (e.g. --option steps=50)")
-        value: Any = raw
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        else:
-            for cast in (int, float):
-                try:
-                    value = cast(raw)
-                    break
-                except ValueError:
-                    pass
-        out[key.replace("-", "_")] = value
-    return out
+from nmprivacy.commands.common import add_data, add_run, data_options
 
 
 def info_lines(splits: Any) -> list[str]:
@@ -104,31 +83,13 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_data_option_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--limit-train``, ``--limit-test`` and ``--option KEY=VALUE`` (loader options) to ``parser``."""
-    parser.add_argument("--limit-train", type=int, help="at most this many class-balanced training samples")
-    parser.add_argument("--limit-test", type=int, help="at most this many class-balanced test samples")
-    parser.add_argument("--option", action="append", metavar="KEY=VALUE", help="loader option, e.g. steps=50, polarity=both, frame_us=1000, denoise_us=0, clamp=false, downsample=4, seed=1, variant=olivetti (repeatable; data info lists a set's options)")
-
-
-def data_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The loader options given by ``add_data_option_arguments``' flags."""
-    options = parse_options(args.option or [])
-    if args.limit_train is not None:
-        options["limit_train"] = args.limit_train
-    if args.limit_test is not None:
-        options["limit_test"] = args.limit_test
-    return options
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``data info`` and ``data list`` to the CLI."""
     p = subparsers.add_parser("data", help="inspect the data sets (counts, shapes, where the files are)")
     sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     info = sub.add_parser("info", help="counts per split and class, input shape, domain, where the files were found")
-    info.add_argument("--dataset", required=True, help="data set name (see 'nmprivacy data list')")
-    info.add_argument("--data-root", help="folder holding the data-set files (else $NMPRIVACY_DATA, ~/.nmprivacy/data, /usr/share/datasets)")
-    add_data_option_arguments(info)
+    add_data(info, required=True)
+    add_run(info, settings=False)
     info.add_argument("--json", help="also write the summary and run record to this JSON file")
     info.set_defaults(func=run_info)
     lst = sub.add_parser("list", help="all registered data sets and whether their files were found")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from nmprivacy.commands.common import add_data, add_run, data_options, overrides
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
     p = subparsers.add_parser("evaluate", help="score reconstructions (attack accuracy, top-3, confidence, DAA)",
                               description="Score one reconstruction per class with independent evaluation classifiers.")
     p.add_argument("--reconstructions", required=True, help="inversion-*.pt file, or a tensor file [C,H,W] / [C,1,N] images or [C,T,1,N] spikes")
-    p.add_argument("--dataset", required=True, help="data set the attacked model was trained on")
-    p.add_argument("--data-root", default=None, help="folder holding the data-set files")
+    add_data(p, required=True, what="data set the attacked model was trained on")
     p.add_argument("--evaluator", action="append", default=None, help="evaluator checkpoint folder (repeatable); default: train/reuse --evaluators of them")
     p.add_argument("--evaluators", type=int, default=3, help="evaluators to train or reuse when no --evaluator is given (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of Bernoulli sampling and rate encoding (default 0)")
+    add_run(p, seed_help="seed of Bernoulli sampling and rate encoding (default 0)")
     p.add_argument("--steps", type=int, default=None, help="T for rate-encoding images for a spiking evaluator (default: preset)")
-    p.add_argument("--cache", default=None, help="trained-model cache folder (default: $NMPRIVACY_CACHE, else the user cache folder, e.g. ~/.cache/nmprivacy)")
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     p.set_defaults(func=run)
 
@@ -29,15 +29,15 @@ def run(args: argparse.Namespace) -> int:
     from nmprivacy.data import load_dataset
     from nmprivacy.errors import NmprivacyError
     from nmprivacy.evaluation.scoring import load_scorable, score, summarize
-    from nmprivacy.presets import preset_for
+    from nmprivacy.presets import resolve
     from nmprivacy.runinfo import atomic_write_json, check_output, run_metadata
 
     if args.json:
         check_output(args.json)
     load_reconstructions(args.reconstructions)  # a bad file fails before the data set is loaded
-    splits = load_dataset(args.dataset, root=args.data_root)
+    splits = load_dataset(args.dataset, root=args.data_root, **data_options(args))
     recon, classes = load_scorable(args.reconstructions, splits.input_shape, splits.num_classes, f"'{args.dataset}'")
-    preset = preset_for(args.dataset)
+    preset = resolve(args.dataset, overrides=overrides(args))
     steps = args.steps or preset.steps
     if args.evaluator:
         from nmprivacy.models.checkpoint import load
@@ -66,5 +66,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_json(args.json, {"reconstructions": args.reconstructions, "dataset": args.dataset, "per_evaluator": per, **metrics,
                                       **({"leakage_vs_queries": curve} if curve is not None else {}),
-                                      **run_metadata(config=vars(args) | {"func": None}, seed=args.seed)})
+                                      **run_metadata(config=vars(args) | {"func": None, "overrides": overrides(args)}, seed=args.seed)})
     return 0

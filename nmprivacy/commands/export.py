@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nmprivacy.commands.common import add_dt, add_run
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``export`` subcommand."""
@@ -18,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="checkpoint folder (nmprivacy train), NetX file (*.net) or NIR graph (*.nir)")
     p.add_argument("--out", required=True, help="file to write (e.g. target.net, or target.nir)")
     p.add_argument("--format", choices=("netx", "nir"), default=None, help="output format (default: from --out's suffix, else netx)")
-    p.add_argument("--dt", type=float, default=None, help="time step in seconds of a NIR graph read or written (default 1e-3, Norse's; snnTorch uses 1e-4)")
+    add_dt(p)
+    add_run(p, settings=False)
     p.set_defaults(func=run)
 
 

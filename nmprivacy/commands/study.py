@@ -7,7 +7,7 @@ import argparse
 import shlex
 import sys
 
-from nmprivacy.commands.data import add_data_option_arguments, data_options
+from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, data_options, parse_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,25 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/study", help="study folder: cells/ (one run folder per cell), study.json, study.md, study.png (default runs/study)")
     p.add_argument("--factor", action="append", default=[], metavar="NAME=V1,V2", help="a factor of one more grid (repeatable: their product)")
     p.add_argument("--grid", action="append", default=[], metavar="NAME", help="run only the spec's grid of this name (repeatable)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a setting of every cell (repeatable)")
-    p.add_argument("--dataset", default=None, help="data set (overrides the spec's; default digits-28)")
-    p.add_argument("--data-root", default=None, help="folder holding the data-set files")
-    add_data_option_arguments(p)
+    add_data(p, what="data set (overrides the spec's; default digits-28)")
+    add_run(p, seed_help="base seed (overrides the spec's; default 0)", seed_default=None, threads_help="torch threads per cell (default 1)")
     p.add_argument("--seeds", type=int, default=None, help="attack seeds per cell (overrides the spec's; default 3)")
     p.add_argument("--evaluators", type=int, default=None, help="evaluation classifiers per cell (overrides the spec's; default 3)")
-    p.add_argument("--seed", type=int, default=None, help="base seed (overrides the spec's; default 0)")
     p.add_argument("--target", default=None, help="target kind of every cell unless a setting says otherwise (default snn-lava)")
+    add_dt(p)
     p.add_argument("--hidden", type=int, default=None, help="hidden size of target and ANN")
     p.add_argument("--attacks", default=None, metavar="A,B", help="the audit's attacks each cell runs (overrides the spec's; default bl-v1,bl-v2)")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--quick", dest="budget", action="store_const", const="quick", help="tiny smoke budget")
-    budget.add_argument("--paper", dest="budget", action="store_const", const="paper", help="the paper's full training schedules")
-    p.add_argument("--cache", default=None, help="trained-model cache folder shared by the cells (default: the audit's)")
+    add_budget(p)
     p.add_argument("--workers", type=int, default=1, help="local Dask worker processes (default 1; ignored with --scheduler)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per cell (default 1)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run the cells on this Dask scheduler (e.g. tcp://host:8786) instead of a local "
                    "cluster; its workers need nmprivacy and the same paths for --out and --cache")
-    p.set_defaults(func=run, budget=None)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,16 +52,16 @@ def run(args: argparse.Namespace) -> int:
     spec = with_cli(
         spec,
         factors=[parse_assignment(f, many=True) for f in args.factor],
-        sets=[parse_assignment(s, many=False) for s in args.set],
+        sets=[parse_assignment(s, many=False) for s in args.sets] + ([("dt", args.dt)] if args.dt is not None else []),
         only=args.grid,
         dataset=args.dataset, data_root=args.data_root, data_options=options or None, seeds=args.seeds, evaluators=args.evaluators,
         seed=args.seed, target=args.target, hidden=args.hidden, budget=args.budget, cache=args.cache,
-        attacks=tuple(a.strip() for a in args.attacks.split(",")) if args.attacks else None,
+        attacks=parse_list(args.attacks, "--attacks"),
     )
     if spec.seeds < 1 or spec.evaluators < 1:
         raise NmprivacyError("--seeds and --evaluators must be at least 1")
     command = "nmprivacy " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["study"] else None
-    study = run_study(spec, args.out, StudyRun(workers=args.workers, threads=args.threads, scheduler=args.scheduler), command=command)
+    study = run_study(spec, args.out, StudyRun(workers=args.workers, threads=args.threads or 1, scheduler=args.scheduler), command=command)
     counts = study["counts"]
     print(f"study: {counts['done']} cells run, {counts['reused']} reused, {counts['failed']} failed; table: {args.out}/study.md, plot: {args.out}/study.png")
     if counts["failed"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from nmprivacy.commands.common import add_budget, add_data, add_deprecated, add_run, budget, data_options, overrides
 from nmprivacy.model_kinds import MODEL_KINDS
 
 KINDS = tuple(MODEL_KINDS)  # the registry itself imports no torch, so --help stays fast
@@ -18,19 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a model on a data set (paper topology and schedule from the presets) and "
         "write a checkpoint folder: weights.pt, config.json, run.json (validation accuracy, curves, versions).",
     )
-    p.add_argument("--dataset", required=True, help="data set name (e.g. digits, mnist, fashion-mnist, nmnist)")
+    add_data(p, required=True)
     p.add_argument("--model", required=True, choices=KINDS, help="model kind")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
-    p.add_argument("--budget", default="default", choices=("quick", "default", "paper"), help="preset schedule (default: %(default)s, fits a 2-core CPU)")
-    p.add_argument("--epochs", type=int, help="epochs (default: from the preset)")
+    add_budget(p)
+    p.add_argument("--epochs", type=int, help="epochs (default: from the preset; = --set <schedule>.epochs=N)")
     p.add_argument("--hidden", type=int, help="hidden units of snn-norse/snn-lava/ann (default: preset, 3000 in the paper; snn-lava-conv has none)")
     p.add_argument("--steps", type=int, help="time steps T of the spike input (default: preset; event data keep their T)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: preset)")
     p.add_argument("--batch-size", type=int, help="batch size (default: preset)")
-    p.add_argument("--max-train-samples", type=int, help="train on a seeded random subset of this size")
-    p.add_argument("--seed", type=int, default=0, help="seed (evaluators derive their own from it; default %(default)s)")
-    p.add_argument("--data-root", help="folder holding the data-set files (else $NMPRIVACY_DATA, ~/.nmprivacy/data)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_deprecated(p, "--max-train-samples", "--limit-train N (a class-balanced subset)", dest="limit_train", type=int)
+    add_run(p, seed_help="seed (evaluators derive their own from it; default 0)")
     p.set_defaults(func=run)
 
 
@@ -42,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from nmprivacy.errors import NmprivacyError
     from nmprivacy.models import default_config
     from nmprivacy.models.checkpoint import check_replaceable, save
-    from nmprivacy.presets import preset_for
+    from nmprivacy.presets import resolve
     from nmprivacy.runinfo import Stopwatch
     from nmprivacy.training import settings_for, train_model
 
-    for name in ("epochs", "hidden", "steps", "batch_size", "max_train_samples"):
+    for name in ("epochs", "hidden", "steps", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise NmprivacyError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -55,19 +54,19 @@ def run(args: argparse.Namespace) -> int:
     check_replaceable(args.out)  # before any work: --out must be new, empty or an older checkpoint
     sw = Stopwatch()
     with sw("load_data"):
-        splits = load_dataset(args.dataset, root=args.data_root)
-    preset = preset_for(args.dataset, args.budget)
-    settings = settings_for(args.model, preset)
-    overrides = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "max_train_samples": args.max_train_samples}
-    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-    config = default_config(args.model, splits.input_shape, splits.num_classes, args.dataset, hidden=args.hidden or preset.hidden, budget=args.budget)
+        splits = load_dataset(args.dataset, root=args.data_root, **data_options(args))
+    preset = resolve(args.dataset, budget(args), hidden=args.hidden, overrides=overrides(args))
+    flags = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size}
+    settings = replace(settings_for(args.model, preset), **{k: v for k, v in flags.items() if v is not None})
+    config = default_config(args.model, splits.input_shape, splits.num_classes, args.dataset, hidden=preset.hidden, budget=budget(args))
     steps = args.steps or (preset.steps if splits.domain == "image" else None)
     with sw("train"):
-        model, report = train_model(args.model, splits, config, settings, args.seed, steps=steps, progress=not args.no_progress)
+        model, report = train_model(args.model, splits, config, settings, args.seed, steps=steps)
     extra = {
         "dataset": args.dataset,
         "data_source": splits.source,
-        "budget": args.budget,
+        "budget": budget(args),
+        "overrides": overrides(args),
         "steps": report.steps,
         "val_acc": report.final_val_accuracy,
         "train_settings": settings,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nmprivacy.commands.common import add_data, add_dt, add_run, data_options, overrides
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``validate`` subcommand."""
@@ -15,19 +17,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "attacked class for the reconstructions?). Writes validation.json and validation.md.",
     )
     p.add_argument("--model", required=True, help="checkpoint folder, NetX file (*.net) or NIR graph (*.nir)")
+    add_dt(p)
     p.add_argument("--inversion", help="attack or audit run folder (inversion.pt / inversion-*.pt) or one inversion file")
     p.add_argument("--samples", type=int, default=100, help="test inputs, and Bernoulli draws per attacked class, on the emulation (default %(default)s)")
     p.add_argument("--lava-samples", type=int, default=None, help="test inputs (and attack draws in total) run on Lava (default: all of them)")
     p.add_argument("--steps", type=int, help="time steps T (default: the model's, else the data set preset; --random: else 25)")
-    p.add_argument("--dataset", help="data set of a NetX file without nmprivacy metadata")
+    add_data(p, what="data set to validate on (default: the one a checkpoint or nmprivacy's NetX metadata names)")
     p.add_argument("--inputs", help="validate on these inputs instead of a data set: a .npy file [B, T, *input_shape] of spikes or integers")
     p.add_argument("--random", type=int, metavar="N", help="validate on N seeded random inputs instead of a data set (Bernoulli spikes; "
                    "integers 0..--graded-max for a network whose input feeds neurons directly)")
     p.add_argument("--graded-max", type=int, default=255, help="largest value of --random graded inputs (default %(default)s)")
-    p.add_argument("--data-root", help="folder holding the data-set files (else $NMPRIVACY_DATA, ~/.nmprivacy/data)")
     p.add_argument("--out", default="validation", help="output folder (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the input encoding and Bernoulli draws (default %(default)s)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run(p, seed_help="seed of the input encoding and Bernoulli draws (default 0)")
     p.set_defaults(func=run)
 
 
@@ -44,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise NmprivacyError(f"--graded-max must be >= 1, got {args.graded_max}")
     result = validate(
         args.model, inversion=args.inversion, samples=args.samples, lava_samples=args.lava_samples, steps=args.steps,
-        out=args.out, data_root=args.data_root, dataset=args.dataset, seed=args.seed, progress=not args.no_progress,
-        inputs=args.inputs, random=args.random, graded_max=args.graded_max,
+        out=args.out, data_root=args.data_root, dataset=args.dataset, seed=args.seed,
+        inputs=args.inputs, random=args.random, graded_max=args.graded_max, dt=args.dt, data_options=data_options(args), overrides=overrides(args),
     )
     e = result["export"]
     if e["lava_samples"]:

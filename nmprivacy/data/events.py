@@ -24,12 +24,12 @@ from typing import Callable, Literal, Sequence, TypeVar, get_args
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from nmprivacy.data.base import DatasetSplits, Split
 from nmprivacy.cache import cache_key, entry_path, load_entry, save_entry
 from nmprivacy.data.subset import balanced_indices
 from nmprivacy.errors import NmprivacyError
+from nmprivacy.progress import bar
 from nmprivacy.runinfo import to_jsonable
 
 Sample = TypeVar("Sample")
@@ -201,7 +201,7 @@ def frames_for(
     """Frames of every sample: uint8 ``[N, steps, P, H, W]`` (``read`` returns its events)."""
     check_memory(len(samples), pipeline, desc)
     out = torch.zeros((len(samples), pipeline.steps, *pipeline.frame_shape), dtype=torch.uint8)
-    for i, sample in enumerate(tqdm(samples, desc=desc, unit="sample", leave=False)):
+    for i, sample in enumerate(bar(samples, desc=desc, unit="sample", leave=False)):
         out[i] = torch.from_numpy(event_frames(read(sample), pipeline))
     return out
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from nmprivacy.attacks.query_oracle import QueryTrace
-from nmprivacy.evaluation.scoring import score, summarize
+from nmprivacy.evaluation.scoring import coerce_reconstructions, score, summarize
 from nmprivacy.models.base import TargetModel
 from nmprivacy.runinfo import atomic_path
 
@@ -23,8 +23,9 @@ def leakage_curve(judges: Sequence[TargetModel], trace: QueryTrace, classes: Seq
     mean confidence in the attacked class) and the evaluator metrics (``attack_acc``,
     ``top3_acc``, ``avg_conf``, ``daa``; mean over ``judges``, ``<m>_evaluator_std`` with several)."""
     curve = []
+    shape = judges[0].info.input_shape
     for s, queries in enumerate(trace.queries.tolist()):
-        xp = trace.probabilities(s)
+        xp = coerce_reconstructions(trace.probabilities(s), shape, len(classes), "the query trace")  # e.g. a flat NetX input -> the judges' images
         metrics = summarize([[score(j, xp, classes, seed, steps) for j in judges]])
         curve.append({"queries": int(queries), "visible_confidence": float(trace.confidence[s].mean()), **metrics})
     return curve

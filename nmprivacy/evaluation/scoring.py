@@ -14,13 +14,13 @@ import math
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from nmprivacy.attacks.base import Inversion
 from nmprivacy.attacks.layout import per_sample_minmax, to_model_layout
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.evaluation.metrics import all_metrics
 from nmprivacy.models.base import TargetModel
+from nmprivacy.progress import bar
 
 
 def is_spike_form(recon: torch.Tensor, input_shape: Sequence[int]) -> bool:
@@ -142,7 +142,7 @@ def redraw_spread(model: TargetModel, probabilities: torch.Tensor, classes: Sequ
     g = torch.Generator().manual_seed(seed)
     runs = [
         all_metrics(square(confidence_matrix(model, torch.bernoulli(probabilities, generator=g), g), classes))
-        for _ in tqdm(range(draws), desc="re-draws of X_p", leave=False, disable=draws < 50)
+        for _ in bar(range(draws), desc="re-draws of X_p", leave=False, quiet=draws < 50)
     ]
     acc = torch.tensor([r["attack_acc"] for r in runs])
     top3 = torch.tensor([r["top3_acc"] for r in runs])

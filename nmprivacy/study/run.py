@@ -27,7 +27,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from nmprivacy.errors import NmprivacyError
-from nmprivacy.runinfo import Stopwatch, atomic_dir, atomic_write_json, run_metadata, to_jsonable
+from nmprivacy.progress import bar as progress_bar
+from nmprivacy.runinfo import Stopwatch, atomic_write_json, run_metadata, to_jsonable
 from nmprivacy.study.spec import Cell, StudySpec, expand, split_settings
 
 CELL_RECORD = "cell.json"
@@ -165,7 +166,7 @@ def run_study(spec: StudySpec, out: str | Path, run: StudyRun = StudyRun(), comm
                 fut = client.submit(run_cell, spec, cell, str(folders[cell.key]), run.threads, after, key=f"cell-{cell.key}-{time.time_ns()}", pure=False)
                 first_of_group.setdefault(cell.group, fut)
                 futures.append(fut)
-            with tqdm(total=len(futures), desc="study cells", unit="cell") as bar:
+            with progress_bar(total=len(futures), desc="study cells", unit="cell") as bar:
                 for fut in as_completed(futures):
                     result = fut.result()
                     outcomes[result["key"]] = result

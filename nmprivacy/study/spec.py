@@ -32,11 +32,26 @@ from typing import Any
 from nmprivacy.cache import cache_key
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.network.timestep import checked_dt
-from nmprivacy.presets import VARIANTS, Budget, attack_variant, preset_for, with_overrides
+from nmprivacy.presets import DEFAULT_VARIANT, VARIANTS, Budget, resolve as resolve_preset
 from nmprivacy.runinfo import to_jsonable
 
 AUDIT_SETTINGS = ("target", "variant", "hidden", "dt")  # audit fields a cell may vary; every other name is a preset field
-ATTACK_GROUPS = {"bl-v1": "bl_v1", "bl-v2": "bl_v2", "bl-v2-query": "bl_v2_query", "mi-face": "mi_face"}  # attack -> its preset field
+
+
+def attack_names() -> tuple[str, ...]:
+    """The names a spec's ``attacks`` may list: every registered attack (``nmprivacy.attacks.ATTACKS``)."""
+    from nmprivacy.attacks import ATTACKS
+
+    return tuple(ATTACKS)
+
+
+def check_attacks(attacks: Any, where: str) -> tuple[str, ...]:
+    """``attacks`` (a name or a list of names) as a tuple of registered attack names; one-line error naming ``where`` otherwise."""
+    names = tuple(attacks if isinstance(attacks, (list, tuple)) else [attacks])
+    unknown = [a for a in names if a not in attack_names()]
+    if unknown or not names:
+        raise NmprivacyError(f"{where} {','.join(map(str, unknown)) or '(none)'}: choose from {', '.join(attack_names())}")
+    return names
 SPEC_FIELDS = ("dataset", "data_root", "data_options", "budget", "seeds", "evaluators", "seed", "target", "hidden", "attacks", "cache", "base", "grids")
 
 
@@ -170,11 +185,7 @@ def build_spec(raw: dict[str, Any]) -> StudySpec:
         grids.append(Grid(str(g.get("name") or f"grid {i + 1}"), factors, dict(g.get("base") or {})))
     values = {k: v for k, v in raw.items() if k != "grids"}
     if "attacks" in values:
-        attacks = values["attacks"] if isinstance(values["attacks"], list) else [values["attacks"]]
-        unknown = [a for a in attacks if a not in ATTACK_GROUPS]
-        if unknown or not attacks:
-            raise NmprivacyError(f"study spec's attacks {unknown or '(none)'}: choose from {', '.join(ATTACK_GROUPS)}")
-        values["attacks"] = tuple(attacks)
+        values["attacks"] = check_attacks(values["attacks"], "study spec's attacks")
     for key in ("data_options", "base"):
         if key in values and not isinstance(values[key] or {}, dict):
             raise NmprivacyError(f"study spec's '{key}' must be a mapping")
@@ -190,7 +201,7 @@ def build_spec(raw: dict[str, Any]) -> StudySpec:
 def cell_settings(spec: StudySpec, grid: Grid, levels: dict[str, Any]) -> dict[str, Any]:
     """A cell's settings: the spec's target and hidden size, then the spec's base, the grid's base
     and the cell's levels (later ones win), sorted by name."""
-    settings: dict[str, Any] = {"target": spec.target, "variant": "paper"}
+    settings: dict[str, Any] = {"target": spec.target, "variant": DEFAULT_VARIANT}
     if spec.hidden is not None:
         settings["hidden"] = spec.hidden
     settings.update(spec.base)
@@ -218,15 +229,18 @@ def resolve(spec: StudySpec, settings: dict[str, Any]) -> tuple[dict[str, Any], 
     dt = audit.get("dt")
     if dt is not None:
         checked_dt(dt, "setting 'dt'")
-    preset = preset_for(spec.dataset, spec.budget)
-    preset = attack_variant(spec.dataset, preset, audit["variant"])
-    if audit.get("hidden") is not None:
-        preset = replace(preset, hidden=audit["hidden"])
-    return audit, with_overrides(preset, overrides)
+    return audit, resolve_preset(spec.dataset, spec.budget, audit["variant"], audit.get("hidden"), overrides)
 
 
 def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
-    """Every (grid, cell) of the spec, grid by grid, in the order of the factors' levels."""
+    """Every (grid, cell) of the spec, grid by grid, in the order of the factors' levels.
+
+    A cell's key hashes what the cell runs: the audit settings it passes and the preset the
+    audit resolves from them (``nmprivacy.presets.resolve``), with the settings of the attacks
+    it does not run left out; its ``group`` hashes what its trained models depend on."""
+    from nmprivacy.attacks import attack_infos
+
+    fields_of = {name: info.settings for name, info in attack_infos().items()}
     out = []
     for grid in spec.grids:
         names = list(grid.factors)
@@ -234,14 +248,12 @@ def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
             settings = cell_settings(spec, grid, dict(zip(names, combo)))
             audit, preset = resolve(spec, settings)
             resolved = to_jsonable(preset)
-            models = {k: v for k, v in resolved.items() if k not in ATTACK_GROUPS.values()}
-            used = {**models, **{ATTACK_GROUPS[a]: resolved[ATTACK_GROUPS[a]] for a in spec.attacks}}  # settings of attacks not run do not count
+            attacks = resolved.pop("attacks")
+            used = {fields_of[a]: attacks[fields_of[a]] for a in spec.attacks}  # settings of attacks not run do not count
             common = dict(dataset=spec.dataset, data_options=spec.data_options, budget=spec.budget, evaluators=spec.evaluators, seed=spec.seed,
-                          target=audit["target"], hidden=audit.get("hidden"))
-            if audit.get("dt") is not None:  # only then: keys of cells without a dt stay as they were
-                common["dt"] = audit["dt"]
-            key = cache_key(**common, seeds=spec.seeds, variant=audit["variant"], attacks=spec.attacks, preset=used)[:12]
-            out.append((grid, Cell(settings, key, cache_key(**common, models=models))))
+                          target=audit["target"], hidden=audit.get("hidden"), dt=audit.get("dt"))
+            key = cache_key(**common, seeds=spec.seeds, variant=audit["variant"], attacks=spec.attacks, preset={**resolved, "attacks": used})[:12]
+            out.append((grid, Cell(settings, key, cache_key(**common, models=resolved))))
     return out
 
 
@@ -263,9 +275,8 @@ def with_cli(spec: StudySpec | None, *, factors: list[tuple[str, list[Any]]], se
     base = dict(spec.base if spec is not None else {})
     base.update(dict(sets))
     given = {k: v for k, v in fields.items() if v is not None}
-    unknown = [a for a in given.get("attacks", ()) if a not in ATTACK_GROUPS]
-    if unknown:
-        raise NmprivacyError(f"--attacks {','.join(unknown)}: choose from {', '.join(ATTACK_GROUPS)}")
+    if "attacks" in given:
+        given["attacks"] = check_attacks(given["attacks"], "--attacks")
     if spec is None:
         return StudySpec(grids=grids, base=base, **given)
     return replace(spec, grids=grids, base=base, **given)
