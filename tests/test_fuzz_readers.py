@@ -1,15 +1,19 @@
 """The fuzz harness over every reader (``benchmarks.fuzz``): a bounded seeded run, proof that the
-harness sees each kind of failure, reproducible cases and the ``nmprivacy bench fuzz`` command.
+harness sees each kind of failure, reproducible cases, the ``nmprivacy bench fuzz`` command and
+the package's shape (one module per format, no import cycle).
 
 ``nmprivacy bench fuzz --cases 1000`` runs the full campaign on demand.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from pathlib import Path
 
 from benchmarks import fuzz
+from benchmarks.fuzz.core import FORMATS
 from nmprivacy.cli import main
 
 CASES = 8  # per format: a few seconds in all, every format's seed and a spread of mutations
@@ -17,7 +21,7 @@ CASES = 8  # per format: a few seconds in all, every format's seed and a spread 
 
 def test_bounded_fuzz_run_has_no_failures() -> None:
     formats = list(fuzz.load_formats())
-    assert {"idx", "pgm", "olivetti", "dvs-gesture", "nmnist", "event-cache", "checkpoint", "reconstructions"} <= set(formats)
+    assert {"idx", "pgm", "olivetti", "dvs-gesture", "nmnist", "event-cache", "checkpoint", "reconstructions", "netx", "nir"} <= set(formats)
     table, results = fuzz.run(formats, CASES, seed=1, cli_every=3, progress=False)
     problems = {name: {c: entry[c] for c in (*fuzz.FAILURES, "valid_refused", "bad_messages") if entry[c]} for name, entry in table.items()}
     examples = {name: entry["examples"] for name, entry in table.items() if entry["examples"]}
@@ -56,3 +60,41 @@ def test_bench_fuzz_command_writes_the_table(tmp_path: Path, capsys) -> None:
     assert result["failures"] == 0 and result["table"]["idx"]["cases"] == 2 and "versions" in result
     assert main(["bench", "fuzz", "--formats", "bogus"]) == 2
     assert "unknown fuzz format" in capsys.readouterr().err
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The modules of ``modules`` that the file ``path`` imports (also inside functions, and by
+    ``importlib`` through ``_format("name")`` in ``formats/__init__.py``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    found |= {f"benchmarks.fuzz.formats.{m}" for m in re.findall(r'_format\("(\w+)"\)', path.read_text())}
+    return found & modules
+
+
+def test_one_module_per_format_and_no_import_cycle() -> None:
+    root = Path(fuzz.__file__).parent
+    paths = {".".join(("benchmarks", *p.relative_to(root.parent).with_suffix("").parts)).removesuffix(".__init__"): p for p in root.rglob("*.py")}
+    graph = {name: _imports(path, set(paths)) - {name} for name, path in paths.items()}
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        assert state.get(name) != 1, f"import cycle: {' -> '.join(trail + [name])}"
+        if state.get(name) == 2:
+            return
+        state[name] = 1
+        for other in graph[name]:
+            visit(other, trail + [name])
+        state[name] = 2
+
+    for name in graph:
+        visit(name, [])
+    format_modules = [n for n in paths if n.startswith("benchmarks.fuzz.formats.") and n != "benchmarks.fuzz.formats.common"]
+    assert len(format_modules) == len(FORMATS) >= 10
+    registered = {id(f) for f in FORMATS.values()}
+    for name in format_modules:
+        module = __import__(name, fromlist=["FORMAT"])
+        assert id(module.FORMAT) in registered, f"{name}.FORMAT is not registered in benchmarks/fuzz/formats/__init__.py"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.fuzz_formats import Evil, gzip_bomb, npy_huge_header
+from benchmarks.fuzz.formats.common import Evil, gzip_bomb, npy_huge_header
 from formats import IDX_NAMES, idx_bytes, write_dvs_gesture, write_idx_dataset, write_nmnist, write_olivetti, write_pgm
 from nmprivacy.cli import main
 from nmprivacy.data import load_dataset

@@ -16,10 +16,19 @@ step ``dt`` (NIR has none: ``--dt``, default 1 ms, Norse's convention; snnTorch 
 - ``Threshold``: ``v <- I`` (no memory).
 Gains (``r``, ``w_in``, ``dt / tau``) are folded into the weights. A neuron resets to
 ``v_reset``, which Loihi requires to be 0. Loihi holds one decay and one threshold per layer:
-per-neuron time constants or thresholds are refused (per-neuron ``r``, ``w_in``, ``v_leak`` fold
-into weights and biases). Everything else (branches, recurrent subgraphs, other node types, a
-time constant shorter than ``dt``) is a one-line error naming the node.
-One module on purpose (~400 lines): walking the graph, folding its linear nodes and mapping
+per-neuron time constants or thresholds are accepted when all equal and refused otherwise
+(per-neuron ``r``, ``w_in``, ``v_leak`` fold into weights and biases).
+
+Node names are kept as the graph writes them, dots included. A subgraph (a nested ``NIRGraph``
+node ``k``) is flattened: its nodes become ``k.<name>`` and its Input / Output nodes are bypassed,
+so snnTorch's nested ``RSynaptic`` / ``RLeaky`` and their flattened form (``lif1.lif``,
+``lif1.w_rec``, as nirtorch writes them) read alike. A path of linear nodes that leaves a neuron
+node and returns to it (``lif1.lif -> lif1.w_rec -> lif1.lif``) is that layer's recurrent
+weight: folded with the neuron's input gain into ``weight_rec`` (``[N, N]``: the previous step's
+spikes of the layer enter its input, ``a_t += W_rec z_{t-1}``), which NetX writes as a
+``dense_rec`` layer. Everything else (branches, other cycles, other node types, a time constant
+shorter than ``dt``) is a one-line error naming the node.
+One module on purpose (~500 lines): walking the graph, folding its linear nodes and mapping
 its neurons are one translation with one set of error messages.
 """
 
@@ -89,24 +98,140 @@ def _pair(value: Any, where: str, what: str) -> tuple[int, int]:
     return int(arr[0]), int(arr[1])
 
 
-def _chain(graph: Any, name: str) -> list[tuple[str, Any]]:
-    """The nodes from the Input to the Output node, in order; errors for any other shape."""
+MAX_DEPTH = 16  # deepest nesting of subgraphs read (a bound for hostile files)
+
+
+@dataclass
+class _Flat:
+    """A graph with its subgraphs flattened: nodes under dotted names (``lif1.lif``), edges
+    between those names; ``ends``: its own (Input, Output) node names; ``passthrough``: the
+    Input / Output nodes of its subgraphs."""
+
+    nodes: dict[str, Any]
+    edges: list[tuple[str, str]]
+    ends: tuple[list[str], list[str]]
+    passthrough: set[str]
+
+
+def _flatten(graph: Any, name: str, prefix: str = "", depth: int = 0) -> _Flat:
+    """``graph``'s nodes and edges with every nested ``NIRGraph`` node ``k`` replaced by its
+    nodes named ``k.<inner name>`` (recursively); an edge to or from ``k`` itself goes to its
+    Input or comes from its Output node."""
     import nir
 
-    nodes = dict(getattr(graph, "nodes", {}) or {})
-    if not nodes:
-        raise NetworkError(f"{name}: the graph has no nodes")
-    for key, node in nodes.items():
+    if depth > MAX_DEPTH:
+        raise NetworkError(f"{name}: subgraph '{prefix[:-1]}' is nested more than {MAX_DEPTH} levels deep")
+    flat = _Flat({}, [], ([], []), set())
+    subgraphs: dict[str, _Flat] = {}
+
+    def add(key: str, node: Any) -> None:
+        if key in flat.nodes:
+            raise NetworkError(f"{name}: node '{key}' is defined twice (a node and a subgraph's node share the name)")
+        flat.nodes[key] = node
+
+    for key, node in dict(getattr(graph, "nodes", {}) or {}).items():
+        full = f"{prefix}{key}"
         if isinstance(node, nir.NIRGraph):
-            raise NetworkError(f"{name}: node '{key}' is a subgraph (e.g. a recurrent layer), which is not supported: export a feed-forward network")
-    succ: dict[str, list[str]] = {k: [] for k in nodes}
-    preds: dict[str, int] = {k: 0 for k in nodes}
+            inner = subgraphs[str(key)] = _flatten(node, name, f"{full}.", depth + 1)
+            for k, n in inner.nodes.items():
+                add(k, n)
+            flat.edges.extend(inner.edges)
+            flat.passthrough |= inner.passthrough | set(inner.ends[0]) | set(inner.ends[1])
+        else:
+            add(full, node)
+            if isinstance(node, nir.Input):
+                flat.ends[0].append(full)
+            elif isinstance(node, nir.Output):
+                flat.ends[1].append(full)
     for edge in getattr(graph, "edges", []) or []:
         if not isinstance(edge, (tuple, list)) or len(edge) != 2:
             raise NetworkError(f"{name}: edge {edge!r} is not a (source, target) pair")
-        src, dst = (str(e).split(".")[0] for e in edge)
-        if src not in nodes or dst not in nodes:
+        pair = []
+        for end, side in zip((str(e) for e in edge), (1, 0)):
+            if end in subgraphs:  # an edge to a subgraph enters at its Input, one from it leaves at its Output
+                found = subgraphs[end].ends[side]
+                if len(found) != 1:
+                    what = "Output" if side else "Input"
+                    raise NetworkError(f"{name}: subgraph '{prefix}{end}' has {len(found)} {what} nodes; nmprivacy reads subgraphs with exactly one")
+                pair.append(found[0])
+            else:
+                pair.append(f"{prefix}{end}")
+        src, dst = pair
+        if src not in flat.nodes or dst not in flat.nodes:
             raise NetworkError(f"{name}: edge ({src}, {dst}) names a node that is not in the graph")
+        flat.edges.append((src, dst))
+    return flat
+
+
+def _flat_graph(graph: Any, name: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The nodes and edges of ``graph`` with subgraphs flattened and their Input / Output
+    nodes bypassed (every node feeding one feeds what it fed)."""
+    flat = _flatten(graph, name)
+    succ: dict[str, list[str]] = {k: [] for k in flat.nodes}
+    pred: dict[str, list[str]] = {k: [] for k in flat.nodes}
+    for s, d in flat.edges:
+        succ[s].append(d)
+        pred[d].append(s)
+    for key in sorted(flat.passthrough):
+        into, out = pred.pop(key), succ.pop(key)
+        if not into or not out:
+            raise NetworkError(f"{name}: subgraph node '{key}' has no {'incoming' if not into else 'outgoing'} edge: the subgraph is not connected")
+        if key in into:
+            raise NetworkError(f"{name}: subgraph node '{key}' feeds itself")
+        for s in set(into):
+            succ[s] = [x for x in succ[s] if x != key] + out * into.count(s)
+        for d in set(out):
+            pred[d] = [x for x in pred[d] if x != key] + into * out.count(d)
+        del flat.nodes[key]
+    return flat.nodes, [(s, d) for s, targets in succ.items() for d in targets]
+
+
+def _recurrent_loops(nodes: dict[str, Any], edges: list[tuple[str, str]], name: str) -> dict[str, list[tuple[str, Any]]]:
+    """``{neuron: [(name, linear node), ...]}`` for every path of linear nodes that leaves a neuron node and
+    returns to it (its recurrent weights, e.g. snnTorch's ``lif1.lif -> lif1.w_rec -> lif1.lif``);
+    each such path is removed from ``nodes`` and ``edges`` (in place)."""
+    succ: dict[str, list[str]] = {k: [] for k in nodes}
+    pred: dict[str, list[str]] = {k: [] for k in nodes}
+    for s, d in edges:
+        succ[s].append(d)
+        pred[d].append(s)
+    loops: dict[str, list[str]] = {}
+    for key, node in nodes.items():
+        if type(node).__name__ not in NEURON_NODES:
+            continue
+        for first in succ[key]:
+            if first == key:
+                raise NetworkError(f"{name}: edge ({key}, {key}) feeds node '{key}' its own output without a weight; write the recurrent weight as a Linear node")
+            path, current = [], first
+            while (type(nodes[current]).__name__ in LINEAR_NODES and len(pred[current]) == 1
+                   and len(succ[current]) == 1 and current not in path):
+                path.append(current)
+                current = succ[current][0]
+                if current == key:
+                    break
+            if current != key:
+                continue
+            if key in loops:
+                raise NetworkError(f"{name}: node '{key}' has two recurrent paths ({loops[key][0]}, {path[0]}); merge them into one weight")
+            loops[key] = path
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for key, path in loops.items():
+        ring = [key, *path, key]
+        for edge in zip(ring[:-1], ring[1:]):
+            edges.remove(edge)
+        found[key] = [(k, nodes.pop(k)) for k in path]
+    return found
+
+
+def _chain(nodes: dict[str, Any], edges: list[tuple[str, str]], name: str) -> list[tuple[str, Any]]:
+    """The nodes from the Input to the Output node, in order; errors for any other shape."""
+    import nir
+
+    if not nodes:
+        raise NetworkError(f"{name}: the graph has no nodes")
+    succ: dict[str, list[str]] = {k: [] for k in nodes}
+    preds: dict[str, int] = {k: 0 for k in nodes}
+    for src, dst in edges:
         succ[src].append(dst)
         preds[dst] += 1
     inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
@@ -115,7 +240,7 @@ def _chain(graph: Any, name: str) -> list[tuple[str, Any]]:
     chain, seen, current = [], set(), inputs[0]
     while True:
         if current in seen:
-            raise NetworkError(f"{name}: node '{current}' closes a cycle: recurrent graphs are not supported")
+            raise NetworkError(f"{name}: node '{current}' closes a cycle that is not a recurrent weight around one neuron node (neuron -> Linear/Affine -> the same neuron)")
         seen.add(current)
         node = nodes[current]
         chain.append((current, node))
@@ -305,7 +430,25 @@ def _neuron(node: Any, kind: str, where: str, dt: float) -> tuple[FloatNeuron, n
     return FloatNeuron(alpha=alpha, beta=beta, threshold=threshold, reset="zero"), gain, bias, reset
 
 
-def _layer(ops: list[_Op], in_shape: tuple[int, ...], neuron_name: str, node: Any, kind: str, dt: float, notes: list[str]) -> DenseLayer | ConvLayer:
+def _recurrent_weight(rec: list[_Op], out_shape: tuple[int, ...], where: str, notes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recurrent path ``rec`` (linear nodes from a neuron node back to it) as its matrix
+    ``[N, N]`` (target, source) and its bias ``[N]``."""
+    if len(out_shape) != 1:
+        raise NetworkError(f"{where}: recurrent weights on a {out_shape} layer are not supported: flatten before the recurrent layer")
+    n = out_shape[0]
+    if n * n > DENSE_LIMIT:
+        raise NetworkError(f"{rec[0].name}: a {n} x {n} recurrent weight is too large")
+    offset = _compose(rec, torch.zeros(1, n, dtype=torch.float64), notes)[0]
+    if tuple(offset.shape) != out_shape:
+        raise NetworkError(f"{rec[-1].name}: the recurrent path maps the {n} neurons of {where} to {tuple(offset.shape)}, not back onto them")
+    matrix = _compose(rec, torch.eye(n, dtype=torch.float64), notes, bias=False).T  # [target, source]
+    return matrix, offset
+
+
+def _layer(ops: list[_Op], in_shape: tuple[int, ...], neuron_name: str, node: Any, kind: str, dt: float, notes: list[str],
+           rec: list[_Op] | None = None) -> DenseLayer | ConvLayer:
+    """The layer of one neuron node: its synapse folded from ``ops`` (the linear nodes before
+    it, on ``in_shape``) and, with ``rec``, its recurrent weights (``weight_rec``)."""
     where = neuron_name
     if not ops:
         raise NetworkError(f"{where}: a {kind} node must follow a synaptic node (Affine, Linear, Conv2d, ...), not another neuron node")
@@ -323,9 +466,16 @@ def _layer(ops: list[_Op], in_shape: tuple[int, ...], neuron_name: str, node: An
         raise NetworkError(f"{where}: its parameters of shape {np.shape(gain)} do not fit the {out_shape} neurons it receives") from None
     if neuron.alpha > 0 and offset.abs().max() > 0:
         raise NetworkError(f"{where}: a synaptic bias into a neuron with synaptic current is not a constant voltage bias on Loihi; export without bias")
+    weight_rec = None
+    if rec:
+        matrix, rec_offset = _recurrent_weight(rec, out_shape, where, notes)
+        if neuron.alpha > 0 and rec_offset.abs().max() > 0:
+            raise NetworkError(f"{rec[0].name}: a bias on the recurrent weight of a neuron with synaptic current is not a constant voltage bias on Loihi; write it as Linear (or zero the bias)")
+        offset = offset + rec_offset
+        weight_rec = matrix.numpy() * gain_n.reshape(-1, 1)
     bias_total = bias_n + gain_n * offset.numpy()
     bias = bias_total if np.abs(bias_total).max(initial=0) > 0 else None
-    conv = _as_conv(ops, in_shape, notes)
+    conv = _as_conv(ops, in_shape, notes) if weight_rec is None else None
     if conv is not None and len(out_shape) == 3:
         per_channel = gain_n.reshape(out_shape[0], -1)
         if (per_channel == per_channel[:, :1]).all():
@@ -340,7 +490,7 @@ def _layer(ops: list[_Op], in_shape: tuple[int, ...], neuron_name: str, node: An
     basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *in_shape)
     matrix = _compose(ops, basis, notes, bias=False).reshape(n_in, -1).T.numpy()  # [out, in]
     weight = matrix * gain_n.reshape(-1, 1)
-    return DenseLayer(neuron=neuron, bias=None if bias is None else bias_total.reshape(-1), name=where, weight=weight, in_shape=in_shape)
+    return DenseLayer(neuron=neuron, bias=None if bias is None else bias_total.reshape(-1), name=where, weight=weight, in_shape=in_shape, weight_rec=weight_rec)
 
 
 def read_graph(graph: Any, dt: float | None = None, input_shape: tuple[int, ...] | None = None, name: str = "graph") -> Network:
@@ -352,7 +502,9 @@ def read_graph(graph: Any, dt: float | None = None, input_shape: tuple[int, ...]
         raise NetworkError(f"{name} is a {type(graph).__name__}, not a NIR graph")
     step = DEFAULT_DT if dt is None else checked_dt(dt)
     notes: list[str] = []
-    chain = _chain(graph, name)
+    nodes, edges = _flat_graph(graph, name)
+    loops = _recurrent_loops(nodes, edges, name)
+    chain = _chain(nodes, edges, name)
     shape = _input_shape(chain[0][1], f"{name} node '{chain[0][0]}'", notes)
     if input_shape is not None:
         if math.prod(input_shape) != math.prod(shape):
@@ -368,7 +520,8 @@ def read_graph(graph: Any, dt: float | None = None, input_shape: tuple[int, ...]
         if kind in LINEAR_NODES:
             pending.append(_Op(where, kind, node))
         elif kind in NEURON_NODES:
-            layer = _layer(pending, shape, where, node, kind, step, notes)
+            rec = [_Op(f"{name} node '{k}' ({type(n).__name__})", type(n).__name__, n) for k, n in loops.get(key, [])]
+            layer = _layer(pending, shape, where, node, kind, step, notes, rec)
             layers.append(layer)
             shape = layer.out_shape
             pending = []
@@ -378,7 +531,8 @@ def read_graph(graph: Any, dt: float | None = None, input_shape: tuple[int, ...]
         raise NetworkError(f"{pending[0].name}: linear nodes after the last neuron layer cannot run on Loihi; end the graph with a neuron node (LI for an integrating read-out)")
     if not layers:
         raise NetworkError(f"{name} has no neuron nodes")
-    meta = {"source": "nir", "dt": step, "integration": "forward Euler, current before voltage", "nodes": [k for k, _ in chain]}
+    order = [k2 for k, _ in chain for k2 in (k, *(r for r, _ in loops.get(k, [])))]  # a recurrent path after its neuron
+    meta = {"source": "nir", "dt": step, "integration": "forward Euler, current before voltage", "nodes": order}
     return Network(input_shape=first_shape, layers=tuple(layers), meta=meta, notes=tuple(notes), name=name)
 
 
