@@ -1,0 +1,332 @@
+"""DP-SGD (``nmprivacy.dp``): Opacus's per-sample gradients of every trainable kind against a
+per-sample loop, clipping/noise against hand-computed DP-SGD, the accounting against Opacus's
+accountants, target-epsilon mode, Poisson batches and one-line errors. Tiny models, T = 5."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import warnings
+
+import pytest
+import torch
+
+from nmprivacy.dp import (
+    DPPlan,
+    DPSettings,
+    PoissonBatches,
+    dp_wrap,
+    epsilon_for,
+    make_grad_sample_module,
+    noise_multiplier_for,
+    release,
+    train_dp,
+)
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.models import build, default_config
+from nmprivacy.models.base import membrane_cross_entropy
+
+pytest.importorskip("opacus")
+
+T, B = 5, 4
+SHAPE = (1, 8, 8)
+CLASSES = 3
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(kind: str, seed: int = 0) -> torch.nn.Module:
+    """A tiny model of ``kind`` on 1x8x8 inputs whose every layer gets gradient (so that the
+    comparisons below are of non-zero numbers)."""
+    torch.manual_seed(seed)
+    cfg = default_config(kind, SHAPE, CLASSES, dataset="digits", budget="quick")
+    if kind in ("snn-lava", "snn-norse", "ann"):
+        cfg = dataclasses.replace(cfg, hidden=8)
+    if kind == "snn-lava":
+        cfg = dataclasses.replace(cfg, weight_scale=4.0)
+    if kind == "snn-lava-conv":  # silent at slayer's init scale on 8x8 inputs: spike from the start
+        cfg = dataclasses.replace(cfg, channels=(2, 3), kernels=(3, 3), dense_hidden=5, weight_scale=8.0, threshold=0.5)
+    if kind == "evaluator-snn":  # the second convolution is silent at threshold 1
+        cfg = dataclasses.replace(cfg, threshold=0.1)
+    return build(kind, cfg)
+
+
+def batch(model: torch.nn.Module, n: int = B, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random inputs in ``model``'s layout (spikes ``[T, n, ...]`` or images ``[n, ...]``) and labels."""
+    g = torch.Generator().manual_seed(seed)
+    if model.info.domain == "spikes":
+        x = (torch.rand(T, n, *SHAPE, generator=g) < 0.5).float()
+    else:
+        x = torch.rand(n, *SHAPE, generator=g)
+    return x, torch.randint(0, CLASSES, (n,), generator=g)
+
+
+def loss_of(model: torch.nn.Module):
+    return membrane_cross_entropy if model.info.domain == "spikes" else torch.nn.functional.cross_entropy
+
+
+def sample(model: torch.nn.Module, x: torch.Tensor, i: int) -> torch.Tensor:
+    return x[:, i : i + 1] if model.info.domain == "spikes" else x[i : i + 1]
+
+
+def per_sample_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The oracle: each sample's gradient from its own forward/backward pass (batch of one)."""
+    grads: dict[str, list[torch.Tensor]] = {n: [] for n, p in model.named_parameters() if p.requires_grad}
+    for i in range(len(y)):
+        model.zero_grad(set_to_none=True)
+        loss_of(model)(model(sample(model, x, i)), y[i : i + 1]).backward()
+        for n, p in model.named_parameters():
+            if p.requires_grad:
+                grads[n].append(p.grad.detach().clone())
+    model.zero_grad(set_to_none=True)
+    return {n: torch.stack(g) for n, g in grads.items()}
+
+
+KINDS = ["snn-lava", "snn-lava-conv", "snn-norse", "ann", "evaluator", "evaluator-snn"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_per_sample_gradients_equal_a_per_sample_loop(kind: str) -> None:
+    model = tiny(kind)
+    model.train()
+    x, y = batch(model)
+    ref = per_sample_loop(model, x, y)
+    gsm = make_grad_sample_module(model)
+    loss_of(model)(gsm(x), y).backward()
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        want = ref[name]
+        scale = float(want.abs().max())
+        assert scale > 0, f"{kind} {name}: the oracle's gradient is zero, the comparison would prove nothing"
+        # per sample, not a batch mean broadcast: the samples' gradients differ
+        assert float((want - want.mean(0)).abs().max()) > 1e-3 * scale, f"{kind} {name}: samples have equal gradients"
+        assert p.grad_sample.shape == (B, *p.shape), f"{kind} {name}: {tuple(p.grad_sample.shape)}"
+        torch.testing.assert_close(p.grad_sample / scale, want / scale, atol=1e-5, rtol=0, msg=f"{kind} {name}")
+    release(gsm)
+
+
+def test_slayer_surrogate_per_sample_gradients() -> None:
+    """``snn-lava`` with slayer's own surrogate (its custom autograd Functions end to end)."""
+    torch.manual_seed(0)
+    cfg = default_config("snn-lava", SHAPE, CLASSES, dataset="digits", budget="quick")
+    model = build("snn-lava", dataclasses.replace(cfg, hidden=8, weight_scale=4.0, surrogate="slayer"))
+    model.train()
+    x, y = batch(model)
+    ref = per_sample_loop(model, x, y)
+    gsm = make_grad_sample_module(model)
+    membrane_cross_entropy(gsm(x), y).backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            scale = float(ref[name].abs().max())
+            assert scale > 0
+            torch.testing.assert_close(p.grad_sample / scale, ref[name] / scale, atol=1e-5, rtol=0)
+    release(gsm)
+
+
+def test_slayer_quantiser_chain_rule() -> None:
+    """Weights beyond the 8-bit range (clamped by slayer's pre-hook) get no gradient, per sample too."""
+    model = tiny("snn-lava")
+    with torch.no_grad():
+        model.blocks[1].synapse.weight[0] = 5.0  # > 254/64: clamped to 3.97
+    model.train()
+    x, y = batch(model)
+    ref = per_sample_loop(model, x, y)
+    gsm = make_grad_sample_module(model)
+    membrane_cross_entropy(gsm(x), y).backward()
+    gs = model.blocks[1].synapse.weight.grad_sample
+    assert float(gs[:, 1:].abs().max()) > 0 and float(gs[:, 0].abs().max()) == 0
+    torch.testing.assert_close(gs, ref["blocks.1.synapse.weight"], atol=1e-5, rtol=1e-5)
+    release(gsm)
+
+
+def test_release_leaves_a_plain_model() -> None:
+    model = tiny("snn-norse")
+    keys = list(model.state_dict())
+    x, y = batch(model)
+    gsm = make_grad_sample_module(model)
+    membrane_cross_entropy(gsm(x), y).backward()
+    plain = release(gsm)
+    assert plain is model and list(model.state_dict()) == keys
+    assert all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in model.modules())
+    assert not any(hasattr(p, "grad_sample") for p in model.parameters())
+
+
+@pytest.mark.parametrize("kind", ["snn-lava", "snn-norse"])
+def test_no_noise_and_no_clipping_give_the_plain_gradient(kind: str) -> None:
+    """noise_multiplier 0 and a huge clipping bound: DP-SGD's gradient is the ordinary one."""
+    model = tiny(kind)
+    plain = copy.deepcopy(model)
+    x, y = batch(model)
+    plain.train()
+    loss_of(plain)(plain(x), y).backward()
+    run = dp_wrap(model, torch.optim.SGD(model.parameters(), lr=0.1), n_train=2 * B, batch_size=B, epochs=1,
+                  dp=DPSettings(noise_multiplier=0.0, max_grad_norm=1e9, poisson=False))
+    model.train()
+    run.optimizer.zero_grad(set_to_none=True)
+    loss_of(model)(run.module(x), y).backward()
+    run.optimizer.step()
+    for (name, p), q in zip(model.named_parameters(), plain.parameters()):
+        if p.requires_grad:
+            assert float(q.grad.abs().max()) > 0
+            torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-5, msg=name)
+            torch.testing.assert_close(p.detach(), (q - 0.1 * q.grad).detach(), atol=1e-6, rtol=1e-5, msg=name)
+    assert run.record()["epsilon"] == math.inf and run.record()["steps"] == 1
+    run.close()
+
+
+def test_clipping_and_noise_are_dp_sgd() -> None:
+    """The step's gradient is (sum of per-sample gradients clipped to C + N(0, (sigma C)^2)) / B."""
+    model = tiny("snn-lava")
+    x, y = batch(model)
+    model.train()
+    ref = per_sample_loop(model, x, y)
+    params = [n for n, p in model.named_parameters() if p.requires_grad]
+    norms = torch.cat([ref[n].reshape(B, -1) for n in params], 1).norm(dim=1)  # per-sample L2 over all parameters
+    clip = float(norms.min()) / 2  # every sample is clipped
+    sigma, seed = 0.7, 123
+    run = dp_wrap(model, torch.optim.SGD(model.parameters(), lr=0.1), n_train=2 * B, batch_size=B, epochs=1,
+                  dp=DPSettings(noise_multiplier=sigma, max_grad_norm=clip, poisson=False), noise_generator=torch.Generator().manual_seed(seed))
+    run.optimizer.zero_grad(set_to_none=True)
+    membrane_cross_entropy(run.module(x), y).backward()
+    run.optimizer.step()
+    noise_gen = torch.Generator().manual_seed(seed)
+    factor = (clip / (norms + 1e-6)).clamp(max=1.0)
+    for n in params:
+        p = dict(model.named_parameters())[n]
+        clipped = torch.einsum("b,b...->...", factor, ref[n])
+        noise = torch.normal(0, sigma * clip, p.shape, generator=noise_gen)  # Opacus draws one tensor per parameter, in order
+        torch.testing.assert_close(p.grad, (clipped + noise) / B, atol=1e-6, rtol=1e-5, msg=n)
+    run.close()
+
+
+def test_dp_run_epsilon_equals_opacus_accountant() -> None:
+    from opacus.accountants import PRVAccountant, RDPAccountant
+
+    model = tiny("snn-lava")
+    x, y = batch(model, n=20)
+    xs = x.transpose(0, 1)  # stored samples [N, T, ...]
+    schedule = type("Schedule", (), {"epochs": 2, "batch_size": 5, "lr": 1e-3})()
+    for accountant, cls in (("rdp", RDPAccountant), ("prv", PRVAccountant)):
+        rec = train_dp(tiny("snn-lava"), xs, y, schedule, DPSettings(noise_multiplier=1.1, max_grad_norm=1.0, accountant=accountant), seed=3)
+        assert rec["steps"] == 2 * 4 and rec["sample_rate"] == 0.25 and rec["delta"] == 1 / 20
+        acc = cls()
+        for _ in range(8):
+            acc.step(noise_multiplier=1.1, sample_rate=0.25)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = acc.get_epsilon(delta=1 / 20)
+        assert rec["epsilon"] == pytest.approx(want, rel=1e-9), accountant
+        assert 0 < rec["epsilon"] < math.inf and rec["accountant"] == accountant and rec["noise_multiplier"] == 1.1
+        assert len(rec["train_loss"]) == 2 and all(math.isfinite(v) for v in rec["train_loss"])
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_target_epsilon_mode_hits_epsilon(accountant: str) -> None:
+    model = tiny("snn-norse")
+    x, y = batch(model, n=30)
+    schedule = type("Schedule", (), {"epochs": 3, "batch_size": 6, "lr": 1e-3})()
+    rec = train_dp(model, x.transpose(0, 1), y, schedule, DPSettings(epsilon=2.0, accountant=accountant), seed=0)
+    assert rec["steps"] == 15 and rec["target_epsilon"] == 2.0
+    assert 2.0 - 0.02 <= rec["epsilon"] <= 2.0 + 1e-9, rec
+    assert rec["epsilon"] == pytest.approx(epsilon_for(rec["noise_multiplier"], 0.2, 15, 1 / 30, accountant), rel=1e-9)
+    if accountant == "rdp":  # a smaller budget needs more noise (PRV's search is slow: once is enough)
+        plan = DPPlan(n_train=30, batch_size=6, epochs=3)
+        assert noise_multiplier_for(DPSettings(epsilon=1.0, accountant=accountant), plan) > rec["noise_multiplier"]
+
+
+def test_poisson_batches_vary_and_empty_batches_still_step() -> None:
+    sizes = [len(b) for _ in range(20) for b in PoissonBatches(200, 0.1, 10, torch.Generator().manual_seed(0))]
+    assert len(sizes) == 200 and len(set(sizes)) > 5 and abs(sum(sizes) / len(sizes) - 20) < 1.5
+    again = [b.tolist() for b in PoissonBatches(50, 0.2, 3, torch.Generator().manual_seed(7))]
+    assert again == [b.tolist() for b in PoissonBatches(50, 0.2, 3, torch.Generator().manual_seed(7))]
+    model = tiny("ann")
+    before = [p.detach().clone() for p in model.parameters()]
+    run = dp_wrap(model, torch.optim.SGD(model.parameters(), lr=1.0), n_train=100, batch_size=1, epochs=1,
+                  dp=DPSettings(noise_multiplier=1.0, delta=1e-5))
+    run.empty_step()
+    assert run.steps == 1 and 0 < run.record()["epsilon"] < math.inf
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()))  # noise moved every parameter
+    run.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({}, "exactly one of noise_multiplier and epsilon"),
+        ({"noise_multiplier": 1.0, "epsilon": 2.0}, "exactly one"),
+        ({"noise_multiplier": -1.0}, "noise_multiplier"),
+        ({"noise_multiplier": math.nan}, "noise_multiplier"),
+        ({"epsilon": 0.0}, "target epsilon"),
+        ({"epsilon": math.inf}, "target epsilon"),
+        ({"noise_multiplier": 1.0, "max_grad_norm": 0.0}, "max_grad_norm"),
+        ({"noise_multiplier": 1.0, "delta": 1.0}, "delta"),
+        ({"noise_multiplier": 1.0, "delta": 0.0}, "delta"),
+        ({"noise_multiplier": 1.0, "accountant": "gdp"}, "accountant"),
+        ({"noise_multiplier": 1.0, "poisson": "yes"}, "poisson"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(kwargs: dict, words: str) -> None:
+    with pytest.raises(NmprivacyError, match=words) as err:
+        DPSettings(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_schedules_are_one_line_errors() -> None:
+    model = tiny("ann")
+    optim = torch.optim.SGD(model.parameters(), lr=0.1)
+    cases = [
+        (lambda: dp_wrap(model, optim, 0, 10, 1, DPSettings(noise_multiplier=1.0)), "n_train"),
+        (lambda: dp_wrap(model, optim, 100, 10, 0, DPSettings(noise_multiplier=1.0)), "epochs"),
+        (lambda: dp_wrap(model, torch.optim.SGD(list(model.parameters())[:1], lr=0.1), 100, 10, 1, DPSettings(noise_multiplier=1.0)), "trainable parameters"),
+        (lambda: dp_wrap(model, optim, 100, 100, 50, DPSettings(epsilon=0.1, delta=1e-10, accountant="rdp")), "out of reach"),
+    ]
+    for call, words in cases:
+        with pytest.raises(NmprivacyError, match=words) as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert not any(m._forward_hooks for m in model.modules())  # nothing was left hooked
+
+
+def test_dp_trains_slayer_blocks_and_restores_the_engine() -> None:
+    """snn-lava's sparse training engine bypasses the synapse modules (no hooks would fire): DP-SGD
+    runs slayer's blocks and gives the engine back; a step without per-sample gradients is an error."""
+    model = tiny("snn-lava")
+    if not hasattr(model, "engine"):
+        pytest.skip("this snn-lava has no engine switch")
+    model.engine = "sparse"
+    x, y = batch(model)
+    run = dp_wrap(model, torch.optim.SGD(model.parameters(), lr=0.1), 2 * B, B, 1, DPSettings(noise_multiplier=1.0, poisson=False))
+    assert model.engine == "slayer"
+    run.optimizer.zero_grad(set_to_none=True)
+    membrane_cross_entropy(run.module(x), y).backward()
+    run.optimizer.step()
+    assert run.steps == 1
+    run.optimizer.zero_grad(set_to_none=True)
+    with pytest.raises(NmprivacyError, match="no per-sample gradient") as err:
+        run.optimizer.step()
+    assert "\n" not in str(err.value)
+    run.close()
+    assert model.engine == "sparse"
+
+
+def test_unsupported_layer_is_a_one_line_error() -> None:
+    class WithNorm(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+            self.norm = torch.nn.BatchNorm1d(2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.norm(self.lin(x))
+
+    with pytest.raises(NmprivacyError, match="per-sample gradients") as err:
+        make_grad_sample_module(WithNorm())
+    assert "\n" not in str(err.value)
