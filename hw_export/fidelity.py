@@ -200,17 +200,19 @@ def attack_validation(
     mismatches = 0
     for path, data in inversions:
         rec = data["reconstructions"].float()
-        if rec.dim() != 2 + len(emulation.info.input_shape):  # spiking: [K, T, *input_shape]
+        if rec.dim() < 3:  # spiking: [K, T, *input_shape]
             runs.append({"file": str(path), "skipped": f"reconstructions of shape {tuple(rec.shape)} are not spike trains [K, T, *input_shape]"})
             continue
         k = rec.shape[0]
         if math.prod(rec.shape[2:]) != emulation.network.input_size:
             runs.append({"file": str(path), "skipped": f"{math.prod(rec.shape[2:])} inputs per step, the network takes {emulation.network.input_size}"})
             continue
+        layout = (k, rec.shape[1], *emulation.info.input_shape)  # e.g. a flat file's [K, T, N] attack on the data set's [C, H, W]
+        rec = rec.reshape(layout)
         classes = data.get("classes", torch.arange(k)).reshape(-1).long()
         probs = data.get("probabilities")
         if probs is not None:
-            p = probs.float().clamp(0, 1)
+            p = probs.float().clamp(0, 1).reshape(layout)
             draws = torch.bernoulli(p.unsqueeze(0).expand(samples, *p.shape), generator=gen)  # [D, K, T, ...]
         else:
             draws = rec.unsqueeze(0)  # one deterministic reconstruction per class

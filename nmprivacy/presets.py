@@ -387,7 +387,13 @@ def resolve(dataset: str, budget: Budget = "default", variant: str = DEFAULT_VAR
     return with_overrides(preset, overrides or {})
 
 
+def check_overrides(overrides: Mapping[str, Any]) -> None:
+    """One-line ``NmprivacyError`` for an override whose name, type or range is wrong, before any
+    work (names, types and ranges do not depend on the data set; ``resolve`` applies them later)."""
+    with_overrides(PAPER["mnist"].resolved(), overrides)
+
+
 __all__ = [
     "BLv1Settings", "BLv2QuerySettings", "BLv2Settings", "Budget", "MIFaceSettings", "PAPER", "Preset", "RMSPropStep", "TrainSettings",
-    "VARIANTS", "attack_variant", "family_of", "preset_for", "resolve", "with_overrides",
+    "VARIANTS", "attack_variant", "check_overrides", "family_of", "preset_for", "resolve", "with_overrides",
 ]

@@ -45,7 +45,9 @@ def check_classes(model: TargetModel, classes: Sequence[int]) -> torch.Tensor:
 def require_domain(model: TargetModel, domain: str, attack: str) -> None:
     """Raise NmprivacyError if ``attack`` cannot run on ``model``'s input domain."""
     if model.info.domain != domain:
-        other = "bl-v1 or bl-v2" if model.info.domain == "spikes" else "mi-face"
+        from nmprivacy.attacks import attack_infos
+
+        other = " or ".join(name for name, info in attack_infos().items() if info.domain == model.info.domain)
         raise NmprivacyError(
             f"{attack} needs a model with {domain} inputs but '{model.info.kind}' takes {model.info.domain}: use {other}"
         )

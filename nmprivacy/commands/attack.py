@@ -11,9 +11,9 @@ from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, add
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``attack`` subcommand (its ``--attack`` choices are the registry's names)."""
-    from nmprivacy.attacks import ATTACKS
+    from nmprivacy.attacks import registry
 
-    names = tuple(ATTACKS)
+    names = tuple(registry())
     p = subparsers.add_parser("attack", help=f"invert a trained model for every class ({', '.join(names)})",
                               description="Run a model-inversion attack and save its reconstructions (tensors only).")
     p.add_argument("--model", required=True, help="checkpoint folder (nmprivacy train), NetX file (*.net) or NIR graph (*.nir)")
@@ -89,9 +89,10 @@ def parse_classes(text: str | None, num_classes: int) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     """Run the attack, write the inversion file and its JSON summary."""
     from nmprivacy.attacks import attack_class, get_attack
+    from nmprivacy.attacks.common import require_domain
     from nmprivacy.attacks.io import save_inversion
     from nmprivacy.errors import NmprivacyError
-    from nmprivacy.presets import resolve
+    from nmprivacy.presets import check_overrides, resolve
     from nmprivacy.runinfo import atomic_write_json, check_output, run_metadata
 
     out = check_output(args.out)  # before any work
@@ -100,15 +101,17 @@ def run(args: argparse.Namespace) -> int:
         raise NmprivacyError(f"--out {args.out} must not end in .json: the JSON summary is written beside the inversion file")
     check_output(summary_path)
     info = attack_class(args.attack).info
-    chosen = attack_overrides(args, info)
+    chosen = {**overrides(args), **attack_overrides(args, info)}
+    check_overrides(chosen)  # bad settings fail before the model is loaded
     model, meta = load_model(args.model, args.dt)
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
         raise NmprivacyError(f"cannot tell which data set {args.model} belongs to: pass --dataset NAME")
-    preset = resolve(dataset, budget(args), variant(args), overrides={**overrides(args), **chosen})
+    preset = resolve(dataset, budget(args), variant(args), overrides=chosen)
     settings = preset.group(info.settings)
+    require_domain(model, info.domain, args.attack)  # one line naming the attacks that fit, before the attack is built
     options = {}
-    if model.info.domain == "spikes":
+    if info.domain == "spikes":
         options["steps"] = args.steps or meta.get("steps") or preset.steps
     if info.queries:
         options["oracle"] = query_oracle(args, model, meta.get("netx"))

@@ -114,12 +114,16 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def apply_run(args: argparse.Namespace) -> None:
     """Make the run options process-wide before any work: the progress mode and the cache folder
-    (``$NMPRIVACY_CACHE``, which the data and model caches read)."""
+    (``$NMPRIVACY_CACHE``, which the data and model caches read); check the ``--set`` settings."""
     from nmprivacy.progress import set_progress
 
     set_progress(getattr(args, "progress", None))
     if getattr(args, "cache", None):
         os.environ["NMPRIVACY_CACHE"] = str(args.cache)
+    if getattr(args, "sets", None) and getattr(args, "sets_are_preset", True):  # a study's --set may also name audit fields; it checks its cells itself
+        from nmprivacy.presets import check_overrides
+
+        check_overrides(overrides(args))  # a bad --set fails before any data or model is loaded
 
 
 def add_budget(p: argparse.ArgumentParser) -> None:

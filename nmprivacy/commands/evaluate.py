@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nmprivacy.commands.common import add_data, add_run, data_options, overrides
+from nmprivacy.commands.common import add_budget, add_data, add_run, budget, data_options, overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--evaluators", type=int, default=3, help="evaluators to train or reuse when no --evaluator is given (default 3)")
     add_run(p, seed_help="seed of Bernoulli sampling and rate encoding (default 0)")
     p.add_argument("--steps", type=int, default=None, help="T for rate-encoding images for a spiking evaluator (default: preset)")
+    add_budget(p)
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     p.set_defaults(func=run)
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     load_reconstructions(args.reconstructions)  # a bad file fails before the data set is loaded
     splits = load_dataset(args.dataset, root=args.data_root, **data_options(args))
     recon, classes = load_scorable(args.reconstructions, splits.input_shape, splits.num_classes, f"'{args.dataset}'")
-    preset = resolve(args.dataset, overrides=overrides(args))
+    preset = resolve(args.dataset, budget(args), overrides=overrides(args))
     steps = args.steps or preset.steps
     if args.evaluator:
         from nmprivacy.models.checkpoint import load
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         kind = evaluator_kind(splits.domain)
         train_steps = steps if splits.domain == "image" else None
-        judges = [tm.model for tm in train_evaluators(kind, splits, preset, args.evaluators, 0, train_steps, cache_root(args.cache))]
+        judges = [tm.model for tm in train_evaluators(kind, splits, preset, args.evaluators, 0, train_steps, cache_root(args.cache), budget(args))]
     per = [score(j, recon, classes, args.seed, steps) for j in judges]
     metrics = summarize([per])
     for name in ("attack_acc", "top3_acc", "avg_conf", "daa"):

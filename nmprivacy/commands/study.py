@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="local Dask worker processes (default 1; ignored with --scheduler)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run the cells on this Dask scheduler (e.g. tcp://host:8786) instead of a local "
                    "cluster; its workers need nmprivacy and the same paths for --out and --cache")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, sets_are_preset=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,9 +40,9 @@ AUDIT_SETTINGS = ("target", "variant", "hidden", "dt")  # audit fields a cell ma
 
 def attack_names() -> tuple[str, ...]:
     """The names a spec's ``attacks`` may list: every registered attack (``nmprivacy.attacks.ATTACKS``)."""
-    from nmprivacy.attacks import ATTACKS
+    from nmprivacy.attacks import registry
 
-    return tuple(ATTACKS)
+    return tuple(registry())
 
 
 def check_attacks(attacks: Any, where: str) -> tuple[str, ...]:

@@ -19,7 +19,6 @@ from nmprivacy.runinfo import atomic_path, atomic_write_json, atomic_write_text,
 from nmprivacy.study.spec import Cell, StudySpec
 
 METRICS = ("attack_acc", "top3_acc", "avg_conf", "daa")
-TABLE_ATTACKS = ("bl-v1", "bl-v2")
 EFFECT_METRICS = ("attack_acc", "avg_conf", "target_confidence")
 
 
@@ -94,16 +93,16 @@ def _show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
-def grid_table(factors: list[str], rows: list[dict[str, Any]]) -> list[str]:
+def grid_table(factors: list[str], rows: list[dict[str, Any]], attacks: tuple[str, ...]) -> list[str]:
     """Markdown lines of one grid: its factors' levels, then per attack acc / top-3 / conf / DAA / target conf."""
     head = [*factors]
-    for a in TABLE_ATTACKS:
+    for a in attacks:
         head += [f"{a} acc", "top-3", "avg conf", "DAA", "target conf"]
     head.append("cell")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cols = [_show(r["settings"].get(f)) for f in factors]
-        for a in TABLE_ATTACKS:
+        for a in attacks:
             x = r.get("attacks", {}).get(a)
             if x is None:
                 cols += [r["status"] if "attacks" not in r else "–"] + ["–"] * 4
@@ -209,7 +208,7 @@ def markdown(study: dict[str, Any], spec: StudySpec, grid_rows: dict[str, list[d
         lines += ["", f"## {grid.name}", ""]
         if grid.base:
             lines += ["Settings of this grid: " + ", ".join(f"`{k}={_show(v)}`" for k, v in grid.base.items()), ""]
-        lines += grid_table(list(grid.factors), grid_rows[grid.name])
+        lines += grid_table(list(grid.factors), grid_rows[grid.name], spec.attacks)
         failed = [r for r in grid_rows[grid.name] if r.get("error")]
         lines += [f"- cell `{r['key']}` failed: {r['error']}" for r in failed]
     lines += ["", "## Factor effects", "",
