@@ -28,7 +28,8 @@ from nmprivacy.attacks.base import Inversion
 from nmprivacy.attacks.io import save_inversion
 from nmprivacy.cache import cache_key, cache_root
 from nmprivacy.errors import CheckpointError, NmprivacyError
-from nmprivacy.evaluation.scoring import redraw_spread, score, summarize, target_confidence
+from nmprivacy.evaluation.diagnostics import data_density, diagnose
+from nmprivacy.evaluation.scoring import redraw_spread, score, summarize, target_confidence, target_confidences
 from nmprivacy.models.base import TargetModel
 from nmprivacy.progress import bar
 from nmprivacy.results import AttackResult, AuditResult
@@ -243,7 +244,8 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
     with sw("attacks"):
         for name, role, settings in plan:
             reasons = [why for who, why in weak.items() if who == role or who.startswith("evaluator")]
-            attacks[name], first[name] = run_attack(name, role, settings, models[role].model, judge, judge_kind, classes, steps, config, reasons)
+            attacks[name], first[name] = run_attack(name, role, settings, models[role].model, judge, judge_kind, classes, steps, config, reasons,
+                                                    splits)
             save_inversion(out / f"inversion-{name}.pt", first[name])
 
     result = AuditResult(
@@ -267,7 +269,7 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
 
 def run_attack(
     name: str, role: str, settings: Any, target: TargetModel, judge: list[TrainedModel], judge_kind: str, classes: list[int], steps: int,
-    config: AuditConfig, reasons: list[str],
+    config: AuditConfig, reasons: list[str], splits: Any = None,
 ) -> tuple[AttackResult, Inversion]:
     """Attack ``name`` on ``target`` for every class over the audit's seeds, scored by every
     evaluator; the summary and the first seed's inversion (kept for the report's figures)."""
@@ -277,6 +279,8 @@ def run_attack(
         options = {"steps": steps} if target.info.domain == "spikes" else {}
         tqdm.write(f"attack {name} on {role} ({target.info.kind}), seed {seed}")
         attack = get_attack(name, settings, **options)
+        if splits is not None:
+            attack.prepare(splits)  # public statistics of the domain, for attacks that may use them
         inv = attack.run(target, classes, seed=seed)
         table.append([score(e.model, inv.reconstructions, classes, seed, steps) for e in judge])
         confs.append(target_confidence(target, inv, seed))
@@ -285,6 +289,9 @@ def run_attack(
         first = first or inv
     oracle = first.config.get("oracle")
     extra: dict[str, Any] = attack.summarise(first, [e.model for e in judge], classes, config.seed, steps)  # e.g. a query attack's leakage vs queries
+    if target.info.domain == "spikes" and splits is not None:  # degenerate reconstructions are reported, never silent
+        shown = first.probabilities if first.probabilities is not None else first.reconstructions
+        extra["diagnostics"] = diagnose(shown, target_confidences(target, first, config.seed), first.classes, data_density(splits), target.info.num_classes)
     if config.redraws > 0 and first.probabilities is not None:
         extra.update(redraw_spread(judge[0].model, first.probabilities, classes, config.redraws, config.seed))
     summary = AttackResult(

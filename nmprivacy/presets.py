@@ -140,6 +140,44 @@ class BLv1Settings:
         check_settings(self)
 
 
+Family = Literal["mnist", "faces", "nmnist", "dvs"]
+AUTO_MEMBERS: tuple[str, ...] = (
+    "bl-v1:default", "bl-v1:reference", "bl-v1:paper", "bl-v2:default", "bl-v2:reference", "bl-v2:paper", "bl-v2:adaptive",
+)
+
+
+@dataclass(frozen=True)
+class BLAutoSettings:
+    """``bl-auto``: per class, the best of an ensemble of BL-v1 and BL-v2 runs, chosen by what the
+    attacker sees (docs/method.md §5.8). Members are ``attack:variant`` (the fixed attacks of the
+    data-set ``family``'s ``default``, ``reference`` or ``paper`` settings, run exactly as those
+    attacks run) or ``bl-v2:adaptive`` (BL-v2 with the automatic step of
+    ``nmprivacy.attacks.step_rule`` from a small uniform start, or the domain's density)."""
+
+    family: Family = "mnist"  # whose fixed variants the members are (set per data-set family in PAPER)
+    members: tuple[str, ...] = AUTO_MEMBERS
+    # what the attacker knows of the input domain besides the target: "none", or "domain": the mean
+    # spike density of public data disjoint from the training set (the data set's test split)
+    prior: Literal["none", "domain"] = "none"
+    draws: int = ranged(16, low=1)  # fresh Bernoulli draws of each member's X_p whose target confidence ranks it
+    tie: float = ranged(0.02, low=0, high=1)  # members within this confidence of the best are tied: the sparser (none) or the closer to the domain density (domain) wins
+    start: float = ranged(0.05, low=0, high=1)  # the adaptive member's X_p start without a domain prior ("small uniform")
+    adaptive_iterations: int = ranged(40, low=1)  # the adaptive member's most iterations (it stops on convergence)
+    checkpoint: int = ranged(5, low=1)  # iterations between its step-size checks
+    tol: float = ranged(1e-3, low=0)  # the confidence gain below which a check halves the step
+    min_fraction: float = ranged(0.125, low=0, high=1, open_low=True)  # converged once the step fell below this fraction of the first
+    goal: float = ranged(0.999, low=0, high=1)  # ... or the confidence reached this
+    member_iterations: int | None = ranged(None, low=1)  # iterations of every member (None: their own; --quick sets a few)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        unknown = [m for m in self.members if m not in AUTO_MEMBERS]
+        if unknown or not self.members:
+            from nmprivacy.settings import SettingsError
+
+            raise SettingsError("members", f"is {list(self.members)!r}: choose among {', '.join(AUTO_MEMBERS)}")
+
+
 @dataclass(frozen=True)
 class MIFaceSettings:
     """MI-Face (Fredrikson et al. 2015) settings."""
@@ -223,7 +261,7 @@ PAPER: dict[str, Preset] = {
         steps=25,
         ann_train=TrainSettings(epochs=70, batch_size=8, lr=5e-5),
         evaluator_train=TrainSettings(epochs=40, batch_size=8, lr=1e-3),
-        attacks={"mi_face": MIFaceSettings(clamp=False)},
+        attacks={"mi_face": MIFaceSettings(clamp=False), "bl_auto": BLAutoSettings(family="faces")},
     ),
     "nmnist": Preset(
         steps=100,
@@ -235,7 +273,7 @@ PAPER: dict[str, Preset] = {
         # fashion-mnist-saccade (snn-lava): from 0 every sample is silent, the sparsity gradient
         # wins and X_p stays 0 (confidence 0.10 throughout); from 0.05 the mean target confidence
         # rises 0.10 -> 0.35 in 10 iterations; from 0.2 the inputs saturate (0.10 throughout).
-        attacks={"bl_v2": BLv2Settings(population=5, lr=1e-3, rho=0.3, eps=1e-12, sparsity=0.3, init=0.05)},
+        attacks={"bl_v2": BLv2Settings(population=5, lr=1e-3, rho=0.3, eps=1e-12, sparsity=0.3, init=0.05), "bl_auto": BLAutoSettings(family="nmnist")},
         ann_baseline=False,
     ),
     "dvs": Preset(
@@ -244,7 +282,8 @@ PAPER: dict[str, Preset] = {
         evaluator_neuron="atan",
         evaluator_beta=0.8,
         attacks={"bl_v1": BLv1Settings(iterations=25),
-                 "bl_v2": BLv2Settings(population=5, lr=0.1, rho=0.2, eps=1e-12, sparsity=0.1, init=0.05)},  # as N-MNIST
+                 "bl_v2": BLv2Settings(population=5, lr=0.1, rho=0.2, eps=1e-12, sparsity=0.1, init=0.05),  # as N-MNIST
+                 "bl_auto": BLAutoSettings(family="dvs")},
         ann_baseline=False,
     ),
 }
@@ -328,7 +367,11 @@ def reference_variant(dataset: str, preset: Preset) -> Preset:
     """``preset`` with the attacks switched to the published-code behaviour (docs/method.md §5.3):
     BL-v1 Bernoulli mask; BL-v2 loss-share weights, X_p from 0, time-averaged cross-entropy on
     event data and the unbounded accumulator on MNIST-family data."""
-    events = family_of(dataset) in ("nmnist", "dvs")
+    return _reference(family_of(dataset), preset)
+
+
+def _reference(family: str, preset: Preset) -> Preset:
+    events = family in ("nmnist", "dvs")
     return with_overrides(preset, {
         "bl_v1.mask": "bernoulli", "bl_v2.variant": "reference", "bl_v2.init": 0.0, "bl_v2.keep": "last",
         "bl_v2.loss": "cross-entropy" if events else "identity", "bl_v2.accumulator": "rmsprop" if events else "unbounded",
@@ -350,6 +393,19 @@ DEFAULT_CHANGES: dict[str, dict[str, Any]] = {
     "nmnist": {"bl_v1.mask": "threshold", "bl_v1.eta": 0.2, "bl_v2.lr": 0.1, "bl_v2.init": 0.01, "bl_v2.keep": "last"},
     "dvs": {},
 }
+
+
+def family_variant(family: str, variant: str) -> Preset:
+    """The paper preset of a data-set ``family`` with the attack settings of ``variant`` (what
+    ``bl-auto``'s members run; ``attack_variant`` for a data set)."""
+    preset = PAPER[family].resolved()
+    if variant == "default":
+        return with_overrides(preset, DEFAULT_CHANGES[family])
+    if variant == "reference":
+        return _reference(family, preset)
+    if variant != "paper":
+        raise NmprivacyError(f"unknown attack variant '{variant}': choose one of {', '.join(VARIANTS)}")
+    return preset
 
 
 def tuned_variant(dataset: str, preset: Preset) -> Preset:

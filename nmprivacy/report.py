@@ -170,6 +170,7 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
         lines += ["", "Bernoulli re-draws of X_p (the paper's ±): " + ", ".join(
             f"{n} attack acc {_pct(attacks[n]['attack_acc_redraw_mean'], attacks[n]['attack_acc_redraw_std'])}, "
             f"top-3 {_pct(attacks[n]['top3_acc_redraw_mean'], attacks[n]['top3_acc_redraw_std'])}" for n in redraw) + "."]
+    lines += diagnostic_lines(attacks, names)
     lines += ["", "## Notes", ""] + notes(results)
     if "hardware" in results:
         lines += ["", "## Hardware validation (NetX export on the Lava simulator)", ""] + hardware_lines(results["hardware"])
@@ -179,6 +180,30 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
     if timings:
         lines += ["", "## Timings (s)", "", ", ".join(f"{k} {v:.1f}" for k, v in timings.items())]
     return "\n".join(lines) + "\n"
+
+
+def diagnostic_lines(attacks: Mapping[str, Any], names: list[str]) -> list[str]:
+    """The per-class diagnostics of the spiking attacks (``nmprivacy.evaluation.diagnostics``):
+    degenerate reconstructions named, never a silent low score; bl-auto's winners and its prior alone."""
+    lines: list[str] = []
+    for n in names:
+        d = attacks[n].get("diagnostics")
+        if not d:
+            continue
+        dens = [r["density"] for r in d["per_class"]]
+        bad = d["degenerate"]
+        what = ("; ".join(f"class {c}: {', '.join(f)}" for c, f in bad.items())) if bad else "none"
+        lines.append(f"- {n}: reconstruction density {min(dens):.3f}-{max(dens):.3f} (data {d['data_density']:.3f}); degenerate classes: {what}")
+        if "winners" in attacks[n]:
+            counts: dict[str, int] = {}
+            for w in attacks[n]["winners"].values():
+                counts[w] = counts.get(w, 0) + 1
+            prior = attacks[n].get("prior_alone", {})
+            lines.append(f"  - winning members (chosen by target confidence, prior `{attacks[n].get('prior')}`): "
+                         + ", ".join(f"{w} x{c}" for w, c in counts.items())
+                         + f"; the prior alone scores attack accuracy {_pct(prior.get('attack_acc'))} %, DAA {_pct(prior.get('daa'))} %;"
+                         + f" {attacks[n].get('seconds', 0):.1f} s for the whole ensemble")
+    return ["", "## Diagnostics", ""] + lines if lines else []
 
 
 def notes(results: Mapping[str, Any]) -> list[str]:

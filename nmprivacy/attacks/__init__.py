@@ -27,6 +27,7 @@ ATTACKS: dict[str, Any] = {
     "bl-v2": "nmprivacy.attacks.blv2:BrainLeaksV2",
     "mi-face": "nmprivacy.attacks.miface:MIFace",
     "bl-v2-query": "nmprivacy.attacks.blv2_query:BrainLeaksV2Query",
+    "bl-auto": "nmprivacy.attacks.auto:BrainLeaksAuto",
 }
 
 

@@ -100,6 +100,10 @@ class RegisteredAttack:
     info: ClassVar[AttackInfo]
     settings: Any
 
+    def prepare(self, splits: Any) -> None:
+        """Take what the attacker may know of the input domain from the data set's ``splits``
+        before ``run`` (its test split is disjoint from the training set): nothing by default."""
+
     def summarise(self, inversion: Inversion, evaluators: list[Any], classes: list[int], seed: int, steps: int | None) -> dict[str, Any]:
         """Fields this attack adds to its row of an audit (besides the scores): none by default."""
         return {}

@@ -61,9 +61,10 @@ def population_weights(losses: torch.Tensor, variant: str) -> torch.Tensor:
     raise ValueError(f"unknown BL-v2 variant {variant!r}")
 
 
-def blv2_update_(state: BLv2State, g: torch.Tensor, settings: RMSPropStep) -> BLv2State:
+def blv2_update_(state: BLv2State, g: torch.Tensor, settings: RMSPropStep, lr: torch.Tensor | None = None) -> BLv2State:
     """One BL-v2 step, in place on ``state`` (returned), from the population-weighted gradient
     ``g`` ``[K, T, ...]`` of the full loss (``sum_i w_i dL_i/dx_i`` with :func:`population_weights`).
+    ``lr`` ``[K]``: a step size per class instead of ``settings.lr`` (an automatic step rule's).
     In place because every fresh temporary of X_p's size costs a page-faulting allocation."""
     if settings.accumulator == "rmsprop":  # r <- rho r + (1 - rho) g^2
         state.r.mul_(settings.rho)
@@ -74,7 +75,10 @@ def blv2_update_(state: BLv2State, g: torch.Tensor, settings: RMSPropStep) -> BL
     state.r.addcmul_(g, g, value=1 - settings.rho)
     state.nu.mul_(settings.momentum).add_(g)
     step = state.r.sqrt().add_(settings.eps).reciprocal_().mul_(state.nu)  # nu / (sqrt(r) + eps)
-    xp = state.xp.add_(step, alpha=-settings.lr).clamp_min_(0.0)
+    if lr is None:
+        xp = state.xp.add_(step, alpha=-settings.lr).clamp_min_(0.0)
+    else:
+        xp = state.xp.sub_(step.mul_(lr.reshape(-1, *([1] * (step.dim() - 1))))).clamp_min_(0.0)
     peak = xp.reshape(xp.shape[0], -1).max(dim=1).values
     xp.div_(peak.clamp_min(1.0).reshape(-1, *([1] * (xp.dim() - 1))))  # classes whose maximum exceeds 1
     return state
@@ -136,9 +140,11 @@ class BLv2Search(ClassState):
         return patience > 0 and bool((self.best.stale >= patience).all())
 
 
-def blv2_iteration(search: BLv2Search, it: int, samples: torch.Tensor, oracle: GradientOracle, settings: BLv2Settings) -> None:
+def blv2_iteration(search: BLv2Search, it: int, samples: torch.Tensor, oracle: GradientOracle, settings: BLv2Settings,
+                   lr: torch.Tensor | None = None) -> None:
     """Iteration ``it`` of Algorithm 1 on ``search`` (in place), given the population ``samples``
-    ``[k, P, T, *input_shape]`` drawn from its X_p (docs/method.md, BrainLeaks-v2)."""
+    ``[k, P, T, *input_shape]`` drawn from its X_p (docs/method.md, BrainLeaks-v2); ``lr`` ``[k]``:
+    per-class step sizes instead of ``settings.lr``."""
     s = settings
     k, p, sample_shape = samples.shape[0], samples.shape[1], samples.shape[2:]
     voxels = math.prod(sample_shape)
@@ -157,7 +163,7 @@ def blv2_iteration(search: BLv2Search, it: int, samples: torch.Tensor, oracle: G
     g = from_model_layout(out.grad, "spikes") + (s.sparsity / voxels) * out.weights.sum(dim=1).reshape(k, *([1] * len(sample_shape)))
     conf = out.probs.gather(1, pop_targets[:, None]).reshape(k, p).mean(dim=1)
     search.best.record(conf, search.state.xp, s.plateau_tol)  # the X_p these samples were drawn from
-    blv2_update_(search.state, g, s)
+    blv2_update_(search.state, g, s, lr)
     search.losses[it] = (out.loss.reshape(k, p) + density).mean(dim=1)
     search.confs[it] = conf
 

@@ -129,12 +129,17 @@ def score(model: TargetModel, recon: torch.Tensor, classes: Sequence[int], seed:
     return all_metrics(square(confidence_matrix(model, form, g, steps), classes))
 
 
-def target_confidence(target: TargetModel, inversion: Inversion, seed: int = 0) -> float:
-    """Mean confidence of the attacked model in the attacked class on the attack's own output."""
+def target_confidences(target: TargetModel, inversion: Inversion, seed: int = 0) -> torch.Tensor:
+    """Per class ``[K]``: the attacked model's confidence in the attacked class on the attack's own output."""
     g = torch.Generator().manual_seed(seed)
     conf = confidence_matrix(target, inversion.reconstructions, g)
     idx = torch.as_tensor(inversion.classes, dtype=torch.long)
-    return float(conf[torch.arange(len(idx)), idx].mean())
+    return conf[torch.arange(len(idx)), idx]
+
+
+def target_confidence(target: TargetModel, inversion: Inversion, seed: int = 0) -> float:
+    """Mean confidence of the attacked model in the attacked class on the attack's own output."""
+    return float(target_confidences(target, inversion, seed).mean())
 
 
 def redraw_spread(model: TargetModel, probabilities: torch.Tensor, classes: Sequence[int], draws: int, seed: int) -> dict[str, float]:

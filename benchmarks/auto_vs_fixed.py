@@ -1,0 +1,152 @@
+"""``python -m benchmarks.auto_vs_fixed``: ``bl-auto`` against every fixed attack variant, per network.
+
+For each network (an nmprivacy target kind on a data set, or a file of ``benchmarks.foreign_zoo``'s
+``zoo.json``), runs the audit's BL-v1 and BL-v2 with the ``paper``, ``reference`` and ``default``
+variants and, once, ``bl-auto``, each over ``--seeds`` seeds scored by ``--evaluators``
+evaluators, then tabulates per network the best fixed row (the attack and variant with the highest
+attack accuracy, and separately DAA: chosen with the evaluators, which an attacker cannot do)
+beside ``bl-auto`` (chosen without them). Writes ``<out>/auto-vs-fixed.json`` and ``.md``; every
+audit's folder stays under ``<out>/runs/`` (reruns reuse finished ones).
+
+    python -m benchmarks.auto_vs_fixed --out runs/auto --network snn-lava@digits-28 \\
+        --zoo runs/zoo/zoo.json --split choose --seeds 3 --evaluators 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("paper", "reference", "default")
+METRICS = ("attack_acc", "daa")
+
+
+@dataclass(frozen=True)
+class Network:
+    """One network to compare on: ``target`` (kind or file), data set and loader options."""
+
+    name: str
+    target: str
+    dataset: str
+    data_options: dict[str, Any] = field(default_factory=dict)
+    dt: float | None = None
+    split: str = "ours"
+
+
+def zoo_networks(path: Path, split: str | None) -> list[Network]:
+    """The members of a ``benchmarks.foreign_zoo`` ``zoo.json`` (only ``split``'s when given)."""
+    zoo = json.loads(path.read_text())
+    members = zoo.get("members", zoo)
+    out = []
+    for name, m in members.items():
+        if split and m.get("split") != split or not m.get("file"):
+            continue
+        out.append(Network(name, str(Path(m["file"])), m["dataset"], dict(m.get("data_options") or {}), m.get("dt"), m.get("split", "?")))
+    return out
+
+
+def parse_network(text: str) -> Network:
+    """``KIND@DATASET`` or ``FILE@DATASET`` (``[...]?opt=v&opt=v`` for loader options)."""
+    head, _, opts = text.partition("?")
+    target, sep, dataset = head.rpartition("@")
+    if not sep:
+        raise SystemExit(f"--network {text!r}: write TARGET@DATASET")
+    options = dict(o.split("=", 1) for o in opts.split("&") if o)
+    parsed = {k: (int(v) if v.isdigit() else v) for k, v in options.items()}
+    return Network(f"{Path(target).stem}@{dataset}", target, dataset, parsed)
+
+
+def run(net: Network, variant: str, attacks: tuple[str, ...], out: Path, seeds: int, evaluators: int, threads: int | None, overrides: dict) -> dict:
+    """One audit's results.json (reused when its folder is already complete)."""
+    from nmprivacy.audit import AuditConfig, run_audit
+
+    tag = "auto" if attacks == ("bl-auto",) else variant
+    folder = out / "runs" / net.name / tag
+    done = folder / "results.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    config = AuditConfig(dataset=net.dataset, data_options=net.data_options, out=str(folder), seeds=seeds, evaluators=evaluators, target=net.target,
+                         variant=variant, attacks=attacks, dt=net.dt, threads=threads, overrides=overrides)
+    return run_audit(config)
+
+
+def summary(net: Network, fixed: dict[str, dict], auto: dict) -> dict:
+    """Per metric: every fixed (attack, variant) mean ± std, the best of them, and bl-auto's."""
+    row: dict[str, Any] = {"network": net.name, "target": net.target, "dataset": net.dataset, "split": net.split,
+                           "target_acc": auto["models"]["target"].get("val_acc"), "fixed": {}, "auto": {}, "best": {}}
+    for variant, res in fixed.items():
+        for attack in ("bl-v1", "bl-v2"):
+            a = res["attacks"][attack]
+            row["fixed"][f"{attack}/{variant}"] = {m: (a[m], a.get(f"{m}_std", 0.0)) for m in METRICS}
+    a = auto["attacks"]["bl-auto"]
+    row["auto"] = {m: (a[m], a.get(f"{m}_std", 0.0)) for m in METRICS}
+    row["auto_degenerate"] = a.get("diagnostics", {}).get("degenerate", {})
+    row["auto_winners"] = a.get("winners")
+    row["auto_seconds"] = a.get("seconds")
+    row["prior_alone"] = a.get("prior_alone")
+    for m in METRICS:
+        name, (mean, std) = max(((k, v[m]) for k, v in row["fixed"].items()), key=lambda kv: kv[1][0])
+        row["best"][m] = {"row": name, "mean": mean, "std": std}
+        row[f"auto_ge_best_{m}"] = row["auto"][m][0] >= mean - 1e-9
+    row["seconds_bl_v2_default"] = fixed.get("default", {}).get("attacks", {}).get("bl-v2", {}).get("seconds_per_iteration", math.nan) * \
+        fixed.get("default", {}).get("attacks", {}).get("bl-v2", {}).get("iterations", math.nan)
+    return row
+
+
+def pct(mean: float, std: float) -> str:
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    """The comparison table: best fixed vs bl-auto, attack accuracy and DAA."""
+    lines = ["| network | split | target acc | best fixed acc (row) | bl-auto acc | best fixed DAA (row) | bl-auto DAA | auto >= best | degenerate (auto) | s auto / s BL-v2 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b, a = r["best"], r["auto"]
+        ok = "yes" if r["auto_ge_best_attack_acc"] and r["auto_ge_best_daa"] else ("acc" if r["auto_ge_best_attack_acc"] else ("DAA" if r["auto_ge_best_daa"] else "no"))
+        ratio = r["auto_seconds"] / r["seconds_bl_v2_default"] if r.get("auto_seconds") and r["seconds_bl_v2_default"] == r["seconds_bl_v2_default"] else float("nan")
+        lines.append(f"| {r['network']} | {r['split']} | {100 * (r['target_acc'] or 0):.1f} | {pct(b['attack_acc']['mean'], b['attack_acc']['std'])} ({b['attack_acc']['row']}) | "
+                     f"{pct(*a['attack_acc'])} | {pct(b['daa']['mean'], b['daa']['std'])} ({b['daa']['row']}) | {pct(*a['daa'])} | {ok} | "
+                     f"{len(r['auto_degenerate'])} | {ratio:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison and write ``auto-vs-fixed.json`` / ``.md``."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.auto_vs_fixed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--network", action="append", default=[], help="TARGET@DATASET[?opt=v&...] (repeatable)")
+    p.add_argument("--zoo", default=None, help="a benchmarks.foreign_zoo zoo.json")
+    p.add_argument("--split", default=None, help="only the zoo members of this split (choose, report)")
+    p.add_argument("--only", action="append", default=[], help="only these network names (repeatable)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--evaluators", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="preset setting of every audit (e.g. bl_auto.tie=0.05)")
+    args = p.parse_args(argv)
+    from nmprivacy.commands.common import parse_pairs
+
+    overrides = parse_pairs(args.set, "--set")
+    nets = [parse_network(n) for n in args.network] + (zoo_networks(Path(args.zoo), args.split) if args.zoo else [])
+    if args.only:
+        nets = [n for n in nets if n.name in args.only]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for net in nets:
+        print(f"== {net.name} ({net.target} on {net.dataset})", flush=True)
+        fixed = {v: run(net, v, ("bl-v1", "bl-v2"), out, args.seeds, args.evaluators, args.threads, overrides) for v in VARIANTS}
+        auto = run(net, "default", ("bl-auto",), out, args.seeds, args.evaluators, args.threads, overrides)
+        rows.append(summary(net, fixed, auto))
+        (out / "auto-vs-fixed.json").write_text(json.dumps(rows, indent=1))
+        (out / "auto-vs-fixed.md").write_text(markdown(rows))
+        print(markdown(rows[-1:]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""``bl-auto`` (nmprivacy.attacks.auto): its fixed members are the fixed attacks bit for bit, its
+selection never reads an evaluator, its step rule halves on a plateau, and degenerate
+reconstructions are flagged in every audit report instead of scoring low in silence."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from nmprivacy.attacks import get_attack
+from nmprivacy.attacks.auto import BrainLeaksAuto, distinct_members, member_settings, select
+from nmprivacy.attacks.blv1 import BrainLeaksV1
+from nmprivacy.attacks.blv2 import BrainLeaksV2
+from nmprivacy.attacks.state import BestSoFar
+from nmprivacy.attacks.step_rule import HalvingStep
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.evaluation.diagnostics import diagnose, flags_of
+from nmprivacy.presets import BLAutoSettings
+
+torch.set_num_threads(1)
+SHAPE, CLASSES, T = (1, 5, 6), [0, 1, 2, 3], 6
+
+
+def lava_target():
+    from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
+
+    torch.manual_seed(0)
+    return SNNLava(SNNLavaConfig(input_shape=SHAPE, num_classes=4, hidden=24, weight_scale=4, current_decay=0.25)).freeze()
+
+
+SMALL = BLAutoSettings(adaptive_iterations=10, checkpoint=3, draws=4)
+
+
+def test_members_are_the_fixed_attacks_bit_for_bit() -> None:
+    model = lava_target()
+    inv = get_attack("bl-auto", SMALL, steps=T).run(model, CLASSES, seed=3)
+    fixed = [n for n in distinct_members(SMALL) if not n.endswith("adaptive")]
+    assert {"bl-v1:default", "bl-v1:paper", "bl-v2:default", "bl-v2:reference", "bl-v2:paper"} <= set(fixed)
+    for name in fixed:
+        cls = BrainLeaksV1 if name.startswith("bl-v1") else BrainLeaksV2
+        alone = cls(member_settings(SMALL, name), steps=T).run(lava_target(), CLASSES, seed=3)  # a fresh model and oracle
+        member = inv.members[name].inversion
+        assert torch.equal(member.reconstructions, alone.reconstructions), name
+        assert (member.probabilities is None) == (alone.probabilities is None), name
+        if alone.probabilities is not None:
+            assert torch.equal(member.probabilities, alone.probabilities), name
+        assert torch.equal(member.confidence_curve, alone.confidence_curve), name
+    for k, winner in enumerate(inv.winners):  # each class is its winner's
+        chosen = inv.members[winner].inversion
+        assert torch.equal(inv.reconstructions[k], chosen.reconstructions[k])
+
+
+def test_selection_never_reads_an_evaluator(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nmprivacy.evaluation.scoring as scoring
+
+    def evaluator_used(*args: object, **kwargs: object) -> None:
+        raise AssertionError("bl-auto's selection read an evaluator")
+
+    for name in ("score", "confidence_matrix", "evaluator_input", "summarize"):
+        monkeypatch.setattr(scoring, name, evaluator_used)
+    assert list(inspect.signature(BrainLeaksAuto.run).parameters) == ["self", "model", "classes", "seed"]  # nothing to pass one in
+    inv = get_attack("bl-auto", SMALL, steps=T).run(lava_target(), CLASSES, seed=0)
+    assert len(inv.winners) == len(CLASSES)
+    with pytest.raises(AssertionError, match="read an evaluator"):  # the guard does fire: reporting (summarise) may score, selection may not
+        BrainLeaksAuto(SMALL, steps=T).summarise(inv, [object()], CLASSES, 0, T)
+
+
+def test_selection_takes_the_most_confident_then_the_sparsest_or_the_domain_density() -> None:
+    def member(conf: list[float], dens: list[float]) -> SimpleNamespace:
+        return SimpleNamespace(confidence=torch.tensor(conf), density=torch.tensor(dens))
+
+    members = {"a": member([0.90, 0.50, 0.3], [0.30, 0.30, 0.3]), "b": member([0.95, 0.49, 0.9], [0.20, 0.02, 0.01]), "c": member([0.80, 0.50, 0.2], [0.05, 0.10, 0.2])}
+    assert select(members, 0.02, None) == ["b", "b", "b"]  # class 0: b best; class 1: all within 0.02, b sparsest
+    assert select(members, 0.0, None) == ["b", "c", "b"]  # no margin: the most confident (class 1: a and c exactly tied, c sparser)
+    assert select(members, 0.02, 0.1) == ["b", "c", "b"]  # class 1: c's density is the domain's
+
+
+def test_the_step_rule_halves_on_a_plateau_and_restarts() -> None:
+    best = BestSoFar.start(torch.zeros(2, 3))
+    rule = HalvingStep.start(2, 1.0)
+    best.record(torch.tensor([0.2, 0.2]), torch.ones(2, 3))
+    assert rule.check(best, 1e-3).tolist() == [False, False]  # first checkpoint: progress from nothing
+    best.record(torch.tensor([0.5, 0.2]), torch.ones(2, 3))  # class 0 improves, class 1 plateaus
+    assert rule.check(best, 1e-3).tolist() == [False, True] and rule.lr.tolist() == [1.0, 0.5]
+    for _ in range(3):
+        rule.check(best, 1e-3)
+    assert rule.lr.tolist() == [0.125, 0.0625] and rule.halvings.tolist() == [3, 4]
+    assert rule.converged(best, 1.0, 0.125, 0.999).tolist() == [False, True]
+
+
+def test_the_adaptive_member_stops_on_convergence() -> None:
+    """On a toy target whose confidence never moves (silent read-out) the step halves at every
+    checkpoint and the member stops long before its iteration cap."""
+    model = lava_target()
+    with torch.no_grad():
+        model.blocks[1].synapse.weight.zero_()  # the output layer never fires: every input scores the same
+    settings = BLAutoSettings(members=("bl-v2:adaptive",), adaptive_iterations=60, checkpoint=2, draws=2)
+    inv = get_attack("bl-auto", settings, steps=T).run(model, CLASSES, seed=0)
+    adaptive = inv.members["bl-v2:adaptive"].inversion
+    assert adaptive.iterations == 2 * 5  # the first check sees progress from nothing, then each halves: below 1/8 after the 5th
+    assert all(h >= 3 for h in adaptive.config["halvings"])
+
+
+def test_domain_prior_needs_the_domain_and_starts_there() -> None:
+    settings = BLAutoSettings(members=("bl-v2:adaptive",), prior="domain", adaptive_iterations=2, draws=2)
+    attack = get_attack("bl-auto", settings, steps=T)
+    with pytest.raises(NmprivacyError, match="prior 'domain' needs the domain's mean spike density"):
+        attack.run(lava_target(), CLASSES, seed=0)
+    attack.prepare(SimpleNamespace(test=SimpleNamespace(x=torch.full((5, T, *SHAPE), 0.25))))
+    inv = attack.run(lava_target(), CLASSES, seed=0)
+    assert inv.domain_density == 0.25 and inv.members["bl-v2:adaptive"].inversion.config["init"] == 0.25
+
+
+def test_degenerate_classes_are_flagged() -> None:
+    assert flags_of(0.0, 0.1, 0.9, 0.1) == ["all-zero"]
+    assert flags_of(0.7, 0.1, 0.9, 0.1) == ["saturated"]
+    assert flags_of(0.1, 0.1, 0.15, 0.1) == ["target-unconvinced"]
+    assert flags_of(0.1, 0.1, 0.9, 0.1) == []
+    x = torch.stack([torch.zeros(T, *SHAPE), torch.ones(T, *SHAPE), torch.full((T, *SHAPE), 0.1)])
+    d = diagnose(x, torch.tensor([0.9, 0.9, 0.9]), [0, 1, 2], 0.1, 4)
+    assert d["degenerate"] == {"0": ["all-zero"], "1": ["saturated"]} and d["per_class"][2]["flags"] == []
+
+
+def test_audit_reports_auto_and_every_attacks_diagnostics(tmp_path: Path) -> None:
+    from nmprivacy.cli import main
+
+    out = tmp_path / "audit"
+    assert main(["audit", "--dataset", "digits", "--quick", "--set", "hidden=16", "--evaluators", "1", "--attacks", "bl-v2,bl-auto",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    auto = results["attacks"]["bl-auto"]
+    assert set(auto["winners"]) == {str(c) for c in range(10)} and set(auto["winners"].values()) <= set(BLAutoSettings().members)
+    assert 0.0 <= auto["prior_alone"]["attack_acc"] <= 1.0 and auto["prior"] == "none"
+    for name in ("bl-v2", "bl-auto"):
+        d = results["attacks"][name]["diagnostics"]
+        assert len(d["per_class"]) == 10 and 0.0 < d["data_density"] < 1.0
+    report = (out / "report.md").read_text()
+    assert "## Diagnostics" in report and "winning members" in report and "degenerate classes" in report
