@@ -36,7 +36,7 @@ surrogate ``1 / (1 + slope |v - threshold| / scale)^2``; a layer with ``delay = 
 spikes ``d`` steps later. In "loihi" arithmetic the forward is exact CUBA fixed point (states in
 float64 holding integers, ``rstz`` = truncation toward zero) and the backward passes the decays
 straight through (``d rstz(v * c, 12) / dv = c / 4096``); Lava's 24-bit wrap of u and clip of v
-are not modelled (states beyond +-2^23 would differ; trained networks stay far below).
+are computed as Lava does (``nmprivacy.attacks.lif_kernels``), so every state is exact.
 
 Layouts: ``x`` ``[T, B, *input_shape]``; per layer ``I``/``A`` (current, then pre-reset voltage)
 and ``Z`` (spikes) ``[T, B, N]``; read-out membrane ``[T, B, C]``.
