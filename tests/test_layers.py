@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINES = {"nmprivacy.audit", "nmprivacy.validation", "nmprivacy.targets", "nmprivacy.api", "nmprivacy.report", "nmprivacy.study"}
+PIPELINES = {"nmprivacy.audit", "nmprivacy.validation", "nmprivacy.targets", "nmprivacy.api", "nmprivacy.report", "nmprivacy.study", "nmprivacy.mia"}
 RANK = {"core": 0, "hw_export": 1, "pipeline": 2, "cli": 3, "benchmarks": 4}
 
 

@@ -1,0 +1,173 @@
+"""Membership inference, pipeline and command: the oracles (float, bit-exact emulation, Lava) give
+the same scores, ``run_mia`` on kinds and on a NetX file, ``nmprivacy mia`` end to end with its
+files, keys, resumption and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hw_export.netx_export import export_netx
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.membership.observables import attacker_view, logit_confidence
+from nmprivacy.mia import MiaConfig, observe_with, oracle_check, run_mia
+from test_hw_export import CLASSES, SHAPE, T, small_snn_lava, small_snn_norse
+
+torch.set_num_threads(1)
+STABLE_KEYS = ("auc", "auc_ci", "tpr_at_fpr", "tpr_at_fpr_ci", "balanced_acc", "balanced_acc_ci")
+
+
+def records(n: int = 12, seed: int = 0) -> torch.Tensor:
+    """``n`` random grey images ``[n, *SHAPE]`` in [0, 0.8] (rate-encoded per query)."""
+    return torch.rand(n, *SHAPE, generator=torch.Generator().manual_seed(seed)) * 0.8
+
+
+def test_emulation_and_lava_give_the_same_scores(tmp_path):
+    model = small_snn_lava()
+    x, labels = records(), torch.arange(12) % CLASSES
+    emu = observe_with(model, "emulation", x, "image", T, queries=2, seed=3, workdir=tmp_path)
+    lava = observe_with(model, "lava", x, "image", T, queries=2, seed=3, workdir=tmp_path)
+    flt = observe_with(model, "float", x, "image", T, queries=2, seed=3, workdir=tmp_path)
+    assert emu.counts.sum() > 0 and emu.logp.shape == (12, 2, CLASSES)
+    assert torch.equal(emu.counts, lava.counts) and torch.equal(emu.pred, lava.pred)
+    assert torch.allclose(emu.logp, lava.logp, atol=1e-6)
+    assert torch.equal(flt.counts, emu.counts)  # snn-lava's slayer forward is Loihi's arithmetic
+    for threat in ("counts", "label", "membrane"):
+        phi_emu = logit_confidence(attacker_view(emu, threat), labels.numpy())
+        phi_lava = logit_confidence(attacker_view(lava, threat), labels.numpy())
+        assert np.allclose(phi_emu, phi_lava, atol=1e-5), threat
+
+
+def test_the_engine_answers_as_the_network_model_runs(tmp_path):
+    from hw_export.netx_emulation import load_netx
+    from nmprivacy.membership.observables import encode_queries, engine_answer, model_outputs
+
+    path = tmp_path / "m.net"
+    export_netx(small_snn_lava(), path)
+    emu = load_netx(path)
+    spikes = encode_queries(records(40), "image", T, 0, 0, 0)
+    fast = engine_answer(emu)
+    assert fast is not None
+    (lp_fast, ct_fast), (lp_run, ct_run) = fast(spikes), model_outputs(emu, spikes)
+    assert torch.equal(ct_fast, ct_run) and ct_run.sum() > 0 and torch.allclose(lp_fast, lp_run, atol=1e-9)
+
+
+def test_oracle_check_reports_no_lava_mismatch_and_the_float_gap_of_a_mapped_model(tmp_path):
+    x = records(10, seed=1)
+    check = oracle_check(small_snn_lava(), small_snn_lava(), x, 6, "image", T, 0, "counts", tmp_path)
+    assert check["records"] == 6 and check["lava_vs_emulation"]["count_mismatch_records"] == 0
+    assert check["lava_vs_emulation"]["threat_phi_max_abs_diff"] == 0 and check["float_vs_emulation"]["count_mismatch_records"] == 0
+    norse = small_snn_norse()  # a float model mapped onto Loihi: Lava equals the mapping, not necessarily the float model
+    check = oracle_check(norse, norse, x, 6, "image", T, 0, "membrane", tmp_path)
+    assert check["lava_vs_emulation"]["count_mismatch_records"] == 0 and "float_vs_emulation" in check
+
+
+def tiny(tmp_path, **kw) -> MiaConfig:
+    """A seconds-long run on 170 digits records: 16 hidden neurons, the quick budget, in this process."""
+    base = dict(dataset="digits", budget="quick", hidden=16, data_options={"limit_train": 120, "limit_test": 50}, workers=0,
+                bootstrap=20, lava_check=0, cache=str(tmp_path / "cache"), out=str(tmp_path / "out"))
+    return MiaConfig(**{**base, **kw})
+
+
+def test_run_mia_on_an_ann_uses_its_logits_and_says_counts_do_not_apply(tmp_path):
+    mia = run_mia(tiny(tmp_path, target="ann", attacks=("lira", "loss")))
+    assert mia["threat"] == "membrane" and mia["oracle"] == "float" and mia["queries"] == 1
+    assert any("counts n/a" in n for n in mia["notes"])
+    assert 0 <= mia["target"]["train_acc"] <= 1 and mia["references"] == 4 and mia["references_per_target"] == 3
+    with pytest.raises(NmprivacyError, match="counts threat does not apply to an ann"):
+        run_mia(tiny(tmp_path, target="ann", threat="counts", out=str(tmp_path / "x")))
+    with pytest.raises(NmprivacyError, match="emulation oracle does not apply"):
+        run_mia(tiny(tmp_path, target="ann", oracle="emulation", out=str(tmp_path / "x")))
+    assert not (tmp_path / "x").exists()  # a refused run leaves nothing behind
+
+
+def test_run_mia_on_a_netx_file_trains_references_for_its_sizes(tmp_path, monkeypatch):
+    model = small_snn_lava()  # 16-24-4: reads a 4x4 data set
+    net = tmp_path / "foreign.net"
+    export_netx(model, net)
+    # a 4-class data set of 4x4 images for it, standing in for "digits" (so the digits preset applies)
+    from nmprivacy.data import dataset_names
+    from nmprivacy.data.base import REGISTRY, DatasetEntry, DatasetSplits, Split
+
+    def load(root=None, limit_train=None, limit_test=None):
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(160, *SHAPE, generator=g)
+        y = torch.arange(160) % CLASSES
+        return DatasetSplits("digits", "image", Split(x[:100], y[:100]), Split(x[100:], y[100:]), tuple("0123"), SHAPE, "test data")
+
+    dataset_names()  # register the real loaders first, then replace one
+    monkeypatch.setitem(REGISTRY, "digits", DatasetEntry("digits", load, "image", "4x4 stand-in"))
+    mia = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("lira-offline", "rmia", "loss"), lava_check=4))
+    assert mia["target"]["file"] == str(net) and mia["target"]["models"] == 1 and mia["reference_kind"] == "snn-lava"
+    assert mia["population"]["protocol"] == "single target" and mia["population"]["z"] == 15  # a quarter of the 60 test records
+    assert any("16-24-4" in n and "recipe" in n for n in mia["notes"])
+    assert mia["oracle"] == "emulation" and mia["oracle_check"]["lava_vs_emulation"]["count_mismatch_records"] == 0
+    for name in ("lira-offline", "rmia", "loss"):
+        assert all(k in mia["attacks"][name] for k in STABLE_KEYS)
+    with pytest.raises(NmprivacyError, match="no float model"):
+        run_mia(tiny(tmp_path, target=str(net), oracle="float", references=2, out=str(tmp_path / "y")))
+
+
+def run_cli(*args: str, env_cache: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {**os.environ, "NMPRIVACY_CACHE": env_cache}
+    return subprocess.run([sys.executable, "-m", "nmprivacy", "--threads", "1", *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_cli_end_to_end_on_digits_quick_writes_the_files_and_resumes(tmp_path):
+    out, cache = tmp_path / "mia", str(tmp_path / "cache")
+    args = ("mia", "--dataset", "digits", "--quick", "--hidden", "16", "--limit-train", "150", "--limit-test", "60", "--workers", "1",
+            "--lava-check", "3", "--bootstrap", "20", "--set", "rmia.mode=offline", "--out", str(out))
+    proc = run_cli(*args, env_cache=cache)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("mia.json", "mia.md", "roc.png", "scores.npz"):
+        assert (out / name).is_file(), name
+    mia = json.loads((out / "mia.json").read_text())
+    assert set(mia["attacks"]) == {"lira", "lira-offline", "rmia", "loss", "shadow"}
+    for r in mia["attacks"].values():
+        assert all(k in r for k in STABLE_KEYS) and set(r["tpr_at_fpr"]) == {"0.001", "0.01"}
+    assert mia["attacks"]["rmia"]["settings"]["mode"] == "offline"
+    assert {"train_acc", "test_acc"} <= set(mia["target"]) and mia["references"] == 4 and mia["threat"] == "counts" and mia["oracle"] == "emulation"
+    assert mia["oracle_check"]["lava_vs_emulation"]["count_mismatch_records"] == 0
+    assert {"config", "seed", "versions", "machine", "timings_s", "created"} <= set(mia)
+    assert mia["timings"]["reference_models_trained"] == 4 and mia["timings"]["train_s_mean"] > 0
+    scores = np.load(out / "scores.npz")
+    assert scores["lira.scores"].shape == scores["lira.members"].shape
+    assert "| lira |" in (out / "mia.md").read_text()
+    again = run_cli(*args[:-2], "--lava-check", "0", "--out", str(out), env_cache=cache)  # everything cached: no model trained again
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "mia.json").read_text())["timings"]["reference_models_observed"] == 0
+    assert "4 cached, 0 to train" in again.stdout + again.stderr
+
+
+def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
+    proc = run_cli("mia", "--dataset", "digits", "--quick", "--target", "ann", "--threat", "counts", "--out", str(tmp_path / "o"),
+                   env_cache=str(tmp_path / "c"), timeout=120)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and "counts threat does not apply" in err[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, match", [
+    (("--attacks", "lira,nope"), "unknown membership attack nope"),
+    (("--references", "2"), "at least 4 models"),
+    (("--target", "missing.net"), "neither a kind"),
+    (("--attacks", "rmia", "--set", "rmia.mode=sometimes"), "rmia.mode"),
+    (("--attacks", "rmia", "--set", "lira.variance=global"), "does not include"),
+    (("--set", "snn_train.epochs=0"), "snn_train.epochs"),
+    (("--oracle", "emulation", "--target", "ann"), "emulation oracle does not apply"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, capsys, monkeypatch, args, match):
+    from nmprivacy.cli import main
+
+    monkeypatch.setenv("NMPRIVACY_CACHE", str(tmp_path / "c"))
+    assert main(["mia", "--dataset", "digits", "--quick", "--workers", "0", "--out", str(tmp_path / "o"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and match in err[0], err
+    assert not (tmp_path / "o").exists()
