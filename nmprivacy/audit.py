@@ -174,15 +174,18 @@ def attack_plan(preset: Preset, data_domain: str, config: AuditConfig) -> list[t
     ``config.attacks``, exactly the attacks named there."""
     from nmprivacy.attacks import attack_infos
 
+    from nmprivacy.membership import MEMBERSHIP_ATTACKS
+
     ann = preset.ann_baseline and data_domain == "image"
     available = {name: info for name, info in attack_infos().items() if info.model == "target" or (info.model == "ann" and ann)}
     if config.attacks is None:
         loihi = config.target == "snn-lava" or str(config.target).endswith((".net", ".h5", ".hdf5"))
         names = [n for n, info in available.items() if info.plan == "always" or (info.plan == "loihi" and loihi)]
     else:
-        unknown = [a for a in config.attacks if a not in available]
+        unknown = [a for a in config.attacks if a not in available and a not in MEMBERSHIP_ATTACKS]
         if unknown or not config.attacks:
-            raise NmprivacyError(f"--attacks {','.join(unknown) or '(empty)'} cannot run in this audit: choose from {','.join(available)}")
+            raise NmprivacyError(f"--attacks {','.join(unknown) or '(empty)'} cannot run in this audit: choose from "
+                                 f"{','.join([*available, *MEMBERSHIP_ATTACKS])}")
         names = [n for n in available if n in config.attacks]
     return [(n, available[n].model, preset.group(available[n].settings)) for n in names]
 
@@ -257,6 +260,10 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
     if config.hardware:
         with sw("hardware"):
             result.hardware = hardware_check(foreign or models["target"].model, splits, steps, out, config)
+    membership = membership_attacks(config)
+    if membership:
+        with sw("membership"):
+            result.membership = membership_check(membership, out, config)
     result.record = run_metadata(config=config, seed=config.seed, timings=sw.seconds)
     results = result.to_json()  # the report reads exactly what results.json holds
     with sw("report"):
@@ -302,6 +309,25 @@ def run_attack(
         settings=settings, oracle=oracle, valid=not reasons, invalid_reason="; ".join(reasons) or None, extra=extra,
     )
     return summary, first
+
+
+def membership_attacks(config: AuditConfig) -> tuple[str, ...]:
+    """The membership attacks (``nmprivacy.membership``) named in ``config.attacks``."""
+    from nmprivacy.membership import MEMBERSHIP_ATTACKS
+
+    return tuple(a for a in config.attacks or () if a in MEMBERSHIP_ATTACKS)
+
+
+def membership_check(attacks: tuple[str, ...], out: Path, config: AuditConfig) -> dict[str, Any]:
+    """``nmprivacy mia`` with the audit's data, target, budget and settings, written into
+    ``out/membership`` (mia.json, mia.md, roc.png); returns its mia.json content."""
+    from nmprivacy.mia import MiaConfig, run_mia
+
+    return run_mia(MiaConfig(
+        dataset=config.dataset, target=config.target, out=str(out / "membership"), attacks=attacks, budget=config.budget, hidden=config.hidden,
+        overrides=config.overrides, data_root=config.data_root, data_options=config.data_options, workers=0, threads=config.threads,
+        seed=config.seed, cache=config.cache, dt=config.dt,
+    ))
 
 
 def hardware_check(model: Any, splits: Any, steps: int, out: Path, config: AuditConfig) -> dict[str, Any]:

@@ -174,6 +174,8 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
     lines += ["", "## Notes", ""] + notes(results)
     if "hardware" in results:
         lines += ["", "## Hardware validation (NetX export on the Lava simulator)", ""] + hardware_lines(results["hardware"])
+    if "membership" in results:
+        lines += ["", "## Membership inference", ""] + membership_lines(results["membership"])
     if figures:
         lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     timings = results.get("timings_s", {})
@@ -235,6 +237,18 @@ def notes(results: Mapping[str, Any]) -> list[str]:
     else:
         out.append("- Spiking evaluators judge the spike reconstructions directly (per-step softmax of the output membrane, averaged over T).")
     return out
+
+
+def membership_lines(mia: Mapping[str, Any]) -> list[str]:
+    """Key figures of ``nmprivacy mia``'s result (details in membership/mia.md beside the report)."""
+    t = mia.get("target", {})
+    lines = [f"Threat `{mia.get('threat')}`, oracle `{mia.get('oracle')}`, {mia.get('references')} reference models; target train / test accuracy "
+             f"{_pct(t.get('train_acc'))} / {_pct(t.get('test_acc'))} %.", "",
+             "| attack | AUC | TPR at 0.1 % FPR | TPR at 1 % FPR |", "|---|---|---|---|"]
+    for name, a in mia.get("attacks", {}).items():
+        tpr = a.get("tpr_at_fpr", {})
+        lines.append(f"| {name} | {a.get('auc', float('nan')):.3f} | {_pct(tpr.get('0.001'))} % | {_pct(tpr.get('0.01'))} % |")
+    return lines + ["", "Details: [membership/mia.md](membership/mia.md)."]
 
 
 def hardware_lines(hw: Mapping[str, Any]) -> list[str]:

@@ -64,6 +64,7 @@ class AuditResult:
     attacks: dict[str, AttackResult]
     weak_models: dict[str, str]
     hardware: dict | None = None
+    membership: dict | None = None  # nmprivacy mia's mia.json, when --attacks names membership attacks
     record: dict = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -75,6 +76,8 @@ class AuditResult:
         }
         if self.hardware is not None:
             out["hardware"] = self.hardware
+        if self.membership is not None:
+            out["membership"] = self.membership
         return to_jsonable({**out, **self.record})
 
 

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=None, help="override the hidden size of target and ANN (= --set hidden=N)")
     p.add_argument("--redraws", type=int, default=None, help="BL-v2: Bernoulli re-draws of X_p for the paper's ± (default: 1000 with --paper, else 0)")
     p.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: bl-v1,bl-v2, mi-face on image data, "
-                   "and bl-v2-query on Loihi targets: snn-lava and NetX files)")
+                   "and bl-v2-query on Loihi targets: snn-lava and NetX files); membership attacks (lira, lira-offline, rmia, loss, "
+                   "shadow) add a membership section (nmprivacy mia) under membership/")
     p.set_defaults(func=run)
 
 
