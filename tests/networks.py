@@ -98,3 +98,15 @@ def recurrent_nir(path: Path, inputs: int, classes: int = 10, hidden: int = 16, 
              ("fc2", "lif2"), ("lif2", "output")]
     nir.write(str(path), nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
     return path
+
+
+def lava_check(path: Path | str, x: torch.Tensor) -> tuple[list[int], list[int]]:
+    """(mismatches per layer, emulation spikes per layer) of the NetX file ``path`` on Lava for ``x`` ``[T, B, ...]``."""
+    from hw_export.lava_run import run_lava
+    from hw_export.netx_emulation import load_netx
+
+    emu = load_netx(path)
+    with torch.no_grad():
+        expected = [s.transpose(0, 1).to(torch.uint8) for s in emu.layer_spikes(x)]
+    run = run_lava(path, x.transpose(0, 1))
+    return [int((e != g).sum()) for e, g in zip(expected, run.layers)], [int(e.sum()) for e in expected]

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from hw_export.lava_run import run_lava
 from hw_export.netx_emulation import load_netx
 from hw_export.netx_export import export_netx, model_network
 from nmprivacy.errors import NetworkError
 from nmprivacy.models.network_model import NetworkModel
 from nmprivacy.network.nir_export import to_nir_graph
 from nmprivacy.network.nir_import import read_graph, read_nir
+from networks import lava_check
 
 torch.set_num_threads(1)
 T = 20
@@ -61,15 +61,6 @@ def sinabs_style(seed: int = 0) -> nir.NIRGraph:
         nir.IF(r=np.ones(10), v_threshold=np.ones(10)),
         nir.Output(output_type=np.array([10])),
     )
-
-
-def lava_check(path, x) -> tuple[list[int], list[int]]:
-    """(mismatches per layer, emulation spikes per layer) of the NetX file on Lava."""
-    emu = load_netx(path)
-    with torch.no_grad():
-        expected = [s.transpose(0, 1).to(torch.uint8) for s in emu.layer_spikes(x)]
-    run = run_lava(path, x.transpose(0, 1))
-    return [int((e != g).sum()) for e, g in zip(expected, run.layers)], [int(e.sum()) for e in expected]
 
 
 def test_norse_graph_float_model_equals_norse_and_runs_exactly_on_lava(tmp_path):

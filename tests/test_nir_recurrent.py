@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from hw_export.lava_run import run_lava
 from hw_export.netx_emulation import load_netx
 from hw_export.netx_export import export_netx
 from nmprivacy.errors import NetworkError
 from nmprivacy.models.network_model import NetworkModel
 from nmprivacy.network.nir_export import to_nir_graph
 from nmprivacy.network.nir_import import read_graph, read_nir
+from networks import lava_check
 
 torch.set_num_threads(1)
 DT, T = 1e-4, 25
@@ -97,15 +97,6 @@ def reference(network, x: torch.Tensor) -> list[torch.Tensor]:
         out.append(spikes)
         source = torch.cat([torch.zeros_like(spikes[:1]), spikes[:-1]])
     return out
-
-
-def lava_check(path, x) -> tuple[list[int], list[int]]:
-    """(mismatches per layer, emulation spikes per layer) of the NetX file on Lava."""
-    emu = load_netx(path)
-    with torch.no_grad():
-        expected = [s.transpose(0, 1).to(torch.uint8) for s in emu.layer_spikes(x)]
-    run = run_lava(path, x.transpose(0, 1))
-    return [int((e != g).sum()) for e, g in zip(expected, run.layers)], [int(e.sum()) for e in expected]
 
 
 def class_agreement(network, path, x) -> float:
