@@ -35,6 +35,14 @@ class Network:
     data_options: dict[str, Any] = field(default_factory=dict)
     dt: float | None = None
     split: str = "ours"
+    steps: int | None = None  # T to attack at (a zoo member's own; None: the target's or the preset's)
+
+    @property
+    def domain_is_image(self) -> bool:
+        """True for image data (T is a choice), False for events (T comes with the data)."""
+        from nmprivacy.presets import family_of
+
+        return family_of(self.dataset) in ("mnist", "faces")
 
 
 def zoo_networks(path: Path, split: str | None) -> list[Network]:
@@ -45,7 +53,7 @@ def zoo_networks(path: Path, split: str | None) -> list[Network]:
     for name, m in members.items():
         if split and m.get("split") != split or not m.get("file"):
             continue
-        out.append(Network(name, str(Path(m["file"])), m["dataset"], dict(m.get("data_options") or {}), m.get("dt"), m.get("split", "?")))
+        out.append(Network(name, str(Path(m["file"])), m["dataset"], dict(m.get("data_options") or {}), m.get("dt"), m.get("split", "?"), m.get("steps")))
     return out
 
 
@@ -69,6 +77,8 @@ def run(net: Network, variant: str, attacks: tuple[str, ...], out: Path, seeds: 
     done = folder / "results.json"
     if done.is_file():
         return json.loads(done.read_text())
+    if net.steps is not None and net.domain_is_image:
+        overrides = {"steps": net.steps, **overrides}
     config = AuditConfig(dataset=net.dataset, data_options=net.data_options, out=str(folder), seeds=seeds, evaluators=evaluators, target=net.target,
                          variant=variant, attacks=attacks, dt=net.dt, threads=threads, overrides=overrides)
     return run_audit(config)

@@ -120,15 +120,15 @@ def train_evaluators(kind: str, splits: Any, preset: Preset, n: int, seed: int, 
     return [train_or_load(kind, splits, preset, seed + 1 + i, steps, cache, budget) for i in range(n)]
 
 
-def load_foreign_target(spec: str, splits: Any, dt: float | None = None) -> tuple[TrainedModel, Any, int]:
+def load_foreign_target(spec: str, splits: Any, dt: float | None = None, overrides: dict[str, Any] | None = None) -> tuple[TrainedModel, Any, int]:
     """A user's network (NetX file, NIR graph, checkpoint folder) as the audit target, reading the
     data set's layout, with its accuracy here; returns it, its ``nmprivacy.targets.Target`` and
-    the T it is attacked with (its own, else the data set's preset)."""
+    the T it is attacked with (``--set steps=N``, else its own, else the data set's preset)."""
     from nmprivacy.targets import choose_steps, fit_to_data, load_target
     from nmprivacy.training import evaluate_accuracy
 
     target = fit_to_data(load_target(spec, dt=dt), splits.input_shape, splits.num_classes, splits.name)
-    steps = choose_steps(None, target, splits.name) if splits.domain == "image" else int(splits.train.x.shape[1])
+    steps = choose_steps(None, target, splits.name, overrides) if splits.domain == "image" else int(splits.train.x.shape[1])
     model = target.model.freeze()
     acc = evaluate_accuracy(model, splits.test, steps, seed=0)
     record: dict[str, Any] = {"kind": model.info.kind, "file": str(spec), "val_acc": acc, "reset": model.info.reset, "steps": steps}
@@ -229,7 +229,7 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
         if config.target in SNN_KINDS:
             models["target"] = train_or_load(config.target, splits, preset, config.seed, train_steps, cache, config.budget)
         elif Path(config.target).exists():
-            models["target"], foreign, steps = load_foreign_target(config.target, splits, config.dt)
+            models["target"], foreign, steps = load_foreign_target(config.target, splits, config.dt, config.overrides)
         else:
             raise NmprivacyError(
                 f"--target '{config.target}' is neither a target kind ({', '.join(SNN_KINDS)}) nor an existing NetX file, NIR graph or checkpoint folder"

@@ -138,14 +138,16 @@ def fit_to_data(target: Target, input_shape: tuple[int, ...], num_classes: int, 
 
 
 def choose_steps(requested: int | None, target: Target | None, dataset: str, overrides: dict[str, Any] | None = None) -> int:
-    """T of spike inputs: ``requested``, else the target's recorded T, else the data set's preset
-    (with ``overrides``, e.g. ``{"steps": 50}`` from ``--set``)."""
+    """T of spike inputs: ``requested`` (``--steps``), else ``overrides["steps"]`` (``--set steps=N``),
+    else the target's recorded T, else the data set's preset."""
+    if requested is None and overrides and overrides.get("steps") is not None:
+        requested = overrides["steps"]
     if requested is not None:
         if requested < 1:
             raise NmprivacyError(f"--steps must be >= 1, got {requested}")
         return int(requested)
     if target is not None and target.steps is not None:
         return target.steps
-    from nmprivacy.presets import resolve
+    from nmprivacy.presets import preset_for
 
-    return resolve(dataset, overrides=overrides).steps
+    return preset_for(dataset).steps
