@@ -15,6 +15,7 @@ from nmprivacy.errors import NmprivacyError
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "attack-cost": ("benchmarks.attack_cost", "seconds per attack iteration: reference structure vs nmprivacy vs matmul roofline"),
     "lava-throughput": ("benchmarks.lava_throughput", "samples/s of the Lava CPU simulator path and its torch emulation"),
+    "train-cost": ("benchmarks.train_cost", "samples/s of snn-lava training: sparse engine vs slayer's dense CPU path, idle and beside busy loops"),
     "query-throughput": ("benchmarks.query_throughput", "queries/s of bl-v2-query's emulation and Lava oracles"),
     "contention": ("benchmarks.contention", "slowdown of training, a BL-v2 attack and a Lava validation next to 1 and 3 busy processes"),
     "fuzz": ("benchmarks.fuzz", "mutated and hostile files through every reader: tracebacks, memory blow-ups, hangs, partial outputs"),

@@ -25,11 +25,21 @@ with ``tau_rho = 100 * tau_grad * th`` and ``scale_rho = 0.1 * scale_grad`` (nea
 keeps slayer's own. Backward through the membrane is slayer's
 (``_li_dynamics_bwd``): it treats the voltage as a pure leaky integrator (the reset carries no
 gradient at all, not even the 1 - s factor).
+
+Engine (``SNNLava.engine``, default ``"sparse"``, or ``$NMPRIVACY_LAVA_ENGINE``): on the CPU, for
+binary input spikes that need no gradient (training, evaluation, queries), the forward and the
+weight gradients run in ``nmprivacy.models.sparse_cuba``, which gathers the weights of the active
+inputs instead of slayer's dense GEMM and runs slayer's integer dynamics and its backward in
+compiled kernels: the same spikes and voltages bit for bit, the same gradients up to fp32
+summation order. Anything else (``engine = "slayer"``, a GPU, graded inputs, input gradients
+for attacks) runs slayer itself. The engine is not part of ``SNNLavaConfig``: it changes how,
+not what, a model computes (like the thread count), so cached models keep their keys.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,6 +56,16 @@ from lava.lib.dl import slayer  # noqa: E402
 from lava.lib.dl.slayer.neuron import cuba  # noqa: E402
 
 STATE_SCALE = 1 << 12  # slayer CUBA s_scale: Loihi integer voltage per float unit (w_scale 64 * 64)
+ENGINES = ("sparse", "slayer")  # SNNLava.engine (module docstring)
+ENGINE_ENV = "NMPRIVACY_LAVA_ENGINE"
+
+
+def default_engine() -> str:
+    """The engine new ``SNNLava`` models use: ``$NMPRIVACY_LAVA_ENGINE`` if set, else ``"sparse"``."""
+    value = os.environ.get(ENGINE_ENV, "").strip() or "sparse"
+    if value not in ENGINES:
+        raise NmprivacyError(f"{ENGINE_ENV}={value!r} is not an snn-lava engine: use one of {', '.join(ENGINES)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -113,9 +133,33 @@ class SNNLava(TargetModel):
         self.info = ModelInfo("snn-lava", "spikes", tuple(config.input_shape), config.num_classes, reset="hard")
         n_in = math.prod(config.input_shape)
         self.blocks = nn.ModuleList([cuba_dense(n_in, config.hidden, config), cuba_dense(config.hidden, config.num_classes, config)])
+        self.engine = default_engine()
+
+    @property
+    def engine(self) -> str:
+        """``"sparse"`` (``nmprivacy.models.sparse_cuba`` where it applies) or ``"slayer"`` (module docstring)."""
+        return self._engine
+
+    @engine.setter
+    def engine(self, value: str) -> None:
+        if value not in ENGINES:
+            raise NmprivacyError(f"unknown snn-lava engine {value!r}: use one of {', '.join(ENGINES)}")
+        self._engine = value
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hidden spikes ``[T, B, hidden]`` (after the block's one-step delay) and output voltage ``[T, B, classes]``."""
+        """Hidden spikes ``[T, B, hidden]`` (after the block's one-step delay) and output voltage ``[T, B, classes]``.
+
+        The sparse engine serves this only when nothing needs gradients (its hidden spikes carry none)."""
+        if self._engine == "sparse" and not (torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())):
+            from nmprivacy.models.sparse_cuba import run_stack
+
+            result = run_stack(self.blocks, x, want_hidden=True)
+            if result is not None:
+                return result[1][0], result[0]
+        return self._slayer_run(x)
+
+    def _slayer_run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``run`` through slayer's own blocks."""
         t, b = x.shape[:2]
         xs = x.reshape(t, b, -1).permute(1, 2, 0).contiguous()  # [B, N, T]
         s1 = self.blocks[0](xs)  # [B, hidden, T], delayed by one step
@@ -125,7 +169,13 @@ class SNNLava(TargetModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output voltage ``[T, B, classes]`` (float units) for input spikes ``[T, B, C, H, W]``."""
-        return self.run(x)[1]
+        if self._engine == "sparse":
+            from nmprivacy.models.sparse_cuba import run_stack
+
+            result = run_stack(self.blocks, x)
+            if result is not None:
+                return result[0]
+        return self._slayer_run(x)[1]
 
     def integer_weights(self) -> list[torch.Tensor]:
         """Each block's weight as NetX stores it: ``[out, in]`` integers (float dtype) = quantised w * 64."""

@@ -1,0 +1,767 @@
+"""Training path for stacks of slayer CUBA Dense blocks whose input is binary spikes.
+
+slayer's CPU path (``lava.lib.dl.slayer``) computes each block's synaptic currents as a dense
+``conv3d`` (one fp32 GEMM over every input, spiking or not), then runs the neuron's integer
+leaky integrators as a Python loop over time of int64 tensor ops, twice (current, voltage), and
+its backward as another Python loop; on N-MNIST-shaped batches nearly all of a step is those
+loops and temporaries. This path computes the same thing from the spikes themselves:
+
+- forward currents: a block's input is binary, so its currents are the sums of the 8-bit weight
+  rows of the active inputs (``nmprivacy.attacks.currents``'s gather), summed as integers
+  (int8 weights ``w * 32``; int16 sums where no row has more than ``NARROW_ROWS`` active inputs,
+  else int32) in the same kernel that runs the integer CUBA dynamics;
+- weight gradient: ``dL/dW[h, i] = sum over rows where input i spikes of dL/dz[row, h]``, a sparse
+  outer product: each active input adds its row's current gradient into its weight column, in
+  the same kernel that runs the backward through time (no dL/dz plane is stored for the input block);
+- hidden blocks: their spikes are found from the saved voltages and passed on as lists of active
+  neurons, so the next block gathers over them too (for ``hidden -> 10``: spikes x 10 additions
+  where the GEMM costs rows x hidden x 10); the gradient reaching a hidden block,
+  ``dL/dz_next @ W_next``, is computed inside its backward kernel when the next block is narrow
+  (``FUSE_WIDTH``), else by one GEMM;
+- dense inputs: above ``DENSE_FORWARD`` input density a block's currents come from one fp32 GEMM
+  (exact: binary inputs times multiples of 2/64), and above ``DENSE_BACKWARD`` its weight gradient
+  is ``dL/dz^T @ x`` (a GEMM is cheaper per operation than the gather and the scatter; measured
+  crossings in the constants' comments).
+
+The scatter is done per sample: dL/dz of the sample's steps is kept (``[T, block]``, in cache) and
+each input active in the sample adds the sum over its active steps to its weight row once (an
+N-MNIST pixel fires ~5 times per recording, a rate-coded digit pixel ~12 times in 25 steps).
+Every plane is read and written once per kernel, each kernel works on one block of output
+columns (its weight block, states and gradient accumulators stay in cache), and the column
+blocks are shared out dynamically among worker threads (``nmprivacy.attacks.threads.SerialPool``:
+no OpenMP barrier, so a descheduled thread on a shared machine delays only the blocks it holds)
+whose number follows the process's thread plan (``nmprivacy.resources``).
+
+Semantics are slayer's exactly (checked by ``tests/test_sparse_training.py`` against slayer):
+
+- weights: slayer's ``pre_hook_fx`` (``quantize_8bit``: ``round(W / unit) * unit``, unit 2/64,
+  clamped to [-256, 254]/64) is applied in one pass that writes ``Wq / unit`` as int8 (``layer_of``
+  runs only blocks whose hook is exactly that function); its backward, the round's straight-through
+  gradient and the clamp's mask (zero where the rounded weight is outside [-128, 127] units),
+  is applied in the pass that writes dL/dW;
+- forward (integers, as ``_li_dynamics_fwd``): ``u_t = rstz(u_{t-1} (4096 - iDecay), 12) + 4096 z_t``,
+  ``v_t = rstz(v_{t-1} (4096 - vDecay), 12) + u_t``, both int64 (no 24-bit wrap: slayer has
+  none), each passed through float32 as slayer stores them; reset to 0 where
+  ``float32(v_t) >= float32((th + eps) * 4096)``; the block's spike is ``v_t / 4096 > th``
+  (fast sigmoid) or ``>= th + eps`` (slayer's surrogate); each hidden block's spikes reach the
+  next block one step later (``delay_shift``); the last block returns its pre-reset voltage;
+- backward (as ``_li_dynamics_bwd``): float32 leaky integrators ``g_t = d g_{t+1} + grad_t`` with
+  ``d = 1 - decay / 4096`` through the voltage, then the current (no reset term); the spike's
+  surrogate is ``1 / (1 + slope |v - th|)^2`` (``FastSigmoidCubaNeuron``) or slayer's
+  ``scale / (2 tau) exp(-|v - th - eps| / tau)``.
+
+Forward spikes and voltages are bit-identical to slayer's; gradients equal slayer's up to fp32
+summation order (tests: rtol 1e-5). Inputs must be binary (0/1) and on the CPU: ``run_stack``
+returns None otherwise and the caller runs slayer.
+
+Layouts: the input is ``[T, B, N]`` (``R = T * B`` rows, row ``r = t * B + b``); planes are
+``[R, H]`` float32 C-contiguous; int8 weights ``[N, H]`` (transposed: a row per input); weight
+gradients are accumulated as ``[N, H]`` and returned in slayer's ``[H, N, 1, 1, 1]``. Active
+lists are CSR: ``idx`` (int32 columns) and ``offsets`` (int64, ``R + 1``) over source rows; a
+block reads row ``r - shift`` (``shift = B`` for the one-step delay, rows ``t = 0`` empty).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from numba import njit
+
+from nmprivacy.attacks.threads import SerialPool, chunks
+
+STATE_SCALE = 1 << 12  # slayer's s_scale: integer state per float unit
+FORWARD_BLOCK = 512  # output columns per forward task (int8 weight block [N, 512]: 1.2 MB at N = 2312)
+BACKWARD_BLOCK = 256  # output columns per backward task (a sample's dL/dz [T, 256] stays in L1/L2)
+ROW_BLOCK = 2048  # rows per list-building task
+DENSE_FORWARD = 0.4  # input density above which a block's currents are one fp32 GEMM instead of a gather (crossing ~0.4-0.5 at 784-3000, T=25)
+DENSE_BACKWARD = 0.2  # input density above which its weight gradient is one GEMM (crossing ~0.2 for i.i.d. spikes; rate-coded images repeat pixels over time and gain more)
+NARROW_ROWS = 255  # rows with at most this many active inputs sum int8 weights exactly in int16 (255 x 128 < 2^15)
+FUSE_WIDTH = 64  # a block this narrow passes its gradient down inside the kernel below (no [R, H] plane)
+
+
+# ----------------------------------------------------------------------------------------------
+# kernels (Numba; nogil so that the worker threads run them concurrently; cached on disk)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _count_active(x: np.ndarray, counts: np.ndarray, r0: int, r1: int) -> int:
+    """``counts[r]`` = non-zeros of row ``r`` of ``x`` ``[R, N]`` for rows ``r0 <= r < r1``;
+    returns how many entries are neither 0 nor 1."""
+    other = 0
+    for r in range(r0, r1):
+        row = x[r]
+        c = 0
+        for j in range(row.shape[0]):
+            v = row[j]
+            c += np.int64(v != 0.0)
+            other += np.int64((v != 0.0) & (v != 1.0))
+        counts[r] = c
+    return other
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _fill_active(x: np.ndarray, offsets: np.ndarray, idx: np.ndarray, r0: int, r1: int) -> None:
+    """Column indices of the non-zeros of rows ``r0 <= r < r1`` of ``x`` into ``idx`` from ``offsets[r]``."""
+    for r in range(r0, r1):
+        row = x[r]
+        k = offsets[r]
+        for j in range(row.shape[0]):
+            if row[j] != 0.0:
+                idx[k] = j
+                k += 1
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _count_spikes(v: np.ndarray, counts: np.ndarray, r0: int, r1: int, threshold: np.float32, inclusive: bool) -> None:
+    """``counts[r]`` = neurons of row ``r`` of voltages ``v`` ``[R, H]`` that spike
+    (``v > threshold``, or ``>=`` when ``inclusive``)."""
+    for r in range(r0, r1):
+        row = v[r]
+        c = 0
+        if inclusive:
+            for j in range(row.shape[0]):
+                c += np.int64(row[j] >= threshold)
+        else:
+            for j in range(row.shape[0]):
+                c += np.int64(row[j] > threshold)
+        counts[r] = c
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _fill_spikes(v: np.ndarray, offsets: np.ndarray, idx: np.ndarray, r0: int, r1: int, threshold: np.float32, inclusive: bool) -> None:
+    """Indices of the spiking neurons of rows ``r0 <= r < r1`` into ``idx`` from ``offsets[r]``."""
+    for r in range(r0, r1):
+        row = v[r]
+        k = offsets[r]
+        for j in range(row.shape[0]):
+            if (row[j] >= threshold) if inclusive else (row[j] > threshold):
+                idx[k] = j
+                k += 1
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _sample_lists(
+    idx: np.ndarray, offsets: np.ndarray, delay: int, steps: int, batch: int, width: int,
+    s_off: np.ndarray, s_inputs: np.ndarray, s_toff: np.ndarray, s_times: np.ndarray,
+) -> None:
+    """Per sample ``b``, the inputs active at any step and, for each, its steps: inputs
+    ``s_inputs[s_off[b]:s_off[b + 1]]`` (ascending), input ``e``'s steps ``s_times[s_toff[e]:s_toff[e + 1]]``.
+    Step ``t`` reads source row ``(t - delay) * batch + b`` of the CSR lists (``idx``, ``offsets``);
+    ``s_inputs`` / ``s_toff`` / ``s_times`` need room for every entry (+1 for ``s_toff``)."""
+    count = np.zeros(width, np.int64)
+    start = np.zeros(width, np.int64)
+    e = 0
+    q = 0
+    for b in range(batch):
+        s_off[b] = e
+        for t in range(delay, steps):
+            src = (t - delay) * batch + b
+            for k in range(offsets[src], offsets[src + 1]):
+                count[idx[k]] += 1
+        first = e
+        for i in range(width):  # the sample's inputs in order, each with room for its steps
+            if count[i] > 0:
+                s_inputs[e] = i
+                s_toff[e] = q
+                start[i] = q
+                q += count[i]
+                count[i] = 0
+                e += 1
+        for t in range(delay, steps):
+            src = (t - delay) * batch + b
+            for k in range(offsets[src], offsets[src + 1]):
+                i = idx[k]
+                s_times[start[i]] = t
+                start[i] += 1
+        s_toff[e] = q
+        for f in range(first, e):  # nothing left behind for the next sample
+            start[s_inputs[f]] = 0
+    s_off[batch] = e
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _rstz(p: np.int64) -> np.int64:
+    """slayer's ``right_shift_to_zero(p, 12)``: ``p / 4096`` truncated towards zero."""
+    q = abs(p) >> 12
+    return -q if p < 0 else q
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _quantise_columns(w: np.ndarray, inv_unit: np.float32, out: np.ndarray, h0: int, h1: int) -> int:
+    """slayer's ``quantize_8bit`` of the raw weights ``w`` ``[H, N]`` for rows ``h0 <= h < h1``, in
+    weight units and transposed: ``out[i, h] = clip(rint(w[h, i] / unit), -128, 127)`` (int8;
+    ``rint`` rounds half to even as ``torch.round``); returns how many entries were not finite."""
+    inputs = w.shape[1]
+    bad = 0
+    for start in range(h0, h1, 64):  # 64 rows of w at a time: their cache lines stay in L1
+        stop = min(start + 64, h1)
+        for i in range(inputs):
+            row = out[i, start:stop]
+            for h in range(start, stop):
+                q = np.rint(w[h, i] * inv_unit)
+                bad += np.int64(not np.isfinite(q))
+                row[h - start] = np.int8(min(max(q, np.float32(-128.0)), np.float32(127.0)))
+    return bad
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _masked_transpose(src: np.ndarray, transposed: bool, w: np.ndarray, inv_unit: np.float32, out: np.ndarray, h0: int, h1: int) -> None:
+    """The gradient through slayer's ``quantize_8bit`` for rows ``h0 <= h < h1``: ``out[h, i] = g[h, i]``
+    where the rounded weight ``rint(w[h, i] / unit)`` lies in [-128, 127] (the clamp's own test),
+    else 0 (its round passes the gradient straight through). ``g`` is ``src`` ``[H, N]``, or its
+    transpose when ``transposed`` (``src`` ``[N, H]``, read in 64 x 64 tiles that stay in L1)."""
+    inputs = w.shape[1]
+    lo, hi = np.float32(-128.0), np.float32(127.0)
+    for a in range(h0, h1, 64):
+        a1 = min(a + 64, h1)
+        for i0 in range(0, inputs, 64):
+            i1 = min(i0 + 64, inputs)
+            for h in range(a, a1):
+                row, wr = out[h], w[h]
+                for i in range(i0, i1):
+                    q = np.rint(wr[i] * inv_unit)
+                    g = src[i, h] if transposed else src[h, i]
+                    row[i] = g if (q >= lo) & (q <= hi) else np.float32(0.0)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _forward_columns(
+    idx: np.ndarray, offsets: np.ndarray, shift: int, w: np.ndarray, cur: np.ndarray, dense: bool, narrow: bool, c0: int, c1: int,
+    steps: int, batch: int, drive_scale: np.int64, keep_u: np.int64, keep_v: np.int64, reset: np.float32, v_out: np.ndarray,
+) -> None:
+    """Columns ``c0:c1`` of one block: synaptic currents and slayer's integer CUBA dynamics
+    (module docstring), pre-reset voltages (float units) into ``v_out`` ``[R, H]``.
+
+    Currents: gathered from the int8 weights ``w`` ``[N, H]`` (units of ``unit``; ``drive_scale =
+    4096 unit``, an integer) over the active inputs of source row ``r - shift`` (summed in int16
+    when ``narrow``: no row has more than ``NARROW_ROWS`` active inputs), or, when ``dense``, read
+    from ``cur`` ``[R, H]`` (fp32 currents of a GEMM, exact multiples of ``unit``)."""
+    width = c1 - c0
+    acc = np.zeros(width, np.int32)
+    acc16 = np.zeros(width, np.int16)
+    drive = np.zeros(width, np.int64)
+    u = np.zeros(width, np.int64)
+    v = np.zeros(width, np.int64)
+    scale = np.float32(STATE_SCALE)
+    synapse = keep_u != 0
+    for b in range(batch):
+        u[:] = 0
+        v[:] = 0
+        for t in range(steps):
+            r = t * batch + b
+            if dense:
+                zr = cur[r, c0:c1]
+                for j in range(width):
+                    drive[j] = np.int64(scale * zr[j])  # slayer: (4096 * z).to(int64)
+            elif narrow:
+                acc16[:] = 0
+                src = r - shift
+                if src >= 0:
+                    for k in range(offsets[src], offsets[src + 1]):
+                        row = w[idx[k], c0:c1]
+                        for j in range(width):  # int16 arithmetic: 32 lanes per AVX-512 add
+                            acc16[j] = np.int16(acc16[j] + np.int16(row[j]))
+                for j in range(width):
+                    drive[j] = np.int64(acc16[j]) * drive_scale
+            else:
+                acc[:] = 0
+                src = r - shift
+                if src >= 0:
+                    for k in range(offsets[src], offsets[src + 1]):
+                        row = w[idx[k], c0:c1]
+                        for j in range(width):  # int32 arithmetic (Numba would widen int32 + int8 to int64)
+                            acc[j] = np.int32(acc[j] + np.int32(row[j]))
+                for j in range(width):
+                    drive[j] = np.int64(acc[j]) * drive_scale
+            out = v_out[r, c0:c1]
+            for j in range(width):
+                un = drive[j]
+                if synapse:
+                    un += _rstz(u[j] * keep_u)
+                u[j] = un
+                vn = _rstz(v[j] * keep_v) + np.int64(np.float32(un))  # slayer stores u as float32 / 4096
+                vf = np.float32(vn)
+                out[j] = vf / scale
+                v[j] = 0 if vf >= reset else vn
+
+
+DIRECT, PLANE, FUSED = 0, 1, 2  # what reaches a block in the backward (``_backward_columns``)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _backward_columns(
+    mode: int, up: np.ndarray, up_shift: int, gzn: np.ndarray, wn: np.ndarray, v: np.ndarray,
+    s_off: np.ndarray, s_inputs: np.ndarray, s_toff: np.ndarray, s_times: np.ndarray, scatter: bool, c0: int, c1: int, steps: int, batch: int,
+    dv: np.float32, du: np.float32, threshold: np.float32, exponential: bool, slope: np.float32, coef: np.float32,
+    tau: np.float32, gwt: np.ndarray, gz: np.ndarray, write_gz: bool,
+) -> None:
+    """Columns ``c0:c1`` of one block: backward through time (module docstring) and the sparse
+    weight gradient.
+
+    What reaches the block (``mode``): ``DIRECT``, ``up`` ``[R, H]`` is dL/d(pre-reset voltage)
+    (read-out); ``PLANE``, ``up`` row ``r + up_shift`` is dL/d(this block's spike at row r);
+    ``FUSED``, that gradient is ``gzn[r + up_shift] @ wn`` (the next block's dL/dz ``[R, C]`` and
+    quantised weights ``[C, H]``), computed here. Spike gradients are zero past the last step and
+    are multiplied by the surrogate at ``v``. With ``scatter``, ``gwt[i, c] += dL/dz[r, c]`` for
+    every input ``i`` active in row ``r``, one sample at a time (``sample_lists``): dL/dz of the
+    sample's steps is kept, and each input active in the sample adds the sum over its active
+    steps once. With ``write_gz``, dL/dz goes into ``gz`` ``[R, H]``."""
+    width = c1 - c0
+    cv = np.zeros(width, np.float32)
+    cu = np.zeros(width, np.float32)
+    fused = np.zeros(width, np.float32)
+    acc = np.zeros(width, np.float32)
+    kept = np.zeros((steps, width), np.float32)  # the sample's dL/dz, step by step
+    one = np.float32(1.0)
+    for b in range(batch):
+        cv[:] = 0.0
+        cu[:] = 0.0
+        for t in range(steps - 1, -1, -1):
+            r = t * batch + b
+            if mode == DIRECT:
+                ur = up[r, c0:c1]
+                for j in range(width):
+                    cv[j] = dv * cv[j] + ur[j]
+                    cu[j] = du * cu[j] + cv[j]
+            elif t + 1 < steps:
+                if mode == FUSED:
+                    fused[:] = 0.0
+                    grow = gzn[r + up_shift]
+                    for c in range(grow.shape[0]):
+                        gc = grow[c]
+                        wr = wn[c, c0:c1]
+                        for j in range(width):
+                            fused[j] += gc * wr[j]
+                    ur = fused
+                else:
+                    ur = up[r + up_shift, c0:c1]
+                vr = v[r, c0:c1]
+                if exponential:
+                    for j in range(width):
+                        g = coef * np.exp(-abs(vr[j] - threshold) / tau) * ur[j]
+                        cv[j] = dv * cv[j] + g
+                        cu[j] = du * cu[j] + cv[j]
+                else:
+                    for j in range(width):
+                        d = one + slope * abs(vr[j] - threshold)
+                        g = ur[j] * (one / (d * d))
+                        cv[j] = dv * cv[j] + g
+                        cu[j] = du * cu[j] + cv[j]
+            else:  # a hidden block's last step: its spike reaches no block within T steps, dL/dz = 0
+                cu[:] = 0.0
+            if write_gz:
+                gr = gz[r, c0:c1]
+                for j in range(width):
+                    gr[j] = cu[j]
+            if scatter:
+                kept[t] = cu
+        if scatter:
+            for e in range(s_off[b], s_off[b + 1]):
+                first, last = s_toff[e], s_toff[e + 1]
+                acc[:] = kept[s_times[first]]
+                for q in range(first + 1, last):
+                    kt = kept[s_times[q]]
+                    for j in range(width):
+                        acc[j] += kt[j]
+                row = gwt[s_inputs[e], c0:c1]
+                for j in range(width):
+                    row[j] += acc[j]
+
+
+# ----------------------------------------------------------------------------------------------
+# worker threads
+
+
+_POOL: SerialPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def workers() -> int:
+    """Worker threads for the kernels: torch's thread count in the calling thread, which the
+    process's thread plan sets (``nmprivacy.resources``; 1 inside the attack engine's serial workers)."""
+    return max(1, torch.get_num_threads())
+
+
+def _map(fn: Callable[[int, slice], None], parts: Sequence[slice]) -> None:
+    """``fn(i, part)`` for every part, dynamically shared among ``workers()`` threads."""
+    global _POOL
+    n = workers()
+    if n == 1 or len(parts) == 1:
+        for i, part in enumerate(parts):
+            fn(i, part)
+        return
+    with _POOL_LOCK:
+        if _POOL is None or _POOL.size != n:
+            _POOL = SerialPool(n, "nmprivacy-cuba")
+        pool = _POOL
+    pool.map(fn, list(parts))
+
+
+# ----------------------------------------------------------------------------------------------
+# layers and lists
+
+
+@dataclass(frozen=True)
+class CubaLayer:
+    """One slayer CUBA Dense block as the kernels run it (module docstring).
+
+    ``spiking``: a hidden block (spikes, one-step delay); else the read-out (pre-reset voltage)."""
+
+    keep_u: int  # 4096 - iDecay (0: no synaptic memory)
+    keep_v: int  # 4096 - vDecay
+    reset: float  # float32((th + eps) * 4096): reset where float32(v) >= reset
+    threshold: float  # spike test on v / 4096 (float32): v > threshold, or >= when inclusive
+    inclusive: bool
+    du: float  # backward decays 1 - decay / 4096 (float32, as slayer computes them)
+    dv: float
+    exponential: bool  # slayer's surrogate (else the fast sigmoid)
+    slope: float  # fast sigmoid slope
+    coef: float  # slayer surrogate: scale / 2 / tau (float32)
+    tau: float
+    unit: float  # weight quantisation step (2 / w_scale)
+    spiking: bool
+
+
+def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
+    """The ``CubaLayer`` of a slayer ``block.cuba.Dense`` block, None if the kernels cannot run
+    it exactly (not a plain Dense CUBA block with slayer's 8-bit weights and binary spikes)."""
+    from lava.lib.dl.slayer.neuron import cuba
+
+    from nmprivacy.models.snn_lava import FastSigmoidCubaNeuron
+
+    neuron, synapse = getattr(block, "neuron", None), getattr(block, "synapse", None)
+    if not isinstance(neuron, cuba.Neuron) or synapse is None or getattr(synapse, "complex", False):
+        return None
+    if neuron.persistent_state or neuron.graded_spike or neuron.drop is not None or neuron.norm is not None or not neuron.shared_param:
+        return None
+    if neuron.shape is not None and tuple(neuron.shape) != (synapse.weight.shape[0],):
+        return None
+    if getattr(block, "mask", None) is not None or getattr(block, "delay", None) is not None or getattr(block, "count_log", False):
+        return None
+    if spiking and not block.delay_shift:
+        return None
+    if getattr(synapse, "weight_norm_enabled", False) or tuple(synapse.weight.shape[2:]) != (1, 1, 1):
+        return None
+    if neuron.current_decay.numel() != 1 or neuron.voltage_decay.numel() != 1 or neuron.s_scale != STATE_SCALE:
+        return None
+    hook = getattr(synapse, "_pre_hook_fx", None)
+    if getattr(hook, "__func__", None) is not cuba.Neuron.quantize_8bit or getattr(hook, "__self__", None) is not neuron:
+        return None
+    f32 = np.float32
+    with torch.no_grad():
+        i_decay = float(torch.round(neuron.current_decay.detach().float()).item())  # slayer's quantize() of the decay
+        v_decay = float(torch.round(neuron.voltage_decay.detach().float()).item())
+    unit = 2.0 / neuron.w_scale
+    if STATE_SCALE * unit != round(STATE_SCALE * unit):
+        return None
+    fast = isinstance(neuron, FastSigmoidCubaNeuron)
+    th_eps = neuron.threshold + neuron.threshold_eps
+    tau = f32(neuron.tau_rho * 100)  # slayer's TAU_RHO_MULT, SCALE_RHO_MULT
+    scale = f32(neuron.scale_rho * 0.1)
+    return CubaLayer(
+        keep_u=int(STATE_SCALE - i_decay),
+        keep_v=int(STATE_SCALE - v_decay),
+        reset=float(f32(th_eps * STATE_SCALE)),
+        threshold=float(f32(neuron.threshold if fast else th_eps)),
+        inclusive=not fast,
+        du=float(f32(1) - f32(i_decay) / f32(STATE_SCALE)),
+        dv=float(f32(1) - f32(v_decay) / f32(STATE_SCALE)),
+        exponential=not fast,
+        slope=float(f32(neuron.surrogate_slope)) if fast else 0.0,
+        coef=float(scale / f32(2) / tau),
+        tau=float(tau),
+        unit=unit,
+        spiking=spiking,
+    )
+
+
+@dataclass
+class ActiveLists:
+    """CSR lists of the active inputs of every source row (module docstring)."""
+
+    idx: np.ndarray  # int32 column of each active entry
+    offsets: np.ndarray  # int64 [R + 1]
+    shift: int  # a block reads source row r - shift for its row r
+
+    @property
+    def count(self) -> int:
+        return int(self.offsets[-1])
+
+
+def _lists(rows: int, count: Callable[[np.ndarray, int, int], object], fill: Callable[[np.ndarray, np.ndarray, int, int], None], shift: int) -> tuple[ActiveLists, int]:
+    """Two passes over row blocks (count, then fill) on the workers; returns the lists and the
+    sum of what ``count`` returned per block (0 where it returns None)."""
+    counts = np.zeros(rows + 1, np.int64)
+    parts = chunks(rows, ROW_BLOCK)
+    extra = [0] * len(parts)
+
+    def run_count(i: int, part: slice) -> None:
+        extra[i] = int(count(counts[1:], part.start, part.stop) or 0)
+
+    _map(run_count, parts)
+    offsets = np.cumsum(counts)
+    idx = np.empty(int(offsets[-1]), np.int32)
+    _map(lambda i, part: fill(offsets, idx, part.start, part.stop), parts)
+    return ActiveLists(idx, offsets, shift), sum(extra)
+
+
+def input_lists(x2d: np.ndarray) -> ActiveLists | None:
+    """Active lists of a binary input ``[R, N]`` (float32), None if any entry is not 0 or 1."""
+    lists, other = _lists(x2d.shape[0], lambda c, a, b: _count_active(x2d, c, a, b), lambda o, i, a, b: _fill_active(x2d, o, i, a, b), 0)
+    return None if other else lists
+
+
+def spike_lists(v: np.ndarray, layer: CubaLayer, batch: int) -> ActiveLists:
+    """The spikes of a hidden block (voltages ``v`` ``[R, H]``) as the next block's input lists,
+    one step later (``shift = batch``)."""
+    th, inc = np.float32(layer.threshold), bool(layer.inclusive)
+    return _lists(v.shape[0], lambda c, a, b: _count_spikes(v, c, a, b, th, inc), lambda o, i, a, b: _fill_spikes(v, o, i, a, b, th, inc), batch)[0]
+
+
+def int8_weights(w: np.ndarray, unit: float) -> np.ndarray | None:
+    """slayer's 8-bit quantisation of the raw weights ``w`` ``[H, N]`` in units of ``unit``, as
+    int8 ``[N, H]`` (transposed: a row per input); None if a weight is not finite (slayer then
+    runs, and propagates it)."""
+    out = np.empty((w.shape[1], w.shape[0]), np.int8)
+    parts = chunks(w.shape[0], 512)
+    bad = [0] * len(parts)
+    inv = np.float32(1.0 / unit)
+
+    def run(i: int, part: slice) -> None:
+        bad[i] = int(_quantise_columns(w, inv, out, part.start, part.stop))
+
+    _map(run, parts)
+    return None if sum(bad) else out
+
+
+def quantised_float(w8: np.ndarray, unit: float) -> torch.Tensor:
+    """The quantised weights ``[H, N]`` float32 (slayer's ``pre_hook_fx(W)``) from their int8 ``[N, H]``."""
+    return torch.from_numpy(w8).t().to(torch.float32).mul_(unit).contiguous()
+
+
+def weight_gradient(grad: np.ndarray, transposed: bool, w: np.ndarray, unit: float) -> torch.Tensor:
+    """dL/dW ``[H, N]`` from dL/dWq (``grad`` ``[H, N]``, or ``[N, H]`` when ``transposed``)
+    through slayer's ``quantize_8bit`` (``_masked_transpose``)."""
+    out = np.empty(w.shape, np.float32)
+    inv = np.float32(1.0 / unit)
+    _map(lambda _, part: _masked_transpose(grad, transposed, w, inv, out, part.start, part.stop), chunks(w.shape[0], 256))
+    return torch.from_numpy(out)
+
+
+@dataclass
+class LayerInput:
+    """A block's binary input: its active lists and, when a dense GEMM is used, the 0/1 plane
+    ``[R, N]`` with the delay applied (built on first use)."""
+
+    lists: ActiveLists
+    width: int  # N
+    plane: np.ndarray | None = None
+    samples: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def density(self) -> float:
+        rows = len(self.lists.offsets) - 1
+        return self.lists.count / max(1, rows * self.width)
+
+    def dense(self) -> np.ndarray:
+        """The input as a float32 0/1 plane ``[R, N]`` (row r holds source row ``r - shift``)."""
+        if self.plane is None:
+            rows = len(self.lists.offsets) - 1
+            out = np.zeros((rows, self.width), np.float32)
+            src = np.repeat(np.arange(rows, dtype=np.int64), np.diff(self.lists.offsets)) + self.lists.shift
+            keep = src < rows
+            out.reshape(-1)[src[keep] * self.width + self.lists.idx[keep]] = 1.0
+            self.plane = out
+        return self.plane
+
+    def sample_lists(self, steps: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per sample, the inputs active at any step and their steps (``_sample_lists``), built on first use."""
+        if self.samples is None:
+            n = self.lists.count
+            out = (np.empty(batch + 1, np.int64), np.empty(n, np.int32), np.empty(n + 1, np.int64), np.empty(n, np.int32))
+            _sample_lists(self.lists.idx, self.lists.offsets, self.lists.shift // batch, steps, batch, self.width, *out)
+            self.samples = out
+        return self.samples
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The gradient reaching a block in the backward (``_backward_columns``'s ``mode``): ``up``
+    for ``DIRECT`` / ``PLANE``; the next block's dL/dz ``gzn`` ``[R, C]`` and weights ``wn``
+    ``[C, H]`` for ``FUSED``."""
+
+    mode: int
+    up: np.ndarray
+    gzn: np.ndarray
+    wn: np.ndarray
+
+
+_EMPTY = np.zeros((1, 1), np.float32)
+
+
+def _forward_layer(inp: LayerInput, w8: np.ndarray, layer: CubaLayer, steps: int, batch: int) -> np.ndarray:
+    """Pre-reset voltages ``[R, H]`` of one block (``w8`` its quantised weights, int8 ``[N, H]``);
+    the currents are gathered, or a GEMM above ``DENSE_FORWARD`` input density."""
+    rows, width = steps * batch, w8.shape[1]
+    dense = inp.density > DENSE_FORWARD
+    cur = _EMPTY
+    if dense:  # exact: binary inputs times multiples of unit
+        cur = torch.mm(torch.from_numpy(inp.dense()), quantised_float(w8, layer.unit).t()).numpy()
+    v = np.empty((rows, width), np.float32)
+    lists = inp.lists
+    narrow = not dense and int(np.diff(lists.offsets).max(initial=0)) <= NARROW_ROWS
+    drive = np.int64(round(STATE_SCALE * layer.unit))
+    args = (np.int64(layer.keep_u), np.int64(layer.keep_v), np.float32(layer.reset))
+
+    def run(_: int, part: slice) -> None:
+        _forward_columns(lists.idx, lists.offsets, lists.shift, w8, cur, dense, narrow, part.start, part.stop, steps, batch, drive, *args, v)
+
+    _map(run, chunks(width, FORWARD_BLOCK))
+    return v
+
+
+def _backward_layer(upstream: Upstream, v: np.ndarray, inp: LayerInput, layer: CubaLayer, steps: int, batch: int,
+                    w: np.ndarray | None, want_gz: bool) -> tuple[torch.Tensor | None, np.ndarray | None]:
+    """One block's gradient for its raw weights ``w`` ``[H, N]`` (None: not wanted) and dL/dz
+    ``[R, H]`` (if ``want_gz``): the sparse outer product over active inputs, or a GEMM above
+    ``DENSE_BACKWARD`` density, then slayer's quantiser's backward."""
+    want_w = w is not None
+    rows, width = steps * batch, v.shape[1]
+    dense = want_w and inp.density > DENSE_BACKWARD
+    scatter = want_w and not dense
+    write_gz = want_gz or dense
+    gwt = np.zeros((inp.width, width), np.float32) if scatter else _EMPTY
+    gz = np.empty((rows, width), np.float32) if write_gz else _EMPTY
+    samples = inp.sample_lists(steps, batch) if scatter else (np.zeros(batch + 1, np.int64), np.zeros(1, np.int32), np.zeros(2, np.int64), np.zeros(1, np.int32))
+    f32 = np.float32
+    params = (f32(layer.dv), f32(layer.du), f32(layer.threshold), bool(layer.exponential), f32(layer.slope), f32(layer.coef), f32(layer.tau))
+
+    def run(_: int, part: slice) -> None:
+        _backward_columns(upstream.mode, upstream.up, batch, upstream.gzn, upstream.wn, v, *samples, scatter,
+                          part.start, part.stop, steps, batch, *params, gwt, gz, write_gz)
+
+    _map(run, chunks(width, BACKWARD_BLOCK))
+    grad = None
+    if dense:
+        grad = weight_gradient(torch.mm(torch.from_numpy(gz).t(), torch.from_numpy(inp.dense())).numpy(), False, w, layer.unit)
+    elif scatter:
+        grad = weight_gradient(gwt, True, w, layer.unit)
+    return grad, (gz if want_gz else None)
+
+
+class _SparseCuba(torch.autograd.Function):
+    """The stack's read-out voltage ``[R, C]`` from the input lists and the blocks' raw weights
+    (``weights[i]``: slayer's ``[H, N, 1, 1, 1]`` Parameter; its ``quantize_8bit`` is applied here)."""
+
+    @staticmethod
+    def forward(ctx, plan: StackPlan, *weights: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        w8 = [int8_weights(_raw(w), layer.unit) for w, layer in zip(weights, plan.layers)]
+        if any(w is None for w in w8):
+            raise _NotExact()
+        inputs, planes = [plan.first], []
+        for li, layer in enumerate(plan.layers):
+            v = _forward_layer(inputs[-1], w8[li], layer, plan.steps, plan.batch)
+            planes.append(v)
+            if li + 1 < len(plan.layers):
+                inputs.append(LayerInput(spike_lists(v, layer, plan.batch), v.shape[1]))
+        ctx.plan, ctx.inputs, ctx.planes, ctx.w8 = plan, inputs, planes, w8
+        ctx.save_for_backward(*weights)  # autograd checks they are not changed in place before the backward
+        plan.hidden = [inp.lists for inp in inputs[1:]]
+        return torch.from_numpy(planes[-1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        plan: StackPlan = ctx.plan
+        weights = ctx.saved_tensors
+        grads: list[torch.Tensor | None] = [None] * len(weights)
+        upstream = Upstream(DIRECT, grad.detach().to(torch.float32).contiguous().numpy(), _EMPTY, _EMPTY)
+        for li in range(len(plan.layers) - 1, -1, -1):
+            want_w = ctx.needs_input_grad[1 + li]
+            below = li > 0 and any(ctx.needs_input_grad[1 : 1 + li])
+            if not want_w and not below:
+                continue
+            grad_w, gz = _backward_layer(upstream, ctx.planes[li], ctx.inputs[li], plan.layers[li], plan.steps, plan.batch,
+                                         _raw(weights[li]) if want_w else None, below)
+            if grad_w is not None:
+                grads[li] = grad_w.reshape(weights[li].shape)
+            if below:  # dL/d(delayed spikes of the block below) = dL/dz @ Wq, fused into its kernel for a narrow block
+                wn = quantised_float(ctx.w8[li], plan.layers[li].unit)
+                if wn.shape[0] <= FUSE_WIDTH:
+                    upstream = Upstream(FUSED, _EMPTY, gz, wn.numpy())
+                else:
+                    upstream = Upstream(PLANE, torch.mm(torch.from_numpy(gz), wn).numpy(), _EMPTY, _EMPTY)
+        return (None, *grads)
+
+
+def _raw(weight: torch.Tensor) -> np.ndarray:
+    """A block's raw weights as float32 ``[H, N]`` (a view of the parameter where it already is one)."""
+    return weight.detach().reshape(weight.shape[0], -1).to(torch.float32).contiguous().numpy()
+
+
+class _NotExact(Exception):
+    """A weight is not finite: the caller runs slayer instead."""
+
+
+@dataclass
+class StackPlan:
+    """One forward call: the blocks' ``CubaLayer``, first input and sizes."""
+
+    layers: list[CubaLayer]
+    first: LayerInput
+    steps: int
+    batch: int
+    hidden: list[ActiveLists] | None = None  # filled by the forward: each hidden block's spikes (delayed)
+
+
+def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+    """Output voltage ``[T, B, C]`` (float units, pre-reset) of slayer Dense ``blocks`` (hidden
+    blocks then a read-out block, as ``SNNLava``) for binary spikes ``x`` ``[T, B, ...]``, with
+    weight gradients through autograd; and, if ``want_hidden``, each hidden block's delayed spikes
+    ``[T, B, H]`` (no gradient). None when this path cannot run it exactly (input not binary or
+    not on the CPU, input gradients wanted, or a block the kernels do not describe): the caller
+    uses slayer."""
+    if x.device.type != "cpu" or x.requires_grad or x.dim() < 3 or not blocks:
+        return None
+    layers = [layer_of(blk, spiking=i + 1 < len(blocks)) for i, blk in enumerate(blocks)]
+    if any(layer is None for layer in layers) or any(blk.synapse.weight.device.type != "cpu" for blk in blocks):
+        return None
+    steps, batch = int(x.shape[0]), int(x.shape[1])
+    x2d = x.detach().reshape(steps * batch, -1).to(torch.float32).contiguous()
+    if x2d.shape[1] != blocks[0].synapse.weight.shape[1]:
+        return None
+    lists = input_lists(x2d.numpy())
+    if lists is None:
+        return None
+    for blk in blocks:  # what slayer's first forward records (export_hdf5 writes the neuron's shape)
+        if blk.neuron.shape is None:
+            blk.neuron.shape = torch.Size([blk.synapse.weight.shape[0]])
+            blk.neuron.num_neurons = int(blk.synapse.weight.shape[0])
+    weights = [blk.synapse.weight for blk in blocks]
+    plan = StackPlan(layers, LayerInput(lists, x2d.shape[1], x2d.numpy()), steps, batch)  # type: ignore[arg-type]
+    try:
+        out = _SparseCuba.apply(plan, *weights)
+    except _NotExact:
+        return None
+    hidden = []
+    if want_hidden:
+        hidden = [torch.from_numpy(LayerInput(lists, w.shape[0]).dense()).reshape(steps, batch, -1) for lists, w in zip(plan.hidden or [], weights[:-1])]
+    return out.reshape(steps, batch, -1), hidden
+
+
+def warm_up() -> None:
+    """Compile (or load from Numba's disk cache) every kernel once, so that the first training
+    step does not pay for it."""
+    from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
+
+    x = torch.zeros(3, 2, 1, 2, 2)
+    x[0, 0, 0, 0, 0] = x[1, 1, 0, 1, 1] = 1.0
+    for surrogate in ("fast-sigmoid", "slayer"):
+        model = SNNLava(SNNLavaConfig(input_shape=(1, 2, 2), num_classes=2, hidden=3, surrogate=surrogate))
+        for density in (0.0, 1.0):  # gathered and GEMM currents
+            result = run_stack(model.blocks, x if density == 0.0 else torch.ones_like(x))
+            if result is not None:
+                result[0].sum().backward()
