@@ -71,6 +71,7 @@ class AuditConfig:
     # preset fields replaced by dotted name (``{"bl_v2.lr": 0.1, "snn_train.epochs": 3}``;
     # ``nmprivacy.presets.with_overrides``), applied after ``variant``: what ``nmprivacy study`` varies
     overrides: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"  # where models train (nmprivacy.training.resolve_device); not part of a model's cache key
 
 
 @dataclass
@@ -81,7 +82,8 @@ class TrainedModel:
     record: dict[str, Any]
 
 
-def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int | None, cache: Path, budget: Budget = "default") -> TrainedModel:
+def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
+                  device: str = "cpu") -> TrainedModel:
     """The ``kind`` model for ``splits``: from the cache folder ``cache`` when its key (data set,
     kind, config, schedule, seed, T) matches, else trained with ``training.train_model`` and cached."""
     from nmprivacy.models import checkpoint, default_config
@@ -108,16 +110,17 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
             return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": info.get("val_acc"), "checkpoint": str(folder), "cached": True,
                                         "reset": model.info.reset, "config": model_cfg})
     tqdm.write(f"training {kind} (seed {seed}) on {splits.name}")
-    model, report = train_model(kind, splits, model_cfg, settings, seed, steps=steps)
+    model, report = train_model(kind, splits, model_cfg, settings, seed, steps=steps, device=device)
     checkpoint.save(model, folder, extra={"val_acc": report.final_val_accuracy, "train_report": report, "dataset": splits.name, "steps": report.steps, "data_source": splits.source}, seed=seed,
                     timings={"train": report.seconds})
     return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": report.final_val_accuracy, "checkpoint": str(folder), "cached": False,
                                 "reset": model.info.reset, "config": model_cfg, "train_seconds": report.seconds})
 
 
-def train_evaluators(kind: str, splits: Any, preset: Preset, n: int, seed: int, steps: int | None, cache: Path, budget: Budget = "default") -> list[TrainedModel]:
+def train_evaluators(kind: str, splits: Any, preset: Preset, n: int, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
+                     device: str = "cpu") -> list[TrainedModel]:
     """``n`` independently trained evaluation classifiers of ``kind`` (seeds ``seed + 1 ... seed + n``)."""
-    return [train_or_load(kind, splits, preset, seed + 1 + i, steps, cache, budget) for i in range(n)]
+    return [train_or_load(kind, splits, preset, seed + 1 + i, steps, cache, budget, device) for i in range(n)]
 
 
 def load_foreign_target(spec: str, splits: Any, dt: float | None = None, overrides: dict[str, Any] | None = None) -> tuple[TrainedModel, Any, int]:
@@ -196,6 +199,9 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
 
     if config.seeds < 1 or config.evaluators < 1 or (config.threads is not None and config.threads < 1):
         raise NmprivacyError("--seeds, --evaluators and --threads must be at least 1")
+    from nmprivacy.training import resolve_device
+
+    resolve_device(config.device)  # a missing GPU is one line before any work
     with torch_threads(config.threads or torch.get_num_threads()):
         return _run_audit(config)
 
@@ -227,7 +233,7 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
     foreign = None  # the nmprivacy.targets.Target of a user's own network
     with sw("train"):
         if config.target in SNN_KINDS:
-            models["target"] = train_or_load(config.target, splits, preset, config.seed, train_steps, cache, config.budget)
+            models["target"] = train_or_load(config.target, splits, preset, config.seed, train_steps, cache, config.budget, config.device)
         elif Path(config.target).exists():
             models["target"], foreign, steps = load_foreign_target(config.target, splits, config.dt, config.overrides)
         else:
@@ -235,9 +241,9 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
                 f"--target '{config.target}' is neither a target kind ({', '.join(SNN_KINDS)}) nor an existing NetX file, NIR graph or checkpoint folder"
             )
         if any(role == "ann" for _, role, _ in plan):
-            models["ann"] = train_or_load("ann", splits, preset, config.seed, None, cache, config.budget)
+            models["ann"] = train_or_load("ann", splits, preset, config.seed, None, cache, config.budget, config.device)
         judge_kind = preset.evaluator or evaluator_kind(splits.domain)
-        judge = train_evaluators(judge_kind, splits, preset, config.evaluators, config.seed, train_steps, cache, config.budget)
+        judge = train_evaluators(judge_kind, splits, preset, config.evaluators, config.seed, train_steps, cache, config.budget, config.device)
 
     weak = weak_models(models, judge, splits.num_classes)
     for why in weak.values():

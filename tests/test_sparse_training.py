@@ -262,3 +262,16 @@ def test_train_cost_is_registered_and_rejects_bad_options(tmp_path: Path) -> Non
         with pytest.raises(NmprivacyError, match=message):
             train_cost.main([*argv, "--json", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
+
+
+def test_device_is_a_command_line_option(tmp_path) -> None:
+    """--device on train and audit: cpu trains; a GPU that torch does not see is one line before any work."""
+    import torch
+
+    from nmprivacy.cli import main
+
+    assert main(["train", "--dataset", "digits", "--model", "snn-lava", "--quick", "--hidden", "8", "--device", "cpu", "--out", str(tmp_path / "ck")]) == 0
+    if not torch.cuda.is_available():
+        for argv in (["train", "--dataset", "digits", "--model", "ann", "--out", str(tmp_path / "x")], ["audit", "--quick", "--out", str(tmp_path / "a")]):
+            assert main([*argv, "--device", "cuda"]) == 2
+            assert not (tmp_path / "x").exists() and not (tmp_path / "a").exists()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, add_variant, budget, data_options, overrides, parse_list, variant
+from nmprivacy.commands.common import (add_budget, add_data, add_device, add_dt, add_run, add_variant, budget, data_options, overrides,
+                                       parse_list, variant)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-weak", action="store_true", help="exit 0 even when a target or evaluator is too weak to judge "
                    "(below 2x chance; its attack rows are marked invalid either way)")
     add_run(p, seed_help="base seed (default 0)", threads_help="torch threads (default: torch's, all cores; 1 is faster on a machine shared with other jobs)")
+    add_device(p)
     p.add_argument("--hidden", type=int, default=None, help="override the hidden size of target and ANN (= --set hidden=N)")
     p.add_argument("--redraws", type=int, default=None, help="BL-v2: Bernoulli re-draws of X_p for the paper's ± (default: 1000 with --paper, else 0)")
     p.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: bl-v1,bl-v2, mi-face on image data, "
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         attacks=parse_list(args.attacks, "--attacks"),
         dt=args.dt,
         overrides=overrides(args),
+        device=args.device,
     )
     results = run_audit(config)
     print(summary_table(results))

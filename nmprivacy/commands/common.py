@@ -153,6 +153,11 @@ def variant(args: argparse.Namespace) -> str:
     return getattr(args, "variant", None) or DEFAULT_VARIANT
 
 
+def add_device(p: argparse.ArgumentParser) -> None:
+    """``--device``: where models train (cpu, the default: snn-lava's sparse engine; cuda: slayer's CUDA path)."""
+    p.add_argument("--device", default="cpu", help="where models train: cpu (default) or cuda / cuda:N (a GPU, when torch sees one)")
+
+
 def add_dt(p: argparse.ArgumentParser) -> None:
     """``--dt``: the time step of a NIR graph (NIR has none)."""
     p.add_argument("--dt", type=float, default=None, help="time step in seconds of a NIR graph read or written (default 1e-3, Norse's; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from nmprivacy.commands.common import add_budget, add_data, add_deprecated, add_run, budget, data_options, overrides
+from nmprivacy.commands.common import add_budget, add_data, add_deprecated, add_device, add_run, budget, data_options, overrides
 from nmprivacy.model_kinds import MODEL_KINDS
 
 KINDS = tuple(MODEL_KINDS)  # the registry itself imports no torch, so --help stays fast
@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="batch size (default: preset)")
     add_deprecated(p, "--max-train-samples", "--limit-train N (a class-balanced subset)", dest="limit_train", type=int)
     add_run(p, seed_help="seed (evaluators derive their own from it; default 0)")
+    add_device(p)
     p.set_defaults(func=run)
 
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from nmprivacy.models.checkpoint import check_replaceable, save
     from nmprivacy.presets import resolve
     from nmprivacy.runinfo import Stopwatch
-    from nmprivacy.training import settings_for, train_model
+    from nmprivacy.training import resolve_device, settings_for, train_model
 
     for name in ("epochs", "hidden", "steps", "batch_size"):
         value = getattr(args, name)
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lr is not None and not args.lr > 0:
         raise NmprivacyError(f"--lr must be > 0, got {args.lr}")
     check_replaceable(args.out)  # before any work: --out must be new, empty or an older checkpoint
+    resolve_device(args.device)  # a missing GPU is one line before the data are loaded
     sw = Stopwatch()
     with sw("load_data"):
         splits = load_dataset(args.dataset, root=args.data_root, **data_options(args))
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     config = default_config(args.model, splits.input_shape, splits.num_classes, args.dataset, hidden=preset.hidden, budget=budget(args))
     steps = args.steps or (preset.steps if splits.domain == "image" else None)
     with sw("train"):
-        model, report = train_model(args.model, splits, config, settings, args.seed, steps=steps)
+        model, report = train_model(args.model, splits, config, settings, args.seed, steps=steps, device=args.device)
     extra = {
         "dataset": args.dataset,
         "data_source": splits.source,
