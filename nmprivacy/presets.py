@@ -162,7 +162,7 @@ class BLAutoSettings:
     draws: int = ranged(16, low=1)  # fresh Bernoulli draws of each member's X_p whose target confidence ranks it
     tie: float = ranged(0.02, low=0, high=1)  # members within this confidence of the best are tied: the sparser (none) or the closer to the domain density (domain) wins
     start: float = ranged(0.05, low=0, high=1)  # the adaptive member's X_p start without a domain prior ("small uniform")
-    adaptive_iterations: int = ranged(40, low=1)  # the adaptive member's most iterations (it stops on convergence)
+    adaptive_iterations: int = ranged(15, low=1)  # the adaptive member's most iterations (it stops on convergence)
     checkpoint: int = ranged(5, low=1)  # iterations between its step-size checks
     tol: float = ranged(1e-3, low=0)  # the confidence gain below which a check halves the step
     min_fraction: float = ranged(0.125, low=0, high=1, open_low=True)  # converged once the step fell below this fraction of the first

@@ -74,10 +74,12 @@ def test_selection_takes_the_most_confident_then_the_sparsest_or_the_domain_dens
     def member(conf: list[float], dens: list[float]) -> SimpleNamespace:
         return SimpleNamespace(confidence=torch.tensor(conf), density=torch.tensor(dens))
 
-    members = {"a": member([0.90, 0.50, 0.3], [0.30, 0.30, 0.3]), "b": member([0.95, 0.49, 0.9], [0.20, 0.02, 0.01]), "c": member([0.80, 0.50, 0.2], [0.05, 0.10, 0.2])}
-    assert select(members, 0.02, None) == ["b", "b", "b"]  # class 0: b best; class 1: all within 0.02, b sparsest
-    assert select(members, 0.0, None) == ["b", "c", "b"]  # no margin: the most confident (class 1: a and c exactly tied, c sparser)
+    members = {"a": member([0.90, 0.50, 0.3], [0.30, 0.30, 0.3]), "b": member([0.95, 0.49, 0.9], [0.20, 0.02, 0.01]),
+               "c": member([0.80, 0.50, 0.2], [0.05, 0.10, 0.2]), "d": member([0.1, 0.5, 0.1], [0.9, 0.6, 0.9])}
+    assert select(members, 0.02, None) == ["b", "a", "b"]  # class 0: b best; class 1: all within 0.02, a densest below saturation (d is not)
+    assert select(members, 0.0, None) == ["b", "a", "b"]  # no margin: the most confident (class 1: a, c, d exactly tied)
     assert select(members, 0.02, 0.1) == ["b", "c", "b"]  # class 1: c's density is the domain's
+    assert select({"d": members["d"]}, 0.02, None) == ["d", "d", "d"]  # a saturated candidate still wins when it is alone
 
 
 def test_the_step_rule_halves_on_a_plateau_and_restarts() -> None:

@@ -12,9 +12,11 @@ Per class, an ensemble of BL-v1 and BL-v2 runs (``BLAutoSettings.members``):
 
 Selection reads only what the attacker sees: each member's candidate is scored by the target's
 mean confidence in the class over ``draws`` fresh Bernoulli draws of its X_p (BL-v1: its binary
-input); among the members within ``tie`` of the best, the sparsest wins (prior ``none``: the
-attack's own sparsity term), or the one whose density is closest to the domain's (prior
-``domain``). No evaluator is read (tests/test_auto.py fails if one is).
+input); among the members within ``tie`` of the best, the densest wins (prior ``none``; below
+half of all voxels), or the one whose density is closest to the domain's (prior ``domain``).
+Chosen on held-in foreign networks: the sparsest inputs the target is as sure of are the
+adversarial ones (evaluators recognise them least). No evaluator is read (tests/test_auto.py
+fails if one is).
 
 Layouts: as every spiking attack, reconstructions and X_p ``[K, T, *input_shape]``.
 """
@@ -39,6 +41,9 @@ from nmprivacy.encoding import bernoulli_spikes
 from nmprivacy.evaluation.diagnostics import data_density
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import BLAutoSettings, BLv2Settings, family_variant
+
+
+SATURATED = 0.5  # candidates at least this dense are preferred last among tied ones (e.g. an X_p left at a start of 0.5)
 
 
 @dataclass
@@ -234,14 +239,16 @@ def score_candidate(model: TargetModel, candidate: torch.Tensor, targets: torch.
 
 def select(members: dict[str, MemberRun], tie: float, domain: float | None) -> list[str]:
     """Per class, the winning member's name: the highest attacker-visible confidence; among those
-    within ``tie`` of it, the sparsest candidate, or (``domain`` given) the one whose density is
-    closest to the domain's on a log scale. Members listed first win exact ties."""
+    within ``tie`` of it, the densest candidate below ``SATURATED`` (the most evidence the target
+    accepts: the sparsest inputs that reach the same confidence are the adversarial ones, docs/method.md
+    §5.8), or (``domain`` given) the one whose density is closest to the domain's on a log scale.
+    Members listed first win exact ties."""
     names = list(members)
     conf = torch.stack([members[n].confidence for n in names])  # [M, K]
     dens = torch.stack([members[n].density for n in names])
     tied = conf >= conf.max(dim=0).values - tie
     if domain is None:
-        key = dens
+        key = torch.where(dens < SATURATED, -dens, 1.0 + dens)  # saturated candidates only after every other
     else:
         key = (torch.log(dens.clamp_min(1e-6)) - math.log(max(domain, 1e-6))).abs()
     key = torch.where(tied, key, torch.full_like(key, float("inf")))
