@@ -182,3 +182,15 @@ def test_a_spawn_worker_can_import_lava_for_netx_cells() -> None:
     done = subprocess.run([sys.executable, "-c", LAVA_IN_A_SPAWN_PROCESS], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "refused, then imported"
+
+
+def test_privacy_utility_front() -> None:
+    from nmprivacy.study.table import pareto_front, privacy_utility
+
+    assert pareto_front([(0.9, 0.5), (0.8, 0.2), (0.85, 0.6), (0.8, 0.2), (0.7, 0.1)]) == [True, True, False, True, True]
+    rows = [{"key": k, "settings": {"x": k}, "models": {"target": {"val_acc": acc}}, "attacks": {"bl-v2": {"attack_acc": leak}},
+             "membership": {"lira": {"auc": auc, "tpr_at_1pct_fpr": 0.01}}} for k, acc, leak, auc in
+            [("a", 0.9, 1.0, 0.6), ("b", 0.8, 0.5, 0.7), ("c", 0.7, 0.6, 0.5)]]
+    front = privacy_utility(rows)
+    assert set(front) == {"bl-v2 attack_acc", "lira auc", "lira tpr_at_1pct_fpr"}
+    assert front["bl-v2 attack_acc"]["front"] == [True, True, False] and front["lira auc"]["front"] == [True, False, True]

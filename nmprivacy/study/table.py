@@ -49,9 +49,15 @@ def cell_row(cell: Cell, folder: Path, outcome: dict[str, Any], out: Path) -> di
     except (OSError, ValueError):
         return row
     models = results.get("models", {})
-    row["models"] = {"target": {k: models.get("target", {}).get(k) for k in ("kind", "val_acc", "reset")},
+    target = models.get("target", {})
+    row["models"] = {"target": {**{k: target.get(k) for k in ("kind", "val_acc", "reset")}, "epsilon": (target.get("dp") or {}).get("epsilon")},
                      "evaluators": [{"kind": e.get("kind"), "val_acc": e.get("val_acc")} for e in models.get("evaluators", [])]}
     row["attacks"] = {name: attack_row(a) for name, a in results.get("attacks", {}).items()}
+    if results.get("membership"):
+        mia = results["membership"]
+        row["membership"] = {name: {"auc": a.get("auc"), "tpr_at_1pct_fpr": a.get("tpr_at_fpr", {}).get("0.01"),
+                                    "tpr_at_0.1pct_fpr": a.get("tpr_at_fpr", {}).get("0.001")} for name, a in mia.get("attacks", {}).items()}
+        row["membership_target"] = mia.get("target", {})
     try:
         record = json.loads((folder / "cell.json").read_text())
         row["cell_seconds"] = record.get("timings_s", {}).get("cell")
@@ -80,6 +86,90 @@ def factor_effects(grid_name: str, factors: list[str], rows: list[dict[str, Any]
                 entry[f"{m}_spread"] = (max(known) - min(known)) if known else None
             out.append(entry)
     return out
+
+
+LEAKAGE_METRICS = {"attack_acc": "inversion attack accuracy", "auc": "membership AUC", "tpr_at_1pct_fpr": "membership TPR at 1 % FPR"}
+
+
+def leakage_of(row: dict[str, Any]) -> dict[str, float]:
+    """A cell's leakage measures by name (``"bl-v2 attack_acc"``, ``"lira auc"``, ...): every
+    inversion attack's accuracy and every membership attack's AUC and TPR at 1 % FPR."""
+    out = {f"{name} attack_acc": a["attack_acc"] for name, a in row.get("attacks", {}).items() if a.get("attack_acc") is not None}
+    for name, a in row.get("membership", {}).items():
+        for m in ("auc", "tpr_at_1pct_fpr"):
+            if a.get(m) is not None:
+                out[f"{name} {m}"] = a[m]
+    return out
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """For (accuracy, leakage) points: True where no other point is at least as accurate and
+    leaks at most as much, better in one (the privacy-utility front)."""
+    def dominated(i: int) -> bool:
+        a, l = points[i]
+        return any(b >= a and m <= l and (b > a or m < l) for j, (b, m) in enumerate(points) if j != i)
+    return [not dominated(i) for i in range(len(points))]
+
+
+def privacy_utility(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per leakage measure: the cells' (accuracy, leakage) points and which are on the front."""
+    done = [r for r in rows if r.get("models", {}).get("target", {}).get("val_acc") is not None]
+    measures = sorted({m for r in done for m in leakage_of(r)})
+    out = {}
+    for m in measures:
+        cells = [r for r in done if m in leakage_of(r)]
+        points = [(r["models"]["target"]["val_acc"], leakage_of(r)[m]) for r in cells]
+        out[m] = {"cells": [r["key"] for r in cells], "accuracy": [p[0] for p in points], "leakage": [p[1] for p in points],
+                  "front": pareto_front(points)}
+    return out
+
+
+def pareto_table(rows: list[dict[str, Any]], front: dict[str, Any], factors: list[str]) -> list[str]:
+    """Markdown: per cell its settings, test accuracy, ε and every leakage measure, a star where
+    the cell is on that measure's privacy-utility front."""
+    measures = list(front)
+    on = {(m, k) for m in measures for k, f in zip(front[m]["cells"], front[m]["front"]) if f}
+    head = [*factors, "test acc", "ε", *measures]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if r.get("models", {}).get("target", {}).get("val_acc") is None:
+            continue
+        leak = leakage_of(r)
+        eps = r["models"]["target"].get("epsilon")
+        cols = [_show(r["settings"].get(f)) for f in factors] + [pct(r["models"]["target"]["val_acc"]), "∞" if eps is None else f"{eps:.2g}"]
+        cols += [("–" if m not in leak else (pct(leak[m]) if not m.endswith("auc") else f"{leak[m]:.3f}") + (" ★" if (m, r["key"]) in on else ""))
+                 for m in measures]
+        lines.append("| " + " | ".join(cols) + " |")
+    return lines
+
+
+def plot_pareto(path: Path, front: dict[str, Any]) -> None:
+    """pareto.png: test accuracy against each leakage measure, the front marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measures = list(front) or ["(no results)"]
+    cols = min(3, len(measures))
+    rows = -(-len(measures) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.2 * rows), squeeze=False)
+    for ax, m in zip(axes.flat, measures):
+        f = front.get(m)
+        if f:
+            xs, ys = [100 * v for v in f["leakage"]], [100 * v for v in f["accuracy"]]
+            ax.scatter(xs, ys, c=["tab:red" if on else "0.6" for on in f["front"]], s=18)
+            pts = sorted((x, y) for x, y, on in zip(xs, ys, f["front"]) if on)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", color="tab:red", linewidth=1)
+        ax.set_xlabel(f"{m} (%)", fontsize=8)
+        ax.set_ylabel("test accuracy (%)", fontsize=8)
+    for ax in list(axes.flat)[len(measures):]:
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
 
 
 def pct(value: float | None, std: float | None = None) -> str:
@@ -177,12 +267,15 @@ def write_study(out: Path, spec: StudySpec, cells: list[Cell], grids: dict[str, 
         grid_rows[grid.name] = [{**rows[c.key], "settings": c.settings} for c in grids[grid.name]]
         effects += factor_effects(grid.name, list(grid.factors), grid_rows[grid.name])
     counts = {s: sum(1 for r in rows.values() if r["status"] == s) for s in ("done", "reused", "failed", "missing")}
+    front = privacy_utility(list(rows.values()))
     study = {"dataset": spec.dataset, "budget": spec.budget, "seeds": spec.seeds, "evaluators": spec.evaluators, "command": command,
              "spec": spec, "cluster": cluster, "counts": counts,
              "grids": {g.name: {"factors": g.factors, "base": g.base, "cells": [c.key for c in grids[g.name]]} for g in spec.grids},
-             "cells": list(rows.values()), "effects": effects, **run_metadata(config=spec, seed=spec.seed, timings=timings)}
+             "cells": list(rows.values()), "effects": effects, "privacy_utility": front,
+             **run_metadata(config=spec, seed=spec.seed, timings=timings)}
     atomic_write_json(out / "study.json", study)
     plot_effects(out / "study.png", effects)
+    plot_pareto(out / "pareto.png", front)
     atomic_write_text(out / "study.md", markdown(study, spec, grid_rows, effects))
     return study
 
@@ -211,6 +304,12 @@ def markdown(study: dict[str, Any], spec: StudySpec, grid_rows: dict[str, list[d
         lines += grid_table(list(grid.factors), grid_rows[grid.name], spec.attacks)
         failed = [r for r in grid_rows[grid.name] if r.get("error")]
         lines += [f"- cell `{r['key']}` failed: {r['error']}" for r in failed]
+    factors = list(dict.fromkeys(f for g in spec.grids for f in g.factors))
+    lines += ["", "## Privacy-utility", "",
+              "Per cell: the target's test accuracy, ε where it trained with DP-SGD (∞: without), and every leakage measure; "
+              "★ marks the cells on that measure's front (no other cell is at least as accurate and leaks at most as much).", ""]
+    lines += pareto_table(study["cells"], study["privacy_utility"], factors)
+    lines += ["", "![privacy-utility fronts](pareto.png)"]
     lines += ["", "## Factor effects", "",
               "Per factor, the mean over the grid's cells at each level (the other factors averaged out) and the spread of those means.", ""]
     lines += effects_table(effects)
