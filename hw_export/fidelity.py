@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from hw_export.lava_run import run_lava
+from hw_export.netx_export import described_layers
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import TargetModel, spike_readout
 from nmprivacy.models.network_model import NetworkModel
@@ -66,7 +67,7 @@ def emulate(model: TargetModel, x: torch.Tensor, batch: int = EMULATION_BATCH, d
 
 def output_lag(source: TargetModel) -> int:
     """Steps by which Lava's output layer lags ``source`` (layers after the first without a one-step delay)."""
-    layers = None if isinstance(source, NetworkModel) else source.lif_layers()
+    layers = None if isinstance(source, NetworkModel) else described_layers(source)
     return 0 if not layers else sum(1 for layer in layers[1:] if layer.delay == 0)
 
 
@@ -87,9 +88,9 @@ def layer_agreement(source: TargetModel, emu_layers: list[torch.Tensor], x: torc
     with torch.no_grad():
         if isinstance(source, NetworkModel):
             layers = [s.to(torch.uint8) for s in source.layer_spikes(x)]
-        elif hasattr(source, "run") and source.lif_layers():
+        elif hasattr(source, "run") and described_layers(source):
             hidden = source.run(x)[0].to(torch.uint8)  # [T, B, H]
-            if source.lif_layers()[0].delay == 1:  # the source returns spikes after its one-step delay
+            if described_layers(source)[0].delay == 1:  # the source returns spikes after its one-step delay
                 hidden = torch.cat([hidden[1:], torch.zeros_like(hidden[:1])])
             layers = [hidden]
         else:
@@ -98,7 +99,7 @@ def layer_agreement(source: TargetModel, emu_layers: list[torch.Tensor], x: torc
     for i, (a, b) in enumerate(zip(layers, emu_layers)):
         if a.shape != b.shape:
             return out or None
-        if isinstance(source, NetworkModel) or source.lif_layers()[0].delay == 0:
+        if isinstance(source, NetworkModel) or described_layers(source)[0].delay == 0:
             out.append({"layer": i, **_trains(a, b)})
         else:  # drop the last step, which the source's delayed record does not hold
             out.append({"layer": i, **_trains(a[:-1], b[:-1])})

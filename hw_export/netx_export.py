@@ -2,10 +2,12 @@
 
 - slayer models (``blocks`` of lava-dl ``block.cuba`` Input, Conv, Flatten, Dense, Recurrent:
   ``snn-lava``, ``snn-lava-conv``): each block writes itself through slayer's own
-  ``export_hdf5(group)``; lossless, because slayer trains with 8-bit weights, 12-bit decays and
-  a 6-bit-fraction threshold (the report checks that every layer read back is exact).
-- float networks (a float ``nmprivacy.network.Network``, or a model whose ``lif_layers()`` are
-  float, e.g. ``snn-norse``): mapped onto CUBA by ``nmprivacy.network.quantize`` with each
+  ``export_hdf5(group)``; lossless, because slayer trains with 8-bit weights (or the model's
+  ``weight_bits``: a shorter mantissa with one power-of-two exponent per layer), 12-bit decays and
+  a 6-bit-fraction threshold (the report checks that every layer read back is exact, and records
+  the weight bits and exponent NetX derives for each dense layer).
+- float networks (a float ``nmprivacy.network.Network``, or a model whose ``lif_description()``
+  or ``lif_layers()`` are float, e.g. ``snn-norse``): mapped onto CUBA by ``nmprivacy.network.quantize`` with each
   layer's quantisation error recorded;
 - a Loihi ``Network`` (e.g. read from another NetX file) is written as it is.
 
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hw_export.netx_format import ATTR_META, ATTR_SCALE, read_netx
+from hw_export.netx_format import ATTR_META, ATTR_SCALE, netx_weight_bits, read_netx
 from hw_export.netx_writer import write_netx
 from nmprivacy.errors import NetworkError
 from nmprivacy.models.base import TargetModel
@@ -120,6 +122,7 @@ def _slayer_records(blocks: list[torch.nn.Module], network: Network) -> list[Lay
         errs = [np.abs(w.reshape(e.shape) / loihi.ACT_SHIFT - e) for w, e in zip(written, effective)] or [np.zeros(1)]
         norm = max(float(np.sqrt(sum((e**2).sum() for e in effective))) if effective else 0.0, 1e-30)
         th = float(block.neuron.threshold)
+        bits = netx_weight_bits(written[0]) if type(layer).__name__ == "DenseLayer" and np.asarray(written[0]).any() else (None, None)
         records.append(
             LayerQuantization(
                 index=i, kind=type(layer).__name__.replace("Layer", "").lower(),
@@ -128,7 +131,7 @@ def _slayer_records(blocks: list[torch.nn.Module], network: Network) -> list[Lay
                 weight_max_abs_error=float(max(e.max() for e in errs)),
                 weight_rel_rms_error=float(np.sqrt(sum((e**2).sum() for e in errs))) / norm,
                 threshold_rel_error=abs(layer.neuron.vth_mant / loihi.ACT_SHIFT - th) / max(abs(th), 1e-30),
-                leak_abs_error=0.0,
+                leak_abs_error=0.0, weight_bits=bits[0], weight_exponent=bits[1],
             )
         )
     return records
@@ -145,6 +148,16 @@ def _header(model: Any, kind: str, mapping: str, meta: dict | None) -> dict:
     }
 
 
+def described_layers(model: Any) -> list | None:
+    """A model's LIF description whatever its training surrogate (``lif_description()``, which
+    targets trained with a surrogate the attack engine lacks keep), else its ``lif_layers()``."""
+    for name in ("lif_description", "lif_layers"):
+        describe = getattr(model, name, None)
+        if callable(describe):
+            return describe()
+    return None
+
+
 def float_network(model: Any) -> Network | None:
     """The float ``Network`` of a model that describes itself (``network()`` or float
     ``lif_layers()``), None if it does not."""
@@ -153,7 +166,7 @@ def float_network(model: Any) -> Network | None:
         return describe
     if callable(describe):
         return describe()
-    layers = model.lif_layers() if callable(getattr(model, "lif_layers", None)) else None
+    layers = described_layers(model)
     if not layers or layers[0].arithmetic == "loihi":
         return None
     return network_from_lif_layers(layers, tuple(model.info.input_shape), name=model.info.kind)

@@ -154,6 +154,16 @@ def lava_weights(weight: np.ndarray) -> tuple[np.ndarray, int, bool]:
     return np.asarray(w, dtype=np.int64), int(exp), "WARNING" in buf.getvalue()
 
 
+def netx_weight_bits(weight: np.ndarray) -> tuple[int, int]:
+    """(``num_weight_bits``, ``weight_exponent``) lava-dl's NetX derives for a dense layer's
+    integer weight matrix (``optimize_weight_bits``): the synapse precision Loihi stores it with."""
+    from hw_export.lava_env import lava_modules
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, num_bits, exp, _ = lava_modules().netx_utils.optimize_weight_bits(np.asarray(weight).astype(int))
+    return int(num_bits), int(exp)
+
+
 def _lava_weights(weight: np.ndarray, where: str) -> tuple[np.ndarray, int, bool]:
     try:
         return lava_weights(weight)

@@ -87,7 +87,7 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
     """The ``kind`` model for ``splits``: from the cache folder ``cache`` when its key (data set,
     kind, config, schedule, seed, T) matches, else trained with ``training.train_model`` and cached."""
     from nmprivacy.models import checkpoint, default_config
-    from nmprivacy.training import settings_for, train_model
+    from nmprivacy.training import defence_fields, settings_for, train_model
 
     model_cfg = default_config(kind, splits.input_shape, splits.num_classes, dataset=splits.name, hidden=preset.hidden, budget=budget)
     if kind in SNN_KINDS and preset.target_config:
@@ -95,6 +95,8 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
             model_cfg = replace(model_cfg, **preset.target_config)
         except TypeError:
             raise NmprivacyError(f"target_config {preset.target_config} names fields that a {kind} config does not have") from None
+    if kind == "ann" and preset.ann_quantize:
+        model_cfg = replace(model_cfg, quantize=preset.ann_quantize)  # post-training quantisation (nmprivacy.models.ann)
     settings = settings_for(kind, preset)
     key = cache_key(dataset=splits.name, source=splits.source, n=[len(splits.train), len(splits.test)], kind=kind,
                     config=model_cfg, settings=settings, seed=seed, steps=steps)
@@ -108,13 +110,13 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
         else:
             tqdm.write(f"reusing cached {kind} (seed {seed}) from {folder}")
             return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": info.get("val_acc"), "checkpoint": str(folder), "cached": True,
-                                        "reset": model.info.reset, "config": model_cfg})
+                                        "reset": model.info.reset, "config": model_cfg, **defence_fields(info.get("train_report"))})
     tqdm.write(f"training {kind} (seed {seed}) on {splits.name}")
     model, report = train_model(kind, splits, model_cfg, settings, seed, steps=steps, device=device)
     checkpoint.save(model, folder, extra={"val_acc": report.final_val_accuracy, "train_report": report, "dataset": splits.name, "steps": report.steps, "data_source": splits.source}, seed=seed,
                     timings={"train": report.seconds})
     return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": report.final_val_accuracy, "checkpoint": str(folder), "cached": False,
-                                "reset": model.info.reset, "config": model_cfg, "train_seconds": report.seconds})
+                                "reset": model.info.reset, "config": model_cfg, "train_seconds": report.seconds, **defence_fields(to_jsonable(report))})
 
 
 def train_evaluators(kind: str, splits: Any, preset: Preset, n: int, seed: int, steps: int | None, cache: Path, budget: Budget = "default",

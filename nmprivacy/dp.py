@@ -36,7 +36,7 @@ Opacus's ``UniformWithReplacementSampler`` from the caller's generator. ε is re
 Use: ``dp_wrap(model, optimizer, n, batch_size, epochs, DPSettings(...))`` returns a
 ``DPTraining`` whose ``optimizer`` replaces the plain one and whose ``batches`` replace the
 ``randperm`` slices; ``record()`` gives the privacy spent. ``train_dp`` is a whole DP loop.
-Opacus is imported on first use, so ``DPSettings`` costs nothing to import.
+Opacus is imported on first use; ``DPSettings`` lives in ``nmprivacy.dp_settings`` (no torch), re-exported here.
 """
 
 from __future__ import annotations
@@ -46,68 +46,21 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from nmprivacy.dp_settings import ACCOUNTANTS, Accountant, DPSettings  # noqa: F401 (re-exported: the settings live apart, torch-free)
 from nmprivacy.errors import NmprivacyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from opacus.accountants import IAccountant
     from opacus.optimizers import DPOptimizer
 
-Accountant = Literal["rdp", "prv"]
-ACCOUNTANTS: tuple[str, ...] = ("rdp", "prv")
 EPSILON_TOLERANCE = 0.01  # target-epsilon mode: the noise multiplier's epsilon is within this below the target
 MAX_NOISE = 1e6  # Opacus's search limit for the noise multiplier
 SLAYER_ENGINE = "slayer"  # the snn-lava engine that runs slayer's modules (nmprivacy.models.snn_lava)
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@dataclass(frozen=True)
-class DPSettings:
-    """DP-SGD settings: give exactly one of ``noise_multiplier`` and ``epsilon``.
-
-    ``noise_multiplier``: std of the Gaussian noise per step over ``max_grad_norm`` (0: no noise,
-    no privacy: epsilon is infinite). ``epsilon``: target ε at ``delta`` after the whole schedule;
-    the noise multiplier is then the smallest Opacus's ``get_noise_multiplier`` finds for the
-    schedule's sample rate and steps. ``max_grad_norm``: per-sample clipping bound (L2 over all
-    parameters). ``delta``: None means ``1 / n`` (n training samples). ``accountant``: ``"prv"``
-    (Opacus's default: numerical privacy-loss distributions, tighter) or ``"rdp"`` (Rényi DP).
-    ``poisson``: Poisson-sampled batches, which the DP-SGD guarantee assumes; False draws
-    shuffled fixed-size batches and accounts them as if Poisson (Opacus's
-    ``poisson_sampling=False``: no formal guarantee)."""
-
-    noise_multiplier: float | None = None
-    max_grad_norm: float = 1.0
-    epsilon: float | None = None
-    delta: float | None = None
-    accountant: Accountant = "prv"
-    poisson: bool = True
-
-    def __post_init__(self) -> None:
-        if (self.noise_multiplier is None) == (self.epsilon is None):
-            raise NmprivacyError("DP settings need exactly one of noise_multiplier and epsilon: give the noise per step or the target epsilon, not both or neither")
-        if self.noise_multiplier is not None and not (_finite(self.noise_multiplier) and self.noise_multiplier >= 0):
-            raise NmprivacyError(f"DP noise_multiplier is {self.noise_multiplier!r}: give a finite number >= 0")
-        if self.epsilon is not None and not (_finite(self.epsilon) and self.epsilon > 0):
-            raise NmprivacyError(f"DP target epsilon is {self.epsilon!r}: give a finite number > 0")
-        if not (_finite(self.max_grad_norm) and self.max_grad_norm > 0):
-            raise NmprivacyError(f"DP max_grad_norm is {self.max_grad_norm!r}: give a finite clipping bound > 0")
-        if self.delta is not None and not (_finite(self.delta) and 0 < self.delta < 1):
-            raise NmprivacyError(f"DP delta is {self.delta!r}: give a number in (0, 1), or None for 1/N")
-        if self.accountant not in ACCOUNTANTS:
-            raise NmprivacyError(f"DP accountant is {self.accountant!r}: choose one of {', '.join(map(repr, ACCOUNTANTS))}")
-        if not isinstance(self.poisson, bool):
-            raise NmprivacyError(f"DP poisson is {self.poisson!r}: give True (Poisson sampling) or False")
-
-    def delta_for(self, n_train: int) -> float:
-        """δ for ``n_train`` training samples: the set one, else ``1 / n_train``."""
-        return self.delta if self.delta is not None else 1.0 / n_train
 
 
 @dataclass(frozen=True)

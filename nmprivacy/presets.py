@@ -11,8 +11,9 @@ are read together with it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
+from nmprivacy.dp_settings import DPSettings
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.settings import Overridable, check_settings, ranged, with_overrides
 
@@ -22,11 +23,24 @@ BUDGETS: tuple[str, ...] = ("quick", "default", "paper")
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimiser schedule of one model kind.
+    """Optimiser schedule of one model kind, with its defences (README "Defences").
 
     ``min_steps``: at least this many optimiser steps, whatever the data set's size (a small
     data set gets more epochs, up to ``max_epochs``; a large one keeps ``epochs``), so a budget
-    is set in steps rather than passes over the data."""
+    is set in steps rather than passes over the data.
+
+    Defences (``nmprivacy.training.train_model``; off by default): ``dp``: DP-SGD
+    (``nmprivacy.dp_settings.DPSettings``: ``snn_train.dp.epsilon=8`` or ``...dp.noise_multiplier=1.1``;
+    ``grad_clip`` is not used under DP, whose per-sample clipping is ``dp.max_grad_norm``);
+    ``weight_decay``: decoupled weight decay (AdamW) instead of Adam; ``dropout``: the fraction of
+    hidden units (spiking kinds: hidden neurons, silent for the whole sample) dropped at each
+    training step, never at inference; ``early_stopping``: patience in epochs: stop once the
+    validation (= test split) accuracy has not improved for that many epochs and keep the best
+    epoch's weights. The evaluators' schedules take neither ``dp`` nor ``dropout`` (they judge,
+    they are not audited)."""
+
+    # fields added after models were cached: left out of the JSON form (and so of cache keys) while off
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("dp", "weight_decay", "dropout", "early_stopping")
 
     epochs: int = ranged(1, low=1)
     batch_size: int = ranged(100, low=1)
@@ -35,6 +49,10 @@ class TrainSettings:
     max_train_samples: int | None = ranged(None, low=1)  # None: the whole training split
     min_steps: int | None = ranged(None, low=1)
     max_epochs: int = ranged(100, low=1)
+    dp: DPSettings | None = None
+    weight_decay: float = ranged(0.0, low=0)
+    dropout: float = ranged(0.0, low=0, high=1, open_high=True)
+    early_stopping: int | None = ranged(None, low=1)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -201,6 +219,9 @@ class Preset(Overridable):
     defaults. ``preset.bl_v2`` reads one, and dotted names (``bl_v2.lr``) override one, like the
     other fields."""
 
+    # fields added after results were keyed: left out of the JSON form (and so of cache keys) while off
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("ann_quantize",)
+
     steps: int = ranged(25, low=1)  # T for training and attacks
     hidden: int = ranged(3000, low=1)
     snn_train: TrainSettings = TrainSettings(epochs=10, batch_size=100, lr=5e-5, grad_clip=1.0)
@@ -211,6 +232,9 @@ class Preset(Overridable):
     evaluator_neuron: Literal["fast-sigmoid", "atan"] = "fast-sigmoid"
     evaluator_beta: float = ranged(0.7, low=0, high=1)
     ann_baseline: bool = True
+    # post-training quantisation of the ANN baseline to this many bits (0: float; 8: int8 weights
+    # and activations; nmprivacy.models.ann), what MI-Face and membership attacks then attack
+    ann_quantize: Literal[0, 2, 3, 4, 5, 6, 7, 8] = 0
     # fields of the target's model config replaced, e.g. {"reset": "subtract"} for snn-norse (empty: the kind's defaults)
     target_config: dict[str, Any] = field(default_factory=dict)
     evaluator: str | None = None  # evaluation classifier kind (None: the image CNN on image data, the spiking CNN on events)
@@ -219,6 +243,14 @@ class Preset(Overridable):
     def __post_init__(self) -> None:
         check_settings(self)
         object.__setattr__(self, "attacks", dict(self.attacks))
+        for name in ("evaluator_train", "snn_evaluator_train"):  # the judges train plainly (TrainSettings)
+            schedule = getattr(self, name)
+            for defence in ("dp", "dropout"):
+                if schedule is not None and getattr(schedule, defence):
+                    from nmprivacy.settings import SettingsError
+
+                    raise SettingsError(f"{name}.{defence}", "cannot be set: evaluators judge the attacks and are not audited; "
+                                        f"set snn_train.{defence} or ann_train.{defence} (the audited models)")
 
     def group_names(self) -> tuple[str, ...]:
         from nmprivacy.attacks import settings_types

@@ -56,9 +56,14 @@ def _thread_plan():  # the CLI's or the API's choice of threads, with its reason
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Convert dataclasses, paths, tuples and numpy/torch scalars to plain JSON values."""
+    """Convert dataclasses, paths, tuples and numpy/torch scalars to plain JSON values.
+
+    A dataclass's fields named in its ``OMITTED_AT_DEFAULT`` are left out while they hold their
+    default (settings added after results were keyed: older cache keys and records stay valid)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+        omit = getattr(obj, "OMITTED_AT_DEFAULT", ())
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.name in omit and getattr(obj, f.name) == f.default)}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -6,7 +6,9 @@ values) and against the range its field declares with ``ranged(default, low=...,
 bad value raises ``SettingsError``, one line naming the field, the value and what to give instead,
 so ``BLv2Settings(population=0)``, ``--iterations -1`` and ``--set bl_v2.population=0`` all fail
 before anything runs. ``with_overrides(obj, {"bl_v2.lr": 0.1})`` replaces fields by dotted name
-(what ``--set`` and ``nmprivacy study`` factors do); the error then names the dotted setting.
+(what ``--set`` and ``nmprivacy study`` factors do); the error then names the dotted setting. An
+optional group that is None (``snn_train.dp``) is created from its type's defaults when one of
+its fields is set, and ``null`` removes it.
 """
 
 from __future__ import annotations
@@ -101,6 +103,12 @@ def checked_value(hint: Any, value: Any, name: str) -> Any:
             except SettingsError:
                 continue
         raise SettingsError(name, f"is {value!r}: give a value of type {_type_name(hint)}")
+    if isinstance(hint, type) and is_dataclass(hint):  # a group of settings: itself, or its fields as a mapping
+        if isinstance(value, hint):
+            return value
+        if isinstance(value, dict):
+            return _apply(hint, _Node(children={str(k): _Node(value=v, name=f"{name}.{k}") for k, v in value.items()}), name + ".")
+        raise SettingsError(name, f"is {value!r}: give {hint.__name__} settings (a mapping of its fields)")
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if origin is tuple and isinstance(value, (list, tuple)):
@@ -140,39 +148,113 @@ class Overridable:
 def with_overrides(obj: Any, overrides: Mapping[str, Any]) -> Any:
     """``obj`` (a settings dataclass such as a ``Preset``) with fields replaced by dotted name,
     e.g. ``{"bl_v2.lr": 0.1, "snn_train.epochs": 3, "target_config.reset": "subtract"}``; an
-    unknown name or a bad value is a one-line ``NmprivacyError`` naming the dotted setting."""
+    unknown name or a bad value is a one-line ``NmprivacyError`` naming the dotted setting.
+
+    The fields of one group are replaced together (their order does not matter, and a group is
+    checked once, with all its new values). A group that is None (an optional group, e.g.
+    ``snn_train.dp``) is created from its type's defaults and the fields named
+    (``snn_train.dp.epsilon=8`` builds ``DPSettings(epsilon=8)``); ``snn_train.dp=null`` removes
+    it, and a mapping (``snn_train.dp={epsilon: 8}``) gives the whole group anew. A group set
+    and also named into (``snn_train.dp`` and ``snn_train.dp.epsilon``) takes the group first."""
+    root = _Node()
     for name, value in overrides.items():
+        node = root
+        for part in name.split("."):
+            node = node.children.setdefault(part, _Node())
+        node.value, node.name = value, name
+    return _apply(obj, root, "")
+
+
+_UNSET = object()
+
+
+@dataclass
+class _Node:
+    """Overrides below one dotted prefix: the value set at the prefix itself (``value``, named
+    ``name``) and the overrides of its fields (``children``)."""
+
+    value: Any = _UNSET
+    name: str = ""
+    children: dict[str, _Node] = field(default_factory=dict)
+
+    def any_name(self) -> str:
+        """The dotted name of one override at or below this node (for messages)."""
+        if self.value is not _UNSET:
+            return self.name
+        return next(iter(self.children.values())).any_name()
+
+
+def group_type(hint: Any) -> type | None:
+    """The settings dataclass a field of type ``hint`` holds (``X`` or ``X | None``), else None."""
+    if isinstance(hint, type) and is_dataclass(hint):
+        return hint
+    if get_origin(hint) in (Union, types.UnionType):
+        options = [a for a in get_args(hint) if isinstance(a, type) and is_dataclass(a)]
+        return options[0] if len(options) == 1 else None
+    return None
+
+
+def _apply(obj: Any, node: _Node, prefix: str) -> Any:
+    """``obj`` (a settings dataclass, a dict of model-config fields, or a settings dataclass *type*
+    to build from its defaults) with the overrides of ``node``'s children; ``prefix``: the dotted
+    name of ``obj`` plus ``.`` (``""`` at the top)."""
+    if isinstance(obj, dict):
+        out = dict(obj)
+        for head, child in node.children.items():
+            if child.children or not head:
+                raise NmprivacyError(f"setting '{child.any_name()}': name one field of the model config after '{prefix}'")
+            out[head] = child.value
+        return out
+    cls = obj if isinstance(obj, type) else type(obj)
+    known = [f.name for f in fields(cls)]
+    groups = obj.group_names() if isinstance(obj, Overridable) else ()
+    changes: dict[str, Any] = {}
+    for head, child in node.children.items():
+        path = prefix + head
+        if head in groups:
+            if child.value is not _UNSET:
+                raise NmprivacyError(f"setting '{path}' is a group of settings: name one of its fields ('{path}.<field>')")
+            obj = obj.with_group(head, _apply(obj.group(head), child, path + "."))
+            continue
+        if head not in known:
+            raise NmprivacyError(f"unknown setting '{child.any_name()}': '{head}' is not one of {', '.join([*known, *groups])}")
+        hint = _hints(cls)[head]
+        current = field_default(cls, head) if isinstance(obj, type) else getattr(obj, head)
+        if child.value is not _UNSET:
+            current = _leaf(hint, current, child.value, path)
+        if child.children:
+            if is_dataclass(current) or isinstance(current, dict):
+                current = _apply(current, child, path + ".")
+            elif current is None and group_type(hint) is not None:
+                current = _apply(group_type(hint), child, path + ".")
+            else:
+                rest = child.any_name()[len(path) + 1:]
+                raise NmprivacyError(f"setting '{child.any_name()}': '{head}' has no fields to set (drop '.{rest}')")
+        changes[head] = current
+    try:
+        if isinstance(obj, type):
+            return obj(**changes)
+        return replace(obj, **changes) if changes else obj
+    except SettingsError as exc:
+        raise exc.renamed(prefix + exc.name) from None
+
+
+def _leaf(hint: Any, current: Any, value: Any, name: str) -> Any:
+    """The value of the field ``name`` (of type ``hint``, now ``current``) set to ``value`` as a whole."""
+    group = group_type(hint)
+    if group is None:
         try:
-            obj = _replaced(obj, name.split("."), value, name)
+            return checked_value(hint, value, name)
         except SettingsError as exc:
             raise exc.renamed(name) from None
-    return obj
-
-
-def _replaced(obj: Any, parts: list[str], value: Any, name: str) -> Any:
-    """``obj`` (a settings dataclass, or a dict of model-config fields) with ``parts`` set to ``value``."""
-    head, rest = parts[0], parts[1:]
-    if isinstance(obj, dict):
-        if rest or not head:
-            raise NmprivacyError(f"setting '{name}': name one field of the model config after '{name.split('.')[0]}.'")
-        return {**obj, head: value}
-    known = [f.name for f in fields(obj)]
-    groups = obj.group_names() if isinstance(obj, Overridable) else ()
-    if head in groups:
-        current = obj.group(head)
-        if not rest:
-            raise NmprivacyError(f"setting '{name}' is a group of settings: name one of its fields ('{name}.<field>')")
-        return obj.with_group(head, _replaced(current, rest, value, name))
-    if head not in known:
-        raise NmprivacyError(f"unknown setting '{name}': '{head}' is not one of {', '.join([*known, *groups])}")
-    current = getattr(obj, head)
-    if rest:
-        if current is None or not (is_dataclass(current) or isinstance(current, dict)):
-            raise NmprivacyError(f"setting '{name}': '{head}' has no fields to set (drop '.{'.'.join(rest)}')")
-        return replace(obj, **{head: _replaced(current, rest, value, name)})
-    if is_dataclass(current):
-        raise NmprivacyError(f"setting '{name}' is a group of settings: name one of its fields ('{name}.<field>')")
-    return replace(obj, **{head: checked_value(_hints(type(obj))[head], value, head)})
+    if value is None and type(None) in get_args(hint):
+        return None
+    if isinstance(value, group):
+        return value
+    if isinstance(value, dict):
+        return checked_value(group, value, name)
+    off = " or null to remove it" if type(None) in get_args(hint) else ""
+    raise NmprivacyError(f"setting '{name}' is a group of settings: name one of its fields ('{name}.<field>'){off}")
 
 
 def field_default(cls: type, name: str) -> Any:

@@ -7,13 +7,32 @@ Inputs per batch: spiking models get ``[T, B, C, H, W]`` spikes from ``nmprivacy
 spikes), image models get ``[B, C, H, W]``. Losses: ``membrane_cross_entropy`` (spiking) or
 cross-entropy of the logits (image). Same seed, same data, same machine: same weights.
 Evaluation classifiers train from a seed derived from (kind, seed), never the target's.
+
+Defences (``TrainSettings``; README "Defences", docs/method.md §10), off by default:
+
+- ``dp``: DP-SGD through ``nmprivacy.dp.dp_wrap``: Poisson batches (an empty one still takes a
+  noise-only step), per-sample clipping to ``dp.max_grad_norm`` (``grad_clip`` is not used),
+  Gaussian noise, Opacus's accountant; ``TrainReport.dp`` records what was spent. Refused for
+  evaluators (they judge the attacks and are not audited).
+- ``weight_decay``: decoupled weight decay (``torch.optim.AdamW``) instead of Adam.
+- ``dropout``: inverted dropout on the hidden layer's output during training only (``ann``: the
+  sigmoid units; spiking kinds: the hidden neurons' spikes, one mask per sample held over all
+  time steps, as slayer's ``neuron.Dropout``), applied by forward hooks removed after training,
+  so inference and export are unchanged. snn-lava trains with slayer's blocks then (the sparse
+  engine does not run the hidden block as a module).
+- ``early_stopping``: patience in epochs on the validation accuracy, which is measured on the
+  data set's test split (this project has no separate validation split); the best epoch's
+  weights are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -50,6 +69,10 @@ class TrainReport:
     samples_per_s: float
     device: str = "cpu"  # where it trained (train_model's device)
     engine: str | None = None  # snn-lava: "sparse" (nmprivacy.models.sparse_cuba) or "slayer" at the end of training
+    # DP-SGD's privacy spent (``dp_record``), None without DP
+    dp: dict[str, Any] | None = None
+    # what the defences did: optimizer, weight_decay, dropout (and where), early_stopping (``defence_record``)
+    defences: dict[str, Any] = field(default_factory=dict)
 
 
 def model_seed(kind: str, seed: int) -> int:
@@ -151,6 +174,104 @@ def _training_subset(split: Split, limit: int | None, generator: torch.Generator
     return Split(split.x[idx], split.y[idx])
 
 
+def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """Adam at ``settings.lr``, or AdamW (decoupled weight decay) when ``settings.weight_decay`` > 0."""
+    if settings.weight_decay > 0:
+        return torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=settings.lr)
+
+
+DropoutSite = tuple[nn.Module, "int | None", "int | None"]
+
+
+def dropout_sites(model: TargetModel) -> list[DropoutSite]:
+    """Where dropout acts in ``model``: (module, which element of its output holds the hidden
+    activity (None: the output itself), its time dimension (None: none)) per hidden layer."""
+    kind = model.info.kind
+    if kind == "ann":
+        return [(m, None, None) for m in model.net if isinstance(m, nn.Sigmoid)]
+    if kind == "snn-norse":
+        return [(model.lif1, 0, 0)]  # (spikes [T, B, hidden], voltages)
+    if kind in ("snn-lava", "snn-lava-conv"):  # slayer blocks: spikes [B, N, T] or [B, C, H, W, T]
+        return [(block, None, -1) for block in model.blocks[:-1] if hasattr(block, "neuron")]
+    raise NmprivacyError(f"dropout is a defence of the audited models (snn-lava, snn-lava-conv, snn-norse, ann), not of '{kind}': set it to 0")
+
+
+DROPOUT_WHERE = {
+    "ann": "hidden sigmoid units",
+    "snn-norse": "hidden LIF spikes (one mask per sample and neuron, held over time)",
+    "snn-lava": "hidden CUBA spikes (one mask per sample and neuron, held over time)",
+    "snn-lava-conv": "spikes of every hidden CUBA block (one mask per sample and neuron, held over time)",
+}
+
+
+@contextlib.contextmanager
+def hidden_dropout(model: TargetModel, p: float, generator: torch.Generator) -> Iterator[list[int]]:
+    """Inverted dropout (keep with probability ``1 - p``, scale by ``1 / (1 - p)``) on the hidden
+    activity of ``model`` while it is in training mode, through forward hooks removed on exit.
+    Yields a one-element list counting the hooks' firings (0 after a training forward means
+    dropout never acted: ``train_model`` refuses to go on)."""
+    fired = [0]
+    if p <= 0:
+        yield fired
+        return
+    sites = dropout_sites(model)
+
+    def make_hook(index: int | None, time_dim: int | None) -> Callable:
+        def hook(module: nn.Module, _args: tuple, output: Any) -> Any:
+            if not module.training:
+                return None
+            fired[0] += 1
+            act = output if index is None else output[index]
+            shape = list(act.shape)
+            if time_dim is not None:
+                shape[time_dim] = 1  # the same mask at every time step
+            keep = torch.bernoulli(torch.full(shape, 1.0 - p), generator=generator).to(device=act.device, dtype=act.dtype) / (1.0 - p)
+            if index is None:
+                return act * keep
+            out = list(output)
+            out[index] = act * keep
+            return type(output)(out)
+
+        return hook
+
+    handles = [module.register_forward_hook(make_hook(index, time_dim)) for module, index, time_dim in sites]
+    try:
+        yield fired
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
+def _engine(model: nn.Module, name: str | None) -> Iterator[None]:
+    """``model.engine`` (snn-lava) set to ``name`` inside the block (nothing when either is None)."""
+    before = getattr(model, "engine", None)
+    if name is None or before is None or before == name:
+        yield
+        return
+    model.engine = name
+    try:
+        yield
+    finally:
+        model.engine = before
+
+
+def dp_record(record: dict[str, Any], n_train: int, epochs: int) -> dict[str, Any]:
+    """``DPTraining.record()`` as JSON can hold it: an infinite epsilon (no noise) becomes None
+    with a note; plus the training samples, the epochs run and the mechanism."""
+    import opacus
+
+    out = dict(record)
+    out.update(n_train=n_train, epochs=epochs, delta_rule="1/N" if record.get("delta") == 1.0 / n_train else "set",
+               mechanism=f"DP-SGD (Opacus {opacus.__version__}: per-sample clipping, Gaussian noise, {record['accountant'].upper()} accountant)",
+               secure_rng=False)
+    if out["epsilon"] is not None and math.isinf(out["epsilon"]):
+        out["epsilon"] = None
+        out["note"] = "noise_multiplier 0: epsilon is infinite (no privacy guarantee); written as null"
+    return out
+
+
 def train_model(
     kind: str,
     splits: DatasetSplits,
@@ -166,7 +287,9 @@ def train_model(
     ``steps`` is T of the spike input (required for spiking models on image data; event data
     keep their own T when None). Validation accuracy on ``splits.test`` is measured per epoch.
     ``device``: where to train (``resolve_device``); the model is initialised on the CPU (same
-    weights on any device) and returned on the CPU.
+    weights on any device) and returned on the CPU. The defences of ``settings`` (``dp``,
+    ``weight_decay``, ``dropout``, ``early_stopping``: module docstring) are applied and recorded
+    in the report (``dp``, ``defences``).
     """
     check_compatible(kind, splits, config)
     spiking = kind_entry(kind).domain == "spikes"
@@ -174,47 +297,93 @@ def train_model(
         raise NmprivacyError(f"spiking model '{kind}' on image data needs the number of time steps; pass --steps T")
     if settings.epochs < 1 or settings.batch_size < 1 or settings.lr <= 0:
         raise NmprivacyError(f"invalid schedule {settings}: epochs and batch size must be >= 1 and the learning rate > 0")
+    if kind_entry(kind).role == "evaluator" and (settings.dp is not None or settings.dropout):
+        raise NmprivacyError(f"'{kind}' is an evaluator: evaluators judge the attacks and train without DP-SGD or dropout (set those on snn_train/ann_train)")
     use_seed = model_seed(kind, seed)
     torch.manual_seed(use_seed)
     dev = resolve_device(device)
     model = build(kind, config).to(dev)
-    data_gen = torch.Generator().manual_seed(use_seed + 1)  # subset, shuffling and spike encoding
+    data_gen = torch.Generator().manual_seed(use_seed + 1)  # subset, shuffling (or Poisson batches) and spike encoding
     train = _training_subset(splits.train, settings.max_train_samples, data_gen)
     t_steps = (steps or int(splits.train.x.shape[1])) if spiking else None
-    optim = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optim = _optimizer(model, settings)
     losses: list[float] = []
     accs: list[float] = []
     vals: list[float] = []
     n, seen, start = len(train), 0, time.perf_counter()
     epochs = settings.epochs_for(n)  # at least settings.min_steps optimiser steps on small data
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(n, generator=data_gen)
-        total_loss, total_correct, epoch_seen = 0.0, 0, 0
-        bar = progress_bar(range(0, n, settings.batch_size), desc=f"{kind} epoch {epoch + 1}/{epochs}", unit="batch", quiet=not progress)
-        for b0 in bar:
-            idx = order[b0 : b0 + settings.batch_size]
-            xb, yb = model_input(model, train.x[idx], t_steps, data_gen).to(dev), train.y[idx].to(dev)
-            out = model(xb)
-            loss = _loss(model, out, yb)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optim.step()
-            bsz = int(yb.shape[0])
-            total_loss += float(loss) * bsz
-            total_correct += int((_readout_argmax(model, out.detach()) == yb).sum())
-            epoch_seen += bsz
-            seen += bsz
-            bar.set_postfix(loss=f"{total_loss / epoch_seen:.4f}", acc=f"{total_correct / epoch_seen:.3f}", samples_s=f"{seen / (time.perf_counter() - start):.0f}")
-        losses.append(total_loss / epoch_seen)
-        accs.append(total_correct / epoch_seen)
-        vals.append(evaluate_accuracy(model, splits.test, t_steps, seed=use_seed + 2))
-        if progress:
-            tqdm.write(f"{kind} epoch {epoch + 1}: loss {losses[-1]:.4f}, train acc {accs[-1]:.4f}, val acc {vals[-1]:.4f}")
+    # snn-lava's sparse engine runs the blocks in its own kernels, where neither Opacus's hooks nor
+    # the dropout hooks see them: train on slayer's blocks then, evaluate on the engine of choice
+    own_engine = getattr(model, "engine", None)
+    train_engine = "slayer" if own_engine is not None and (settings.dp is not None or settings.dropout > 0) else None
+    run = None
+    if settings.dp is not None:
+        from nmprivacy.dp import dp_wrap
+
+        noise_gen = torch.Generator(device=dev).manual_seed(use_seed + 3)
+        run = dp_wrap(model, optim, n, settings.batch_size, epochs, settings.dp, generator=data_gen, noise_generator=noise_gen)
+    step_optim = run.optimizer if run is not None else optim
+    forward = run.module if run is not None else model
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # early stopping: (val acc, epoch, weights)
+    dropout_gen = torch.Generator().manual_seed(use_seed + 4)
+    try:
+        with hidden_dropout(model, settings.dropout, dropout_gen) as fired, _engine(model, train_engine):
+            for epoch in range(epochs):
+                model.train()
+                if run is not None:
+                    batches: Any = run.batches
+                else:
+                    order = torch.randperm(n, generator=data_gen)
+                    batches = [order[b0 : b0 + settings.batch_size] for b0 in range(0, n, settings.batch_size)]
+                total_loss, total_correct, epoch_seen = 0.0, 0, 0
+                bar = progress_bar(batches, total=len(batches), desc=f"{kind} epoch {epoch + 1}/{epochs}", unit="batch", quiet=not progress)
+                for idx in bar:
+                    if idx.numel() == 0:  # an empty Poisson batch: DP-SGD's noise-only step
+                        run.empty_step()
+                        continue
+                    xb, yb = model_input(model, train.x[idx], t_steps, data_gen).to(dev), train.y[idx].to(dev)
+                    out = forward(xb)
+                    if settings.dropout > 0 and not fired[0]:
+                        raise NmprivacyError(f"dropout did not reach the hidden layer of '{kind}' (its forward ran outside the hooked modules): train without dropout")
+                    loss = _loss(model, out, yb)
+                    step_optim.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if settings.grad_clip is not None and run is None:  # DP-SGD clips per sample instead
+                        nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                    step_optim.step()
+                    bsz = int(yb.shape[0])
+                    total_loss += float(loss) * bsz
+                    total_correct += int((_readout_argmax(model, out.detach()) == yb).sum())
+                    epoch_seen += bsz
+                    seen += bsz
+                    bar.set_postfix(loss=f"{total_loss / epoch_seen:.4f}", acc=f"{total_correct / epoch_seen:.3f}",
+                                    samples_s=f"{seen / (time.perf_counter() - start):.0f}")
+                losses.append(total_loss / epoch_seen if epoch_seen else math.nan)
+                accs.append(total_correct / epoch_seen if epoch_seen else math.nan)
+                with _engine(model, own_engine):  # inference is unchanged by the defences: the fast engine
+                    vals.append(evaluate_accuracy(model, splits.test, t_steps, seed=use_seed + 2))
+                if progress:
+                    tqdm.write(f"{kind} epoch {epoch + 1}: loss {losses[-1]:.4f}, train acc {accs[-1]:.4f}, val acc {vals[-1]:.4f}")
+                if settings.early_stopping is not None:
+                    if best is None or vals[-1] > best[0]:
+                        best = (vals[-1], epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                    elif epoch - best[1] >= settings.early_stopping:
+                        if progress:
+                            tqdm.write(f"{kind}: early stop after epoch {epoch + 1} (validation accuracy best at epoch {best[1] + 1}, {best[0]:.4f})")
+                        break
+        spent = dp_record(run.record(), n, len(vals)) if run is not None else None
+    finally:
+        if run is not None:
+            run.close()
+    restored = best is not None and best[1] != len(vals) - 1
+    if restored:
+        model.load_state_dict(best[2])
     seconds = time.perf_counter() - start
     model.to("cpu").eval()
+    final = best[0] if best is not None else vals[-1]
+    if spent is not None and progress:
+        eps = "inf" if spent["epsilon"] is None else f"{spent['epsilon']:.3g}"
+        tqdm.write(f"{kind}: DP-SGD spent epsilon {eps} at delta {spent['delta']:.3g} ({spent['steps']} steps, noise {spent['noise_multiplier']:.3g})")
     report = TrainReport(
         kind=kind,
         dataset=splits.name,
@@ -227,10 +396,43 @@ def train_model(
         train_loss=tuple(losses),
         train_accuracy=tuple(accs),
         val_accuracy=tuple(vals),
-        final_val_accuracy=vals[-1],
+        final_val_accuracy=final,
         seconds=seconds,
         samples_per_s=seen / seconds if seconds > 0 else float("nan"),
         device=str(dev),
         engine=getattr(model, "engine", None),
+        dp=spent,
+        defences=defence_record(kind, settings, epochs, vals, best, restored),
     )
     return model, report
+
+
+def defence_record(kind: str, settings: TrainSettings, budget: int, vals: list[float], best: tuple | None, restored: bool) -> dict[str, Any]:
+    """What the defences of ``settings`` did in one training run (``TrainReport.defences``)."""
+    stopping = None
+    if settings.early_stopping is not None:
+        stopping = {
+            "patience": settings.early_stopping, "monitor": "validation accuracy on the test split (no separate validation split)",
+            "epoch_budget": budget, "epochs_run": len(vals), "stopped_early": len(vals) < budget,
+            "best_epoch": best[1] + 1 if best is not None else None, "restored_best": restored,
+        }
+    return {
+        "dp_sgd": settings.dp is not None,
+        "optimizer": "AdamW" if settings.weight_decay > 0 else "Adam",
+        "weight_decay": settings.weight_decay,  # decoupled (AdamW); 0: plain Adam
+        "dropout": settings.dropout,
+        "dropout_on": DROPOUT_WHERE.get(kind) if settings.dropout > 0 else None,
+        "early_stopping": stopping,
+    }
+
+
+def defence_fields(report: Any) -> dict[str, Any]:
+    """A model record's defence entries from its ``TrainReport`` in JSON form (a checkpoint's
+    ``train_report``): ``dp`` (the privacy spent, None without DP-SGD) and, when a free defence
+    was on, ``defences``."""
+    report = report if isinstance(report, dict) else {}
+    out: dict[str, Any] = {"dp": report.get("dp")}
+    defences = report.get("defences") or {}
+    if defences.get("weight_decay") or defences.get("dropout") or defences.get("early_stopping"):
+        out["defences"] = defences
+    return out

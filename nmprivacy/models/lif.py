@@ -19,7 +19,7 @@ from typing import Literal
 from norse.torch.functional.reset import reset_subtract, reset_value
 from torch import nn
 
-from nmprivacy.models.surrogates import SurrogateName, spike
+from nmprivacy.models.surrogates import Params, SurrogateName, resolve_params, spike
 
 
 Reset = Literal["hard", "subtract"]
@@ -47,17 +47,18 @@ class LIFBox(nn.Module):
     reset of that step (the read-out used for output layers; snnTorch and slayer report the same).
     """
 
-    def __init__(self, leak: float = 0.7, threshold: float = 1.0, surrogate: SurrogateName = "fast-sigmoid", slope: float = 40.0,
+    def __init__(self, leak: float = 0.7, threshold: float = 1.0, surrogate: SurrogateName = "fast-sigmoid", slope: Params = 40.0,
                  reset: Reset = "hard") -> None:
         super().__init__()
         self.leak = float(leak)
         self.threshold = float(threshold)
         self.surrogate: SurrogateName = surrogate
-        self.slope = float(slope)
+        self.params = resolve_params(surrogate, slope)  # the surrogate's parameters (``slope``: the first, or all as a tuple)
+        self.slope = self.params[0] if self.params else 0.0
         if reset not in ("hard", "subtract"):
             raise ValueError(f"reset must be 'hard' or 'subtract', not {reset!r}")
         self.reset: Reset = reset
-        self.p = lif_parameters(leak, threshold, surrogate, slope, reset)
+        self.p = lif_parameters(leak, threshold, surrogate, self.slope, reset)
 
     @property
     def input_gain(self) -> float:
@@ -71,11 +72,11 @@ class LIFBox(nn.Module):
         spikes, voltages = [], []
         for t in range(current.shape[0]):
             v = v + p.tau_mem_inv * (current[t] + p.v_leak - v)  # Norse lif_box step, dt = 1
-            z = spike(v - p.v_th, p.method, p.alpha)
+            z = spike(v - p.v_th, self.surrogate, self.params)
             spikes.append(z)
             voltages.append(v)
             v = p.reset_method(z.detach(), v, p.v_reset, p.v_th)
         return torch.stack(spikes), torch.stack(voltages)
 
     def extra_repr(self) -> str:
-        return f"leak={self.leak}, threshold={self.threshold}, surrogate={self.surrogate}, slope={self.slope}, reset={self.reset}"
+        return f"leak={self.leak}, threshold={self.threshold}, surrogate={self.surrogate}, params={self.params}, reset={self.reset}"

@@ -21,10 +21,25 @@ Surrogate: slayer's CUBA default is an exponential ``scale_rho/(2 tau_rho) exp(-
 with ``tau_rho = 100 * tau_grad * th`` and ``scale_rho = 0.1 * scale_grad`` (nearly flat:
 ~5e-4 everywhere); ``surrogate="fast-sigmoid"`` (default) replaces only the block neuron's
 ``spike`` backward by the fast sigmoid ``1 / (1 + 40 |v - th|)^2``
-(v in float units; docs/method.md §2.3), the forward is unchanged. ``surrogate="slayer"``
-keeps slayer's own. Backward through the membrane is slayer's
+(v in float units; docs/method.md §2.3), the forward is unchanged. The other surrogates of
+``nmprivacy.models.surrogates`` (snnTorch's ``arctan``, ``sigmoid``, ``triangle``,
+``spike-rate-escape``, ``straight-through``; parameters ``surrogate_params``, else snnTorch's
+defaults) replace it the same way (``SurrogateCubaNeuron``); ``surrogate="slayer"`` keeps
+slayer's own. The surrogate never changes the forward (spikes, voltages, the NetX file).
+Backward through the membrane is slayer's
 (``_li_dynamics_bwd``): it treats the voltage as a pure leaky integrator (the reset carries no
-gradient at all, not even the 1 - s factor).
+gradient at all, not even the 1 - s factor). Attacks: the fast attack engine
+(``lif_layers()``) knows only the fast sigmoid, so a model trained with any other surrogate
+answers ``lif_layers() -> None`` and attacks differentiate the model itself (autograd through
+slayer), i.e. with the surrogate it was trained with.
+
+Weight precision (``weight_bits``, docs: README "Hardware path"): 8 (default) is slayer's
+``quantize_8bit`` (steps of 2/64 in [-4, 3.97]). Fewer bits, 2-7, use ``LoihiWeights``:
+quantisation-aware training with a ``weight_bits``-bit signed mantissa and one power-of-two
+exponent per layer, chosen from the layer's largest weight, as Loihi stores a synapse, on
+slayer's grid (steps 2/64 times a power of two; NetX re-derives ``num_weight_bits`` and
+``weight_exponent`` from the written integers, so the export stays lossless). Reset: Loihi's (and slayer's) CUBA neuron resets to 0; there is no
+subtractive reset (``reset`` accepts only ``"hard"``; use ``snn-norse`` for ``"subtract"``).
 
 Engine (``SNNLava.engine``, default ``"sparse"``, or ``$NMPRIVACY_LAVA_ENGINE``): on the CPU, for
 binary input spikes that need no gradient (training, evaluation, queries), the forward and the
@@ -41,7 +56,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -49,11 +64,12 @@ from torch import nn
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.lava_import import import_slayer
 from nmprivacy.models.base import LIFLayer, ModelInfo, TargetModel
-from nmprivacy.models.surrogates import spike
+from nmprivacy.models.surrogates import canonical, model_params, spike
 
 import_slayer()
 from lava.lib.dl import slayer  # noqa: E402
 from lava.lib.dl.slayer.neuron import cuba  # noqa: E402
+from lava.lib.dl.slayer.utils import quantize as slayer_quantize  # noqa: E402
 
 STATE_SCALE = 1 << 12  # slayer CUBA s_scale: Loihi integer voltage per float unit (w_scale 64 * 64)
 ENGINES = ("sparse", "slayer")  # SNNLava.engine (module docstring)
@@ -68,9 +84,16 @@ def default_engine() -> str:
     return value
 
 
+LavaSurrogate = Literal["fast-sigmoid", "arctan", "atan", "sigmoid", "triangle", "spike-rate-escape", "straight-through", "slayer"]
+WEIGHT_BITS = range(2, 9)  # Loihi's synapse holds a signed mantissa of up to 8 bits
+
+
 @dataclass(frozen=True)
 class SNNLavaConfig:
     """Everything that rebuilds an ``snn-lava`` model (docs/method.md §2.3 defaults, Loihi CUBA)."""
+
+    # fields added after models were cached: left out of the JSON form (and cache keys) at their defaults
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("surrogate_params", "weight_bits", "reset")
 
     input_shape: tuple[int, ...]
     num_classes: int
@@ -78,39 +101,129 @@ class SNNLavaConfig:
     threshold: float = 1.0  # truncated to a multiple of 1/64 (vThMant = int(threshold * 64))
     current_decay: float = 1.0
     voltage_decay: float = 0.3  # same leak as snn-norse (beta 0.7)
-    surrogate: Literal["fast-sigmoid", "slayer"] = "fast-sigmoid"
-    surrogate_slope: float = 40.0
+    surrogate: LavaSurrogate = "fast-sigmoid"
+    surrogate_slope: float = 40.0  # the fast sigmoid's k
+    surrogate_params: tuple[float, ...] = ()  # the surrogate's parameters in snnTorch's order (empty: k above / snnTorch's defaults)
     weight_scale: float = 1.0  # slayer init scaling of the synapse weights
+    weight_bits: int = 8  # synapse mantissa bits on Loihi (8: slayer's quantize_8bit; 2-7: LoihiWeights)
+    reset: Literal["hard"] = "hard"  # Loihi's CUBA neuron resets to 0; nothing else is expressible
+
+    def __post_init__(self) -> None:
+        check_knobs(self)
 
 
-class FastSigmoidCubaNeuron(cuba.Neuron):
-    """slayer CUBA neuron whose spike backward is the fast sigmoid (forward unchanged)."""
+def check_knobs(config: Any) -> None:
+    """One-line ``NmprivacyError`` for a surrogate, weight precision or reset an ``snn-lava``
+    (or ``snn-lava-conv``) config cannot have."""
+    kind = "snn-lava-conv" if type(config).__name__.startswith("SNNLavaConv") else "snn-lava"
+    try:  # values from --set / study factors may come as lists or whole floats
+        object.__setattr__(config, "surrogate_params", tuple(float(p) for p in config.surrogate_params))
+        bits = config.weight_bits
+        if isinstance(bits, float) and bits.is_integer():
+            object.__setattr__(config, "weight_bits", int(bits))
+    except (TypeError, ValueError):
+        raise NmprivacyError(f"{kind}: surrogate_params must be numbers, got {config.surrogate_params!r}") from None
+    surrogate = config.surrogate
+    if surrogate != "slayer":
+        try:
+            model_params(surrogate, config.surrogate_slope, config.surrogate_params)
+        except ValueError as exc:
+            raise NmprivacyError(f"{kind}: {exc} (or 'slayer')") from None
+    elif config.surrogate_params:
+        raise NmprivacyError(f"{kind}: surrogate 'slayer' takes no surrogate_params (slayer's own tau_grad / scale_grad apply)")
+    bits = config.weight_bits
+    if not isinstance(bits, int) or bits not in WEIGHT_BITS:
+        raise NmprivacyError(f"{kind}: weight_bits is {bits!r}: Loihi's synapse holds a signed mantissa of 2 to 8 bits")
+    if getattr(config, "reset", "hard") != "hard":
+        raise NmprivacyError(f"{kind}: reset {config.reset!r} is not possible: Loihi's CUBA neuron (and slayer's, which "
+                             "trains it) resets the voltage to 0 on a spike; snn-norse has reset='subtract'")
 
-    def __init__(self, *args, surrogate_slope: float = 40.0, **kwargs) -> None:
+
+class SurrogateCubaNeuron(cuba.Neuron):
+    """slayer CUBA neuron whose spike backward is one of ``nmprivacy.models.surrogates`` (forward unchanged)."""
+
+    def __init__(self, *args, surrogate: str = "fast-sigmoid", surrogate_params: tuple[float, ...] = (40.0,), **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.surrogate_slope = float(surrogate_slope)
+        self.surrogate = canonical(surrogate)
+        self.surrogate_params = tuple(float(p) for p in surrogate_params)
+
+    @property
+    def surrogate_slope(self) -> float:
+        """The surrogate's first parameter (the fast sigmoid's k)."""
+        return self.surrogate_params[0] if self.surrogate_params else 0.0
 
     def spike(self, voltage: torch.Tensor) -> torch.Tensor:
-        """Spikes ``1[v > th]`` with the fast-sigmoid surrogate centred on ``th`` (= vThMant / 64).
+        """Spikes ``1[v > th]`` with the surrogate centred on ``th`` (= vThMant / 64).
 
         For Loihi's integer voltages (``v * 4096`` integral) ``v > th`` is exactly slayer's test
         ``v >= th + threshold_eps`` and the leaky integrator's internal reset test.
         """
         if self.persistent_state or self.graded_spike or self.drop is not None:
-            raise NotImplementedError("FastSigmoidCubaNeuron supports only stateless binary spikes")
-        return spike(voltage - self.threshold, "fast-sigmoid", self.surrogate_slope)
+            raise NotImplementedError("SurrogateCubaNeuron supports only stateless binary spikes")
+        return spike(voltage - self.threshold, self.surrogate, self.surrogate_params)
+
+
+FastSigmoidCubaNeuron = SurrogateCubaNeuron  # its name before the other surrogates
+
+
+class LoihiWeights:
+    """A slayer synapse ``pre_hook_fx`` quantising weights to a ``bits``-bit signed mantissa with one
+    power-of-two exponent per layer, as Loihi's synapse stores them (used for ``bits`` < 8).
+
+    Float weight ``= m * 2^e / 64`` with ``m`` in ``[-2^(bits-1), 2^(bits-1) - 1]`` and ``e`` the
+    smallest integer in ``[1, 9 - bits]`` whose largest mantissa ``round(max|W| * 64 / 2^e)`` fits.
+    ``e >= 1`` keeps slayer's finest step 2/64, so every ``bits``-bit grid is a subset of slayer's
+    8-bit one (``LoihiWeights(8)`` is exactly ``quantize_8bit``: e = 1, m in [-128, 127]) and a
+    layer whose 8-bit weights already need no more than ``bits`` bits is unchanged. NetX writes
+    ``m * 2^e`` (an even integer in Lava's 8-bit range [-256, 254]) and lava-dl's
+    ``optimize_weight_bits`` re-derives at most ``bits`` weight bits and the exponent from it.
+    Forward ``round(W / step) * step`` clamped to the mantissa range (slayer's ``quantize``: round
+    half to even), backward straight through inside the range and 0 outside, as slayer's
+    ``quantize_8bit``; the exponent is a function of the current weights (no gradient)."""
+
+    def __init__(self, bits: int, w_scale: int = 64) -> None:
+        if bits not in WEIGHT_BITS:
+            raise NmprivacyError(f"weight bits {bits!r}: Loihi's synapse holds a signed mantissa of 2 to 8 bits")
+        self.bits = int(bits)
+        self.w_scale = int(w_scale)
+        self.low, self.high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        self.max_exponent = 9 - self.bits  # the mantissa range times 2^e stays within [-256, 254]
+
+    def exponent(self, weight: torch.Tensor) -> int:
+        """The layer's exponent ``e`` for ``weight`` (class docstring)."""
+        largest = float(weight.detach().abs().max()) if weight.numel() else 0.0
+        if not math.isfinite(largest):
+            return self.max_exponent
+        for e in range(1, self.max_exponent + 1):
+            if round(largest * self.w_scale / (1 << e)) <= self.high:  # round half to even, as torch.round
+                return e
+        return self.max_exponent
+
+    def step(self, weight: torch.Tensor) -> float:
+        """The float weight of one mantissa unit, ``2^e / 64`` (at least slayer's 2/64)."""
+        return (1 << self.exponent(weight)) / self.w_scale
+
+    def __call__(self, weight: torch.Tensor, descale: bool = False) -> torch.Tensor:
+        step = self.step(weight)
+        q = slayer_quantize(weight, step=step).clamp(self.low * step, self.high * step)
+        return q * self.w_scale if descale else q
+
+    def __repr__(self) -> str:
+        return f"LoihiWeights(bits={self.bits})"
 
 
 def cuba_block(kind: str, *args: object, config: SNNLavaConfig, **kwargs: object) -> torch.nn.Module:
     """One slayer CUBA block (``kind``: ``"Dense"`` or ``"Conv"``; quantised weights, delay_shift)
-    with the configured surrogate; ``args``/``kwargs`` are the block's own (sizes, kernel, ...)."""
+    with the configured surrogate and weight precision; ``args``/``kwargs`` are the block's own
+    (sizes, kernel, ...)."""
     params = {"threshold": config.threshold, "current_decay": config.current_decay, "voltage_decay": config.voltage_decay}
     block = getattr(slayer.block.cuba, kind)(params, *args, weight_scale=config.weight_scale, delay_shift=True, **kwargs)
-    if config.surrogate == "fast-sigmoid":
-        block.neuron = FastSigmoidCubaNeuron(**params, surrogate_slope=config.surrogate_slope)
-        block.synapse.pre_hook_fx = block.neuron.quantize_8bit
-    elif config.surrogate != "slayer":
-        raise ValueError(f"unknown snn-lava surrogate {config.surrogate!r}: use 'fast-sigmoid' or 'slayer'")
+    surrogate = config.surrogate
+    if surrogate != "slayer":  # (model_params raises ValueError for an unknown name)
+        block.neuron = SurrogateCubaNeuron(**params, surrogate=surrogate,
+                                           surrogate_params=model_params(surrogate, config.surrogate_slope, getattr(config, "surrogate_params", ())))
+    bits = getattr(config, "weight_bits", 8)
+    block.synapse.pre_hook_fx = block.neuron.quantize_8bit if bits == 8 else LoihiWeights(bits, block.neuron.w_scale)
     return block
 
 
@@ -181,16 +294,14 @@ class SNNLava(TargetModel):
         """Each block's weight as NetX stores it: ``[out, in]`` integers (float dtype) = quantised w * 64."""
         return [blk.synapse.pre_hook_fx(blk.synapse.weight, descale=True).reshape(blk.synapse.weight.shape[:2]).detach().clone() for blk in self.blocks]
 
-    def lif_layers(self) -> list[LIFLayer] | None:
-        """The network as Loihi fixed-point CUBA layers (integer weights, 12-bit decays, delay 1).
+    def lif_description(self) -> list[LIFLayer]:
+        """The network as Loihi fixed-point CUBA layers (integer weights, 12-bit decays, delay 1),
+        whatever its surrogate (``surrogate_slope`` is the fast sigmoid's k, used only by the
+        attack engine through ``lif_layers``).
 
         ``surrogate_scale`` and ``membrane_scale`` are 4096: Loihi's integer voltage for 1.0 in
         slayer's float units (threshold ``vThMant << 6`` = 4096 for threshold 1.0).
-        None for slayer's own surrogate (``LIFLayer`` cannot describe its exponential): attacks
-        then differentiate through slayer itself.
         """
-        if self.config.surrogate != "fast-sigmoid":
-            return None
         layers = []
         for blk, w in zip(self.blocks, self.integer_weights()):
             n = blk.neuron
@@ -203,10 +314,18 @@ class SNNLava(TargetModel):
                     i_decay=int(n.cx_current_decay),
                     v_decay=int(n.cx_voltage_decay),
                     delay=1,
-                    surrogate_slope=self.config.surrogate_slope,
+                    surrogate_slope=float(getattr(n, "surrogate_slope", self.config.surrogate_slope)),
                     surrogate_scale=float(STATE_SCALE),
                     membrane_scale=float(STATE_SCALE),
                     reset_grad="none",  # slayer's leaky-integrator backward ignores the reset
                 )
             )
         return layers
+
+    def lif_layers(self) -> list[LIFLayer] | None:
+        """``lif_description()`` for the fast attack engine, whose surrogate is the fast sigmoid;
+        None for any other surrogate (``LIFLayer`` cannot describe them): attacks then
+        differentiate through slayer itself, with the surrogate the model was trained with."""
+        if self.config.surrogate == "slayer" or canonical(self.config.surrogate) != "fast-sigmoid":
+            return None
+        return self.lif_description()

@@ -5,8 +5,11 @@ Topology: input -> CUBA conv (``channels[0]``, ``kernels[0]``, stride 2) -> CUBA
 dense classes (the convolutions hold the capacity: the presets' dense ``hidden`` size is not used). Strided convolutions replace pooling, which NetX cannot build, so slayer's own export
 writes a file ``lava.lib.dl.netx.hdf5.Network`` runs (conv, flatten, dense; no pooling layer).
 Neurons, quantisation, surrogate and read-out are those of ``snn-lava``
-(``nmprivacy.models.snn_lava``): slayer's fixed-point CUBA, 8-bit weights, fast-sigmoid
-backward, the output block's pre-reset voltage as read-out, one step of delay per block.
+(``nmprivacy.models.snn_lava``): slayer's fixed-point CUBA, 8-bit weights (or ``weight_bits``),
+fast-sigmoid backward (or ``surrogate``), the output block's pre-reset voltage as read-out, one
+step of delay per block. Lava-dl's NetX builds conv synapses with 8-bit weights and no exponent
+packing (only dense layers go through ``optimize_weight_bits``): a conv layer trained with fewer
+bits runs on Lava exactly, its values a subset of the 8-bit ones.
 
 Layouts: input spikes ``[T, B, C, H, W]`` are fed to slayer as ``[B, C, H, W, T]``; ``forward``
 returns the output voltage ``[T, B, classes]`` (slayer's float units).
@@ -15,20 +18,23 @@ returns the output voltage ``[T, B, classes]`` (slayer's float units).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import ModelInfo, TargetModel
-from nmprivacy.models.snn_lava import cuba_block
+from nmprivacy.models.snn_lava import LavaSurrogate, check_knobs, cuba_block
 from nmprivacy.network import conv_output_shape
 
 
 @dataclass(frozen=True)
 class SNNLavaConvConfig:
-    """Everything that rebuilds an ``snn-lava-conv`` model (neurons as ``SNNLavaConfig``)."""
+    """Everything that rebuilds an ``snn-lava-conv`` model (neurons, surrogate, weight precision
+    and reset as ``SNNLavaConfig``)."""
+
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("surrogate_params", "weight_bits", "reset")
 
     input_shape: tuple[int, ...]
     num_classes: int
@@ -38,12 +44,18 @@ class SNNLavaConvConfig:
     threshold: float = 1.0
     current_decay: float = 1.0
     voltage_decay: float = 0.3
-    surrogate: Literal["fast-sigmoid", "slayer"] = "fast-sigmoid"
+    surrogate: LavaSurrogate = "fast-sigmoid"
     surrogate_slope: float = 40.0
+    surrogate_params: tuple[float, ...] = ()
     # slayer's initial weights times this: at 1 the sparse event input (~2 % density) leaves both
     # convolutions silent and the read-out at 0, so training sits at chance for epochs; at 4 the
     # layers spike from the first step (docs/method.md §4)
     weight_scale: float = 4.0
+    weight_bits: int = 8  # NetX builds conv synapses at 8 bits: fewer bits are a subset of its values (no exponent packing)
+    reset: Literal["hard"] = "hard"
+
+    def __post_init__(self) -> None:
+        check_knobs(self)
 
 
 def feature_shape(config: SNNLavaConvConfig) -> tuple[int, int, int]:

@@ -3,24 +3,37 @@
 Input ``x``: spikes ``[T, B, C, H, W]``; output: the output layer's pre-reset membrane
 ``[T, B, classes]`` (docs/method.md §1 read-out through ``spike_readout``). Linear layers have no
 bias (hardware-mappable); the input projection is one matmul over all ``T * B`` rows.
+
+Knobs (``target_config.<field>``): ``threshold``, ``reset`` ("hard" / "subtract"), ``surrogate``
+(``nmprivacy.models.surrogates``: the fast sigmoid with ``surrogate_slope``, or snnTorch's
+``arctan``, ``sigmoid``, ``triangle``, ``spike-rate-escape``, ``straight-through`` with
+``surrogate_params`` or snnTorch's defaults). The surrogate changes training gradients only.
+The fast attack engine knows the fast sigmoid and the hard reset: with anything else
+``lif_layers()`` is None and attacks differentiate the model itself (its own surrogate and
+reset); the NetX export reads ``lif_description()`` and needs the hard reset only.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
+from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import LIFLayer, ModelInfo, TargetModel
 from nmprivacy.models.lif import LIFBox
+from nmprivacy.models.surrogates import SurrogateName, canonical, model_params
 
 
 @dataclass(frozen=True)
 class SNNNorseConfig:
     """Everything that rebuilds an ``snn-norse`` model (docs/method.md §4 defaults)."""
+
+    # fields added after models were cached: left out of the JSON form (and cache keys) at their defaults
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("surrogate", "surrogate_params")
 
     input_shape: tuple[int, ...]
     num_classes: int
@@ -34,10 +47,26 @@ class SNNNorseConfig:
     # "hard": v <- 0 on a spike (Loihi, Lava-DL, the default); "subtract": v <- v - threshold (Norse's
     # reset_subtract, same step), the kind of reset of the paper's snnTorch targets (docs/method.md §2.4)
     reset: Literal["hard", "subtract"] = "hard"
+    surrogate: SurrogateName = "fast-sigmoid"
+    surrogate_params: tuple[float, ...] = ()  # in snnTorch's order (empty: surrogate_slope for the fast sigmoid, else snnTorch's defaults)
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "surrogate_params", tuple(float(p) for p in self.surrogate_params))
+            model_params(self.surrogate, self.surrogate_slope, self.surrogate_params)
+        except (TypeError, ValueError) as exc:
+            raise NmprivacyError(f"snn-norse: {exc}") from None
+        if self.reset not in ("hard", "subtract"):
+            raise NmprivacyError(f"snn-norse: reset {self.reset!r}: use 'hard' (to 0) or 'subtract' (v - threshold)")
+
+    @property
+    def surrogate_parameters(self) -> tuple[float, ...]:
+        """The surrogate's parameters as the neurons use them."""
+        return model_params(self.surrogate, self.surrogate_slope, self.surrogate_params)
 
 
 class SNNNorse(TargetModel):
-    """Fully connected two-layer LIF network (Norse box-LIF, hard or subtractive reset, fast-sigmoid surrogate)."""
+    """Fully connected two-layer LIF network (Norse box-LIF, hard or subtractive reset, the configured surrogate)."""
 
     def __init__(self, config: SNNNorseConfig) -> None:
         super().__init__()
@@ -50,8 +79,9 @@ class SNNNorse(TargetModel):
         with torch.no_grad():
             self.fc1.weight.mul_(gain)
             self.fc2.weight.mul_(gain)
-        self.lif1 = LIFBox(config.leak, config.threshold, "fast-sigmoid", config.surrogate_slope, config.reset)
-        self.lif2 = LIFBox(config.leak, config.threshold, "fast-sigmoid", config.surrogate_slope, config.reset)
+        params = config.surrogate_parameters
+        self.lif1 = LIFBox(config.leak, config.threshold, config.surrogate, params, config.reset)
+        self.lif2 = LIFBox(config.leak, config.threshold, config.surrogate, params, config.reset)
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden spikes ``[T, B, hidden]`` and output membrane ``[T, B, classes]`` for ``x`` ``[T, B, C, H, W]``."""
@@ -66,10 +96,10 @@ class SNNNorse(TargetModel):
         """Output membrane ``[T, B, classes]`` for input spikes ``[T, B, C, H, W]``."""
         return self.run(x)[1]
 
-    def lif_layers(self) -> list[LIFLayer] | None:
-        """The network as float LIF layers: effective weights ``(1 - leak) * W`` as Norse applies them;
-        None with the subtractive reset, which ``LIFLayer`` (hard reset) cannot describe: attacks then
-        differentiate the model itself (``AutogradOracle``) and NetX export refuses it."""
+    def lif_description(self) -> list[LIFLayer] | None:
+        """The network as float LIF layers: effective weights ``(1 - leak) * W`` as Norse applies them,
+        whatever the surrogate (``surrogate_slope``: the fast sigmoid's k); None with the
+        subtractive reset, which ``LIFLayer`` (hard reset) cannot describe (NetX export refuses it)."""
         if self.config.reset != "hard":
             return None
         return [
@@ -86,6 +116,14 @@ class SNNNorse(TargetModel):
             )
             for fc, lif in ((self.fc1, self.lif1), (self.fc2, self.lif2))
         ]
+
+    def lif_layers(self) -> list[LIFLayer] | None:
+        """``lif_description()`` for the fast attack engine (fast sigmoid, hard reset); None with
+        another surrogate or the subtractive reset: attacks then differentiate the model itself
+        (``AutogradOracle``), with its own surrogate and reset."""
+        if canonical(self.config.surrogate) != "fast-sigmoid":
+            return None
+        return self.lif_description()
 
 
 def default_config(input_shape: tuple[int, ...], num_classes: int, preset: object, hidden: int | None = None) -> SNNNorseConfig:

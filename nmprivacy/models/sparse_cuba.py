@@ -35,10 +35,12 @@ whose number follows the process's thread plan (``nmprivacy.resources``).
 Semantics are slayer's exactly (checked by ``tests/test_sparse_training.py`` against slayer):
 
 - weights: slayer's ``pre_hook_fx`` (``quantize_8bit``: ``round(W / unit) * unit``, unit 2/64,
-  clamped to [-256, 254]/64) is applied in one pass that writes ``Wq / unit`` as int8 (``layer_of``
-  runs only blocks whose hook is exactly that function); its backward, the round's straight-through
-  gradient and the clamp's mask (zero where the rounded weight is outside [-128, 127] units),
-  is applied in the pass that writes dL/dW;
+  clamped to [-256, 254]/64; or ``snn_lava.LoihiWeights`` for fewer bits: unit ``2^e / 64`` with
+  the layer's exponent e, clamped to the mantissa range [low, high]) is applied in one pass that
+  writes ``Wq / unit`` as int8 (``layer_of`` runs only blocks whose hook is exactly one of those);
+  its backward, the round's straight-through gradient and the clamp's mask (zero where the
+  rounded weight is outside [-128, 127], or [low, high], units), is applied in the pass that
+  writes dL/dW;
 - forward (integers, as ``_li_dynamics_fwd``): ``u_t = rstz(u_{t-1} (4096 - iDecay), 12) + 4096 z_t``,
   ``v_t = rstz(v_{t-1} (4096 - vDecay), 12) + u_t``, both int64 (no 24-bit wrap: slayer has
   none), each passed through float32 as slayer stores them; reset to 0 where
@@ -47,8 +49,9 @@ Semantics are slayer's exactly (checked by ``tests/test_sparse_training.py`` aga
   next block one step later (``delay_shift``); the last block returns its pre-reset voltage;
 - backward (as ``_li_dynamics_bwd``): float32 leaky integrators ``g_t = d g_{t+1} + grad_t`` with
   ``d = 1 - decay / 4096`` through the voltage, then the current (no reset term); the spike's
-  surrogate is ``1 / (1 + slope |v - th|)^2`` (``FastSigmoidCubaNeuron``) or slayer's
-  ``scale / (2 tau) exp(-|v - th - eps| / tau)``.
+  surrogate is the ``SurrogateCubaNeuron``'s (``nmprivacy.models.surrogates``: fast sigmoid
+  ``1 / (1 + slope |v - th|)^2``, arctan, sigmoid, triangle, spike-rate escape, straight-through)
+  or slayer's ``scale / (2 tau) exp(-|v - th - eps| / tau)``.
 
 Forward spikes and voltages are bit-identical to slayer's; gradients equal slayer's up to fp32
 summation order (tests: rtol 1e-5). Inputs must be binary (0/1) and on the CPU: ``run_stack``
@@ -191,10 +194,11 @@ def _rstz(p: np.int64) -> np.int64:
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _quantise_columns(w: np.ndarray, inv_unit: np.float32, out: np.ndarray, h0: int, h1: int) -> int:
-    """slayer's ``quantize_8bit`` of the raw weights ``w`` ``[H, N]`` for rows ``h0 <= h < h1``, in
-    weight units and transposed: ``out[i, h] = clip(rint(w[h, i] / unit), -128, 127)`` (int8;
-    ``rint`` rounds half to even as ``torch.round``); returns how many entries were not finite."""
+def _quantise_columns(w: np.ndarray, inv_unit: np.float32, lo: np.float32, hi: np.float32, out: np.ndarray, h0: int, h1: int) -> int:
+    """slayer's ``quantize_8bit`` (``lo``, ``hi`` = -128, 127; ``LoihiWeights``: its mantissa range)
+    of the raw weights ``w`` ``[H, N]`` for rows ``h0 <= h < h1``, in weight units and transposed:
+    ``out[i, h] = clip(rint(w[h, i] / unit), lo, hi)`` (int8; ``rint`` rounds half to even as
+    ``torch.round``); returns how many entries were not finite."""
     inputs = w.shape[1]
     bad = 0
     for start in range(h0, h1, 64):  # 64 rows of w at a time: their cache lines stay in L1
@@ -204,18 +208,18 @@ def _quantise_columns(w: np.ndarray, inv_unit: np.float32, out: np.ndarray, h0: 
             for h in range(start, stop):
                 q = np.rint(w[h, i] * inv_unit)
                 bad += np.int64(not np.isfinite(q))
-                row[h - start] = np.int8(min(max(q, np.float32(-128.0)), np.float32(127.0)))
+                row[h - start] = np.int8(min(max(q, lo), hi))
     return bad
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _masked_transpose(src: np.ndarray, transposed: bool, w: np.ndarray, inv_unit: np.float32, out: np.ndarray, h0: int, h1: int) -> None:
+def _masked_transpose(src: np.ndarray, transposed: bool, w: np.ndarray, inv_unit: np.float32, lo: np.float32, hi: np.float32,
+                      out: np.ndarray, h0: int, h1: int) -> None:
     """The gradient through slayer's ``quantize_8bit`` for rows ``h0 <= h < h1``: ``out[h, i] = g[h, i]``
-    where the rounded weight ``rint(w[h, i] / unit)`` lies in [-128, 127] (the clamp's own test),
+    where the rounded weight ``rint(w[h, i] / unit)`` lies in [lo, hi] (the clamp's own test),
     else 0 (its round passes the gradient straight through). ``g`` is ``src`` ``[H, N]``, or its
     transpose when ``transposed`` (``src`` ``[N, H]``, read in 64 x 64 tiles that stay in L1)."""
     inputs = w.shape[1]
-    lo, hi = np.float32(-128.0), np.float32(127.0)
     for a in range(h0, h1, 64):
         a1 = min(a + 64, h1)
         for i0 in range(0, inputs, 64):
@@ -290,13 +294,34 @@ def _forward_columns(
 
 
 DIRECT, PLANE, FUSED = 0, 1, 2  # what reaches a block in the backward (``_backward_columns``)
+# the spike's surrogate in the backward kernel: nmprivacy.models.surrogates.KERNEL_CODES, and slayer's exponential
+FAST, ARCTAN, SIGMOID, TRIANGLE, ESCAPE, STRAIGHT = 0, 1, 2, 3, 4, 5
+SLAYER_EXP = 9
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _surrogate(code: int, x: np.float32, p0: np.float32, p1: np.float32) -> np.float32:
+    """dS/dx at ``x = v - th`` for the surrogates other than the fast sigmoid and slayer's
+    exponential (their loops are specialised), in float32 as ``surrogates.surrogate_derivative``."""
+    one = np.float32(1.0)
+    if code == ARCTAN:
+        z = np.float32(np.pi * np.float64(p0)) * x / np.float32(2.0)
+        return (p0 / np.float32(2.0)) / (one + z * z)
+    if code == SIGMOID:
+        sg = one / (one + np.exp(-(p0 * x)))
+        return p0 * sg * (one - sg)
+    if code == TRIANGLE:
+        return p0 if x < np.float32(0.0) else -p0
+    if code == ESCAPE:
+        return p1 * np.exp(-p0 * abs(x - one))
+    return one  # STRAIGHT
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _backward_columns(
     mode: int, up: np.ndarray, up_shift: int, gzn: np.ndarray, wn: np.ndarray, v: np.ndarray,
     s_off: np.ndarray, s_inputs: np.ndarray, s_toff: np.ndarray, s_times: np.ndarray, scatter: bool, c0: int, c1: int, steps: int, batch: int,
-    dv: np.float32, du: np.float32, threshold: np.float32, exponential: bool, slope: np.float32, coef: np.float32,
+    dv: np.float32, du: np.float32, threshold: np.float32, code: int, slope: np.float32, p1: np.float32, coef: np.float32,
     tau: np.float32, gwt: np.ndarray, gz: np.ndarray, write_gz: bool,
 ) -> None:
     """Columns ``c0:c1`` of one block: backward through time (module docstring) and the sparse
@@ -340,15 +365,20 @@ def _backward_columns(
                 else:
                     ur = up[r + up_shift, c0:c1]
                 vr = v[r, c0:c1]
-                if exponential:
+                if code == SLAYER_EXP:
                     for j in range(width):
                         g = coef * np.exp(-abs(vr[j] - threshold) / tau) * ur[j]
                         cv[j] = dv * cv[j] + g
                         cu[j] = du * cu[j] + cv[j]
-                else:
+                elif code == FAST:
                     for j in range(width):
                         d = one + slope * abs(vr[j] - threshold)
                         g = ur[j] * (one / (d * d))
+                        cv[j] = dv * cv[j] + g
+                        cu[j] = du * cu[j] + cv[j]
+                else:
+                    for j in range(width):
+                        g = ur[j] * _surrogate(code, vr[j] - threshold, slope, p1)
                         cv[j] = dv * cv[j] + g
                         cu[j] = du * cu[j] + cv[j]
             else:  # a hidden block's last step: its spike reaches no block within T steps, dL/dz = 0
@@ -418,12 +448,16 @@ class CubaLayer:
     inclusive: bool
     du: float  # backward decays 1 - decay / 4096 (float32, as slayer computes them)
     dv: float
-    exponential: bool  # slayer's surrogate (else the fast sigmoid)
-    slope: float  # fast sigmoid slope
+    exponential: bool  # slayer's surrogate (else the neuron's, ``code``)
+    slope: float  # the surrogate's first parameter (fast sigmoid slope)
     coef: float  # slayer surrogate: scale / 2 / tau (float32)
     tau: float
-    unit: float  # weight quantisation step (2 / w_scale)
+    unit: float  # weight quantisation step (2 / w_scale; LoihiWeights: 2^e / w_scale for the current weights)
     spiking: bool
+    code: int = FAST  # the surrogate (``_surrogate``; SLAYER_EXP when ``exponential``)
+    p1: float = 0.0  # its second parameter (spike-rate escape's k)
+    low: int = -128  # weight mantissa range (the quantiser's clamp)
+    high: int = 127
 
 
 def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
@@ -431,7 +465,8 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
     it exactly (not a plain Dense CUBA block with slayer's 8-bit weights and binary spikes)."""
     from lava.lib.dl.slayer.neuron import cuba
 
-    from nmprivacy.models.snn_lava import FastSigmoidCubaNeuron
+    from nmprivacy.models.snn_lava import LoihiWeights, SurrogateCubaNeuron
+    from nmprivacy.models.surrogates import KERNEL_CODES
 
     neuron, synapse = getattr(block, "neuron", None), getattr(block, "synapse", None)
     if not isinstance(neuron, cuba.Neuron) or synapse is None or getattr(synapse, "complex", False):
@@ -449,16 +484,20 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
     if neuron.current_decay.numel() != 1 or neuron.voltage_decay.numel() != 1 or neuron.s_scale != STATE_SCALE:
         return None
     hook = getattr(synapse, "_pre_hook_fx", None)
-    if getattr(hook, "__func__", None) is not cuba.Neuron.quantize_8bit or getattr(hook, "__self__", None) is not neuron:
+    if getattr(hook, "__func__", None) is cuba.Neuron.quantize_8bit and getattr(hook, "__self__", None) is neuron:
+        unit, low, high = 2.0 / neuron.w_scale, -128, 127
+    elif type(hook) is LoihiWeights and hook.w_scale == neuron.w_scale:
+        unit, low, high = hook.step(synapse.weight), hook.low, hook.high
+    else:
         return None
     f32 = np.float32
     with torch.no_grad():
         i_decay = float(torch.round(neuron.current_decay.detach().float()).item())  # slayer's quantize() of the decay
         v_decay = float(torch.round(neuron.voltage_decay.detach().float()).item())
-    unit = 2.0 / neuron.w_scale
     if STATE_SCALE * unit != round(STATE_SCALE * unit):
         return None
-    fast = isinstance(neuron, FastSigmoidCubaNeuron)
+    fast = isinstance(neuron, SurrogateCubaNeuron)  # spikes when v > th (else slayer's v >= th + eps)
+    params = (*neuron.surrogate_params, 0.0, 0.0) if fast else (0.0, 0.0)
     th_eps = neuron.threshold + neuron.threshold_eps
     tau = f32(neuron.tau_rho * 100)  # slayer's TAU_RHO_MULT, SCALE_RHO_MULT
     scale = f32(neuron.scale_rho * 0.1)
@@ -471,11 +510,15 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
         du=float(f32(1) - f32(i_decay) / f32(STATE_SCALE)),
         dv=float(f32(1) - f32(v_decay) / f32(STATE_SCALE)),
         exponential=not fast,
-        slope=float(f32(neuron.surrogate_slope)) if fast else 0.0,
+        slope=float(f32(params[0])),
         coef=float(scale / f32(2) / tau),
         tau=float(tau),
         unit=unit,
         spiking=spiking,
+        code=KERNEL_CODES[neuron.surrogate] if fast else SLAYER_EXP,
+        p1=float(f32(params[1])),
+        low=low,
+        high=high,
     )
 
 
@@ -522,17 +565,17 @@ def spike_lists(v: np.ndarray, layer: CubaLayer, batch: int) -> ActiveLists:
     return _lists(v.shape[0], lambda c, a, b: _count_spikes(v, c, a, b, th, inc), lambda o, i, a, b: _fill_spikes(v, o, i, a, b, th, inc), batch)[0]
 
 
-def int8_weights(w: np.ndarray, unit: float) -> np.ndarray | None:
-    """slayer's 8-bit quantisation of the raw weights ``w`` ``[H, N]`` in units of ``unit``, as
-    int8 ``[N, H]`` (transposed: a row per input); None if a weight is not finite (slayer then
-    runs, and propagates it)."""
+def int8_weights(w: np.ndarray, unit: float, low: int = -128, high: int = 127) -> np.ndarray | None:
+    """slayer's quantisation of the raw weights ``w`` ``[H, N]`` in units of ``unit`` (mantissas
+    clamped to [low, high]), as int8 ``[N, H]`` (transposed: a row per input); None if a weight is
+    not finite (slayer then runs, and propagates it)."""
     out = np.empty((w.shape[1], w.shape[0]), np.int8)
     parts = chunks(w.shape[0], 512)
     bad = [0] * len(parts)
     inv = np.float32(1.0 / unit)
 
     def run(i: int, part: slice) -> None:
-        bad[i] = int(_quantise_columns(w, inv, out, part.start, part.stop))
+        bad[i] = int(_quantise_columns(w, inv, np.float32(low), np.float32(high), out, part.start, part.stop))
 
     _map(run, parts)
     return None if sum(bad) else out
@@ -543,12 +586,13 @@ def quantised_float(w8: np.ndarray, unit: float) -> torch.Tensor:
     return torch.from_numpy(w8).t().to(torch.float32).mul_(unit).contiguous()
 
 
-def weight_gradient(grad: np.ndarray, transposed: bool, w: np.ndarray, unit: float) -> torch.Tensor:
+def weight_gradient(grad: np.ndarray, transposed: bool, w: np.ndarray, unit: float, low: int = -128, high: int = 127) -> torch.Tensor:
     """dL/dW ``[H, N]`` from dL/dWq (``grad`` ``[H, N]``, or ``[N, H]`` when ``transposed``)
-    through slayer's ``quantize_8bit`` (``_masked_transpose``)."""
+    through slayer's quantiser (``_masked_transpose``; mantissa range [low, high])."""
     out = np.empty(w.shape, np.float32)
     inv = np.float32(1.0 / unit)
-    _map(lambda _, part: _masked_transpose(grad, transposed, w, inv, out, part.start, part.stop), chunks(w.shape[0], 256))
+    lo, hi = np.float32(low), np.float32(high)
+    _map(lambda _, part: _masked_transpose(grad, transposed, w, inv, lo, hi, out, part.start, part.stop), chunks(w.shape[0], 256))
     return torch.from_numpy(out)
 
 
@@ -638,7 +682,7 @@ def _backward_layer(upstream: Upstream, v: np.ndarray, inp: LayerInput, layer: C
     gz = np.empty((rows, width), np.float32) if write_gz else _EMPTY
     samples = inp.sample_lists(steps, batch) if scatter else (np.zeros(batch + 1, np.int64), np.zeros(1, np.int32), np.zeros(2, np.int64), np.zeros(1, np.int32))
     f32 = np.float32
-    params = (f32(layer.dv), f32(layer.du), f32(layer.threshold), bool(layer.exponential), f32(layer.slope), f32(layer.coef), f32(layer.tau))
+    params = (f32(layer.dv), f32(layer.du), f32(layer.threshold), int(layer.code), f32(layer.slope), f32(layer.p1), f32(layer.coef), f32(layer.tau))
 
     def run(_: int, part: slice) -> None:
         _backward_columns(upstream.mode, upstream.up, batch, upstream.gzn, upstream.wn, v, *samples, scatter,
@@ -647,9 +691,9 @@ def _backward_layer(upstream: Upstream, v: np.ndarray, inp: LayerInput, layer: C
     _map(run, chunks(width, BACKWARD_BLOCK))
     grad = None
     if dense:
-        grad = weight_gradient(torch.mm(torch.from_numpy(gz).t(), torch.from_numpy(inp.dense())).numpy(), False, w, layer.unit)
+        grad = weight_gradient(torch.mm(torch.from_numpy(gz).t(), torch.from_numpy(inp.dense())).numpy(), False, w, layer.unit, layer.low, layer.high)
     elif scatter:
-        grad = weight_gradient(gwt, True, w, layer.unit)
+        grad = weight_gradient(gwt, True, w, layer.unit, layer.low, layer.high)
     return grad, (gz if want_gz else None)
 
 
@@ -659,7 +703,7 @@ class _SparseCuba(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, plan: StackPlan, *weights: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        w8 = [int8_weights(_raw(w), layer.unit) for w, layer in zip(weights, plan.layers)]
+        w8 = [int8_weights(_raw(w), layer.unit, layer.low, layer.high) for w, layer in zip(weights, plan.layers)]
         if any(w is None for w in w8):
             raise _NotExact()
         inputs, planes = [plan.first], []
@@ -759,7 +803,7 @@ def warm_up() -> None:
 
     x = torch.zeros(3, 2, 1, 2, 2)
     x[0, 0, 0, 0, 0] = x[1, 1, 0, 1, 1] = 1.0
-    for surrogate in ("fast-sigmoid", "slayer"):
+    for surrogate in ("fast-sigmoid", "slayer", "arctan"):  # the specialised loops and the generic one
         model = SNNLava(SNNLavaConfig(input_shape=(1, 2, 2), num_classes=2, hidden=3, surrogate=surrogate))
         for density in (0.0, 1.0):  # gathered and GEMM currents
             result = run_stack(model.blocks, x if density == 0.0 else torch.ones_like(x))

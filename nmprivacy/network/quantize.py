@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -47,6 +48,11 @@ class LayerQuantization:
     current_decay_abs_error: float = 0.0
     bias_max_abs_error: float = 0.0
     reset: str = "zero"  # "zero", or "subtract -> zero" when the source subtracts its threshold
+    # a dense layer's synapse precision as NetX builds it (lava-dl's optimize_weight_bits on the
+    # written integers; slayer exports only): signed mantissa bits and power-of-two exponent
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("weight_bits", "weight_exponent")  # absent from older records
+    weight_bits: int | None = None
+    weight_exponent: int | None = None
 
 
 def _even_int(x: np.ndarray) -> np.ndarray:
