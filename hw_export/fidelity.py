@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from hw_export.lava_run import run_lava
-from hw_export.netx_export import described_layers
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import TargetModel, spike_readout
 from nmprivacy.models.network_model import NetworkModel
@@ -67,8 +66,8 @@ def emulate(model: TargetModel, x: torch.Tensor, batch: int = EMULATION_BATCH, d
 
 def output_lag(source: TargetModel) -> int:
     """Steps by which Lava's output layer lags ``source`` (layers after the first without a one-step delay)."""
-    layers = None if isinstance(source, NetworkModel) else described_layers(source)
-    return 0 if not layers else sum(1 for layer in layers[1:] if layer.delay == 0)
+    network = None if isinstance(source, NetworkModel) else source.network()
+    return 0 if network is None else (len(network.layers) - 1) * (1 - source.layer_delay)
 
 
 def _trains(a: torch.Tensor, b: torch.Tensor) -> dict[str, float | int]:
@@ -88,9 +87,9 @@ def layer_agreement(source: TargetModel, emu_layers: list[torch.Tensor], x: torc
     with torch.no_grad():
         if isinstance(source, NetworkModel):
             layers = [s.to(torch.uint8) for s in source.layer_spikes(x)]
-        elif hasattr(source, "run") and described_layers(source):
+        elif hasattr(source, "run") and source.network() is not None:
             hidden = source.run(x)[0].to(torch.uint8)  # [T, B, H]
-            if described_layers(source)[0].delay == 1:  # the source returns spikes after its one-step delay
+            if source.layer_delay == 1:  # the source returns spikes after its one-step delay
                 hidden = torch.cat([hidden[1:], torch.zeros_like(hidden[:1])])
             layers = [hidden]
         else:
@@ -99,7 +98,7 @@ def layer_agreement(source: TargetModel, emu_layers: list[torch.Tensor], x: torc
     for i, (a, b) in enumerate(zip(layers, emu_layers)):
         if a.shape != b.shape:
             return out or None
-        if isinstance(source, NetworkModel) or described_layers(source)[0].delay == 0:
+        if isinstance(source, NetworkModel) or source.layer_delay == 0:
             out.append({"layer": i, **_trains(a, b)})
         else:  # drop the last step, which the source's delayed record does not hold
             out.append({"layer": i, **_trains(a[:-1], b[:-1])})
@@ -201,12 +200,12 @@ def attack_validation(
     mismatches = 0
     for path, data in inversions:
         rec = data["reconstructions"].float()
-        if rec.dim() < 3:  # spiking: [K, T, *input_shape]
+        if rec.dim() < 3 or not bool(((rec == 0) | (rec == 1)).all()):  # spiking: binary [K, T, *input_shape] (MI-Face's images are not)
             runs.append({"file": str(path), "skipped": f"reconstructions of shape {tuple(rec.shape)} are not spike trains [K, T, *input_shape]"})
             continue
         k = rec.shape[0]
-        if math.prod(rec.shape[2:]) != emulation.network.input_size:
-            runs.append({"file": str(path), "skipped": f"{math.prod(rec.shape[2:])} inputs per step, the network takes {emulation.network.input_size}"})
+        if math.prod(rec.shape[2:]) != emulation.network().input_size:
+            runs.append({"file": str(path), "skipped": f"{math.prod(rec.shape[2:])} inputs per step, the network takes {emulation.network().input_size}"})
             continue
         layout = (k, rec.shape[1], *emulation.info.input_shape)  # e.g. a flat file's [K, T, N] attack on the data set's [C, H, W]
         rec = rec.reshape(layout)

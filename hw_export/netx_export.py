@@ -6,8 +6,8 @@
   ``weight_bits``: a shorter mantissa with one power-of-two exponent per layer), 12-bit decays and
   a 6-bit-fraction threshold (the report checks that every layer read back is exact, and records
   the weight bits and exponent NetX derives for each dense layer).
-- float networks (a float ``nmprivacy.network.Network``, or a model whose ``lif_description()``
-  or ``lif_layers()`` are float, e.g. ``snn-norse``): mapped onto CUBA by ``nmprivacy.network.quantize`` with each
+- float networks (a float ``nmprivacy.network.Network``, or a model whose ``network()`` is
+  float, e.g. ``snn-norse``): mapped onto CUBA by ``nmprivacy.network.quantize`` with each
   layer's quantisation error recorded;
 - a Loihi ``Network`` (e.g. read from another NetX file) is written as it is.
 
@@ -30,7 +30,6 @@ from hw_export.netx_writer import write_netx
 from nmprivacy.errors import NetworkError
 from nmprivacy.models.base import TargetModel
 from nmprivacy.network import InputLayer, Network, loihi
-from nmprivacy.network.lif import network_from_lif_layers
 from nmprivacy.network.quantize import LayerQuantization, quantize
 from nmprivacy.runinfo import atomic_path, to_jsonable
 
@@ -148,28 +147,11 @@ def _header(model: Any, kind: str, mapping: str, meta: dict | None) -> dict:
     }
 
 
-def described_layers(model: Any) -> list | None:
-    """A model's LIF description whatever its training surrogate (``lif_description()``, which
-    targets trained with a surrogate the attack engine lacks keep), else its ``lif_layers()``."""
-    for name in ("lif_description", "lif_layers"):
-        describe = getattr(model, name, None)
-        if callable(describe):
-            return describe()
-    return None
-
-
 def float_network(model: Any) -> Network | None:
-    """The float ``Network`` of a model that describes itself (``network()`` or float
-    ``lif_layers()``), None if it does not."""
-    describe = getattr(model, "network", None)
-    if isinstance(describe, Network):
-        return describe
-    if callable(describe):
-        return describe()
-    layers = described_layers(model)
-    if not layers or layers[0].arithmetic == "loihi":
-        return None
-    return network_from_lif_layers(layers, tuple(model.info.input_shape), name=model.info.kind)
+    """The float ``Network`` a model describes itself as (``TargetModel.network()``), None if it
+    has no description or a Loihi one."""
+    network = model.network() if callable(getattr(model, "network", None)) else None
+    return network if network is not None and network.arithmetic == "float" else None
 
 
 def export_netx(model: TargetModel | Network, path: str | os.PathLike[str], meta: dict | None = None) -> ExportReport:
@@ -210,18 +192,16 @@ def export_netx(model: TargetModel | Network, path: str | os.PathLike[str], meta
 
 
 def model_network(model: TargetModel | Network) -> Network:
-    """The ``Network`` a model computes: its own description, its float LIF description
-    (snn-norse), or, for slayer models, the Loihi network its lossless NetX export holds."""
+    """The ``Network`` a model computes: its own description (``TargetModel.network()``), or, for
+    slayer models without one (convolutional ``snn-lava-conv``), the Loihi network their lossless
+    NetX export holds."""
     if isinstance(model, Network):
         return model
-    own = getattr(model, "network", None)
-    if isinstance(own, Network):
+    own = model.network() if callable(getattr(model, "network", None)) else None
+    if own is not None:
         return own
     if _slayer_blocks(model) is None:
-        network = float_network(model)
-        if network is None:
-            raise NetworkError(f"model kind '{model.info.kind}' has no network description to export")
-        return network
+        raise NetworkError(f"model kind '{model.info.kind}' has no network description to export")
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="nmprivacy-export-") as tmp:

@@ -137,7 +137,7 @@ def load_foreign_target(spec: str, splits: Any, dt: float | None = None, overrid
     model = target.model.freeze()
     acc = evaluate_accuracy(model, splits.test, steps, seed=0)
     record: dict[str, Any] = {"kind": model.info.kind, "file": str(spec), "val_acc": acc, "reset": model.info.reset, "steps": steps}
-    network = getattr(model, "network", None)
+    network = model.network()
     if network is not None:
         record.update(network=network.describe(), notes=list(network.notes))
     if target.float_model is not None:

@@ -89,7 +89,7 @@ def _load_path(path: Path, input_shape: tuple[int, ...] | None, dt: float | None
     from hw_export.netx_emulation import load_netx
 
     model = load_netx(path, input_shape=input_shape)
-    meta = {k: v for k, v in model.network.meta.items() if k in ("dataset", "steps", "kind", "dt") and v is not None}
+    meta = {k: v for k, v in model.network().meta.items() if k in ("dataset", "steps", "kind", "dt") and v is not None}
     meta.setdefault("kind", "netx")
     return Target(model, str(path), meta, netx=path)
 
@@ -128,8 +128,8 @@ def fit_to_data(target: Target, input_shape: tuple[int, ...], num_classes: int, 
         )
     if have == want:
         return target
-    if isinstance(model, NetworkModel) and math.prod(have) == math.prod(want) and len(model.network.input_shape) == 1:
-        refit = NetworkModel(model.network, kind=model.info.kind, surrogate_slope=model.surrogate_slope, input_shape=want).freeze()
+    if isinstance(model, NetworkModel) and math.prod(have) == math.prod(want) and len(model.network().input_shape) == 1:
+        refit = NetworkModel(model.network(), kind=model.info.kind, surrogate_slope=model.surrogate_slope, input_shape=want).freeze()
         return replace(target, model=refit)
     raise NmprivacyError(
         f"{target.source} takes inputs of shape {have} but '{dataset}' has {want}: use the data set it was trained for "

@@ -157,7 +157,7 @@ def validate(
         data_name = f"inputs {Path(inputs).name}"
     else:
         t = steps or target.steps or DEFAULT_STEPS
-        graded = bool(getattr(getattr(target.model, "network", None), "has_input_neurons", False))
+        graded = bool(getattr(target.model.network(), "has_input_neurons", False))
         x = random_inputs(int(random), t, tuple(target.model.info.input_shape), graded, seed, graded_max)
         data_name = f"random {'graded' if graded else 'spikes'}"
     with tempfile.TemporaryDirectory(prefix="nmprivacy-validate-") as tmp:
@@ -178,8 +178,8 @@ def validate(
         result = ValidationResult(
             netx_file=str((Path(recorded_out or out_dir) / "model.net") if target.netx is None else netx_path) if out_dir is not None else None,
             network={
-                "sizes": list(emulation.network.sizes), "input_shape": list(emulation.info.input_shape),
-                "layers": emulation.network.describe(), "notes": list(emulation.network.notes),
+                "sizes": list(emulation.network().sizes), "input_shape": list(emulation.info.input_shape),
+                "layers": emulation.network().describe(), "notes": list(emulation.network().notes),
                 "source_kind": source.info.kind if source is not None else target.meta.get("kind", "netx"),
             },
             dataset=data_name,

@@ -43,7 +43,7 @@ def test_snn_lava_export_is_lossless_and_emulation_equals_model(tmp_path):
     assert report.lossless and report.mapping == "slayer export_hdf5"
     emu = load_netx(tmp_path / "m.net")
     assert emu.info.kind == "netx" and emu.info.input_shape == SHAPE and emu.info.num_classes == CLASSES
-    assert emu.network.meta["dataset"] == "digits"
+    assert emu.network().meta["dataset"] == "digits"
     for w_emu, w_model in zip([emu.weight(i) for i in range(2)], model.integer_weights()):
         assert torch.equal(w_emu, w_model.float())
     x = spikes(batch=8)
@@ -91,7 +91,7 @@ def test_load_netx_round_trips_a_foreign_file(tmp_path):
         for i in ("0", "1"):
             del g[i].attrs["nmprivacy_scale"]
     emu = load_netx(tmp_path / "f.net")
-    assert emu.info.input_shape == (7,) and emu.network.sizes == (7, 5, 3)
+    assert emu.info.input_shape == (7,) and emu.network().sizes == (7, 5, 3)
     assert torch.equal(emu.weight(0), torch.as_tensor(w0, dtype=torch.float32))
     assert torch.equal(emu.weight(1), torch.as_tensor(w1, dtype=torch.float32))
     lif = emu.lif_layers()
@@ -171,12 +171,12 @@ def test_unsupported_layers_are_named(tmp_path, extra, words):
 
 def test_delays_recurrence_and_graded_declarations_are_read(tmp_path):
     delays = load_netx(_dense_file(tmp_path / "d.net", delay=np.array([0, 2, 5])))
-    layer = delays.network.layers[0]
+    layer = delays.network().layers[0]
     assert layer.delay.tolist() == [[0] * 4, [2] * 4, [5] * 4]  # one delay per target neuron, as NetX builds it
     rec = load_netx(_dense_file(tmp_path / "r.net", type="dense_rec", weight_rec=np.full((3, 3), 4.0)))
-    assert rec.network.recurrent and rec.network.layers[0].weight_rec.tolist() == [[4] * 3] * 3
+    assert rec.network().recurrent and rec.network().layers[0].weight_rec.tolist() == [[4] * 3] * 3
     graded = load_netx(_dense_file(tmp_path / "g.net", **{"neuron/messageBits": 3}))
-    assert any("binary spikes" in note for note in graded.network.notes)  # Lava's CUBA emits binary spikes: said, not hidden
+    assert any("binary spikes" in note for note in graded.network().notes)  # Lava's CUBA emits binary spikes: said, not hidden
 
 
 def test_bad_files_give_one_line_errors(tmp_path):

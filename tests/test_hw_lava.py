@@ -117,7 +117,7 @@ def test_validate_with_inversion_and_cli(tmp_path, lava_net):
     ckpt = tmp_path / "ckpt"
     save(model, ckpt, extra={"dataset": "digits", "steps": T})
     assert main(["export", "--model", str(ckpt), "--out", str(tmp_path / "cli.net")]) == 0
-    assert load_netx(tmp_path / "cli.net").network.meta["dataset"] == "digits"
+    assert load_netx(tmp_path / "cli.net").network().meta["dataset"] == "digits"
     assert main(["validate", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "v2")]) == 2
 
 

@@ -69,9 +69,9 @@ def rate(shape, steps=12, batch=4, p=0.4, seed=0) -> torch.Tensor:
 def test_conv_network_with_input_layer_written_by_slayer_runs_exactly_on_lava(tmp_path):
     path = slayer_file(tmp_path / "pilot.net", pilotnet_style())
     emu = load_netx(path)
-    kinds = [type(layer).__name__ for layer in emu.network.layers]
+    kinds = [type(layer).__name__ for layer in emu.network().layers]
     assert kinds == ["InputLayer", "ConvLayer", "ConvLayer", "DenseLayer", "DenseLayer"]
-    assert emu.info.input_shape == (2, 9, 11) and emu.network.layers[2].groups == 2 and emu.network.layers[2].stride == (1, 2)
+    assert emu.info.input_shape == (2, 9, 11) and emu.network().layers[2].groups == 2 and emu.network().layers[2].stride == (1, 2)
     mismatches, spikes, membrane_diff, _ = compare(path, rate((2, 9, 11)))
     assert all(s > 0 for s in spikes)  # every layer active: the comparison means something
     assert mismatches == [0] * 5 and membrane_diff == 0.0
@@ -91,7 +91,7 @@ def test_recurrent_file_written_by_slayer_runs_exactly_on_lava(tmp_path):
     with torch.no_grad():
         blocks[1](blocks[0](torch.zeros(1, 12, 1)))
     path = slayer_file(tmp_path / "rec.net", blocks)
-    assert load_netx(path).network.recurrent
+    assert load_netx(path).network().recurrent
     mismatches, spikes, membrane_diff, isolated = compare(path, rate((12,), batch=4))
     assert all(s > 0 for s in spikes) and mismatches == [0, 0] and membrane_diff == 0.0
     assert isolated  # this network keeps itself spiking: samples were re-run alone, never mixed

@@ -6,6 +6,7 @@ import io
 
 import h5py
 import pytest
+import numpy as np
 import torch
 
 from nmprivacy.models.base import LIFLayer
@@ -204,3 +205,30 @@ def test_snn_lava_with_slayer_surrogate_trains_but_has_no_lif_layers() -> None:
     from nmprivacy.attacks.oracle import AutogradOracle
 
     assert isinstance(make_oracle(model), AutogradOracle)  # attacks differentiate through slayer itself
+
+
+def test_one_description_per_model() -> None:
+    """``network()`` is the model's one description: snn-lava's equals what its lossless NetX
+    export holds, and the attack engine's view of every kind is built from it (same numbers as
+    the model's own forward)."""
+    import tempfile
+    from pathlib import Path
+
+    from hw_export.netx_export import export_netx
+    from hw_export.netx_format import read_netx
+    from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
+    from nmprivacy.models.snn_norse import SNNNorse, SNNNorseConfig
+
+    torch.manual_seed(0)
+    lava = SNNLava(SNNLavaConfig(input_shape=(1, 4, 5), num_classes=3, hidden=7, weight_scale=4)).freeze()
+    with tempfile.TemporaryDirectory() as tmp:
+        export_netx(lava, Path(tmp) / "m.net")
+        exported = read_netx(Path(tmp) / "m.net")
+    mine = lava.network()
+    for a, b in zip(mine.layers, exported.layers):
+        assert a.neuron == b.neuron and np.array_equal(a.weight, b.weight) and a.in_shape == b.in_shape
+    norse = SNNNorse(SNNNorseConfig((1, 4, 5), 3, hidden=7)).freeze()
+    for model, delay in ((lava, 1), (norse, 0)):
+        layers = model.lif_layers()
+        assert layers is not None and [layer.delay for layer in layers] == [delay, delay]
+    assert norse.network().arithmetic == "float" and lava.network().arithmetic == "loihi"

@@ -198,7 +198,7 @@ def test_cli_exports_nir_to_netx_and_validates_it(tmp_path, capsys):
     nir.write(str(tmp_path / "cnn.nir"), sinabs_style())
     assert main(["export", "--model", str(tmp_path / "cnn.nir"), "--out", str(tmp_path / "cnn.net")]) == 0
     assert "float LIF -> CUBA" in capsys.readouterr().out
-    assert load_netx(tmp_path / "cnn.net").network.describe().startswith("0: conv")
+    assert load_netx(tmp_path / "cnn.net").network().describe().startswith("0: conv")
     assert main(["validate", "--model", str(tmp_path / "cnn.nir"), "--random", "3", "--steps", "12", "--out", str(tmp_path / "v"), "--no-progress"]) == 0
     result = json.loads((tmp_path / "v" / "validation.json").read_text())
     assert result["export"]["total_mismatches"] == 0 and result["export"]["source_vs_emulation"]["kind"] == "nir-float"

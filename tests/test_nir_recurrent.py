@@ -131,7 +131,7 @@ def test_braille_graph_reads_its_recurrent_layer_and_runs_exactly_on_lava(tmp_pa
     assert ours[0].sum() > 0 and ours[1].sum() > 0 and not torch.equal(ours[0], without[0])  # the recurrence counts
     report = export_netx(network, tmp_path / "braille.net")
     assert report.mapping == "float LIF -> CUBA" and report.layers[0].weight_rel_rms_error < 0.02
-    assert load_netx(tmp_path / "braille.net").network.describe().startswith("0: dense_rec")
+    assert load_netx(tmp_path / "braille.net").network().describe().startswith("0: dense_rec")
     mismatches, spikes = lava_check(tmp_path / "braille.net", x[:, :3])
     assert spikes[0] > 0 and spikes[1] > 0 and mismatches == [0, 0]
     assert class_agreement(network, tmp_path / "braille.net", rate(12, batch=100, seed=2)) >= 0.85  # measured 0.91
@@ -257,7 +257,7 @@ def test_cli_exports_validates_attacks_and_writes_back_a_recurrent_graph(tmp_pat
     nir.write(str(tmp_path / "rec.nir"), braille())
     assert main(["export", "--model", str(tmp_path / "rec.nir"), "--dt", "1e-4", "--out", str(tmp_path / "rec.net")]) == 0
     assert "layer 0 (dense)" in capsys.readouterr().out
-    assert load_netx(tmp_path / "rec.net").network.recurrent
+    assert load_netx(tmp_path / "rec.net").network().recurrent
     assert main(["validate", "--model", str(tmp_path / "rec.nir"), "--dt", "1e-4", "--random", "3", "--steps", "15",
                  "--out", str(tmp_path / "v"), "--no-progress"]) == 0
     result = json.loads((tmp_path / "v" / "validation.json").read_text())["export"]

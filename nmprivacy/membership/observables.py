@@ -105,7 +105,7 @@ def model_outputs(model: TargetModel, x: torch.Tensor) -> tuple[torch.Tensor, to
         from nmprivacy.network import loihi
 
         spikes, volt = model.run(x)
-        unit = loihi.VOLTAGE_UNIT * model.network.layers[-1].scale if model.loihi else 1.0
+        unit = loihi.VOLTAGE_UNIT * model.network().layers[-1].scale if model.loihi else 1.0
         membrane = (volt / unit).to(torch.float32)  # as NetworkModel.forward
         return readout_logprob(membrane), spikes[-1].sum(dim=0).to(torch.int64)
     membrane = model(x)

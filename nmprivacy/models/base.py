@@ -15,10 +15,13 @@ read-out used for training, attacks and evaluation).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from nmprivacy.network.description import Network
 
 ModelDomain = Literal["spikes", "image"]
 
@@ -52,15 +55,41 @@ class TargetModel(nn.Module):
 
     Optional capabilities are declared here, with the answer "not available" by default, and
     overridden by the models that have them: ``steps`` (the T the model was trained or recorded
-    with, or None), ``lif_layers()`` (a ``LIFLayer`` description for the fast attack engine, or
-    None), ``layer_spikes(x)`` (every layer's spikes, or None)."""
+    with, or None), ``network()`` (the model as the one network description,
+    ``nmprivacy.network.Network``, or None), ``surrogate_slope`` (the fast sigmoid's k when the
+    model trains with it, the attack engine's surrogate; None otherwise), ``layer_delay`` (steps a
+    layer's spikes take to reach the next: 1 as Loihi, Lava and the description; 0 for Norse),
+    ``layer_spikes(x)`` (every layer's spikes, or None). The fast attack engine's view,
+    ``lif_layers()``, is derived from these in one place."""
 
     info: ModelInfo
     steps: int | None = None
+    surrogate_slope: float | None = None
+    layer_delay: int = 1
+    engine_refusal: str | None = None  # why lif_layers() is None for a model with a description
+
+    def network(self) -> "Network | None":
+        """The model as a ``nmprivacy.network.Network`` (what export, validation and the engine
+        read); None for models that have none (image models, convolutional slayer models, whose
+        description is their NetX export: ``hw_export.netx_export.model_network``)."""
+        return None
 
     def lif_layers(self) -> "list[LIFLayer] | None":
-        """The model as dense LIF layers for the fast attack engine; None when it has none."""
-        return None
+        """The model as dense LIF layers for the fast attack engine, from ``network()``
+        (``nmprivacy.network.lif.lif_layers``); None when it has no description, trains with
+        a surrogate other than the engine's fast sigmoid (attacks then differentiate the model
+        itself), or has what the engine cannot run (``engine_refusal`` says what)."""
+        network = self.network()
+        if network is None or self.surrogate_slope is None:
+            return None
+        from nmprivacy.errors import NmprivacyError
+        from nmprivacy.network.lif import lif_layers
+
+        try:
+            return lif_layers(network, self.surrogate_slope, self.layer_delay)
+        except NmprivacyError as exc:
+            self.engine_refusal = str(exc)
+            return None
 
     def layer_spikes(self, x: torch.Tensor) -> "list[torch.Tensor] | None":
         """Every layer's spikes ``[T, B, N_l]`` for spike input ``x`` ``[T, B, ...]``; None when the

@@ -26,9 +26,9 @@ import torch
 from torch.nn import functional as F
 
 from nmprivacy.errors import NmprivacyError
-from nmprivacy.models.base import LIFLayer, ModelInfo, TargetModel
+from nmprivacy.models.base import ModelInfo, TargetModel
 from nmprivacy.models.surrogates import spike
-from nmprivacy.network import ConvLayer, DenseLayer, InputLayer, LoihiNeuron, Network, loihi
+from nmprivacy.network import ConvLayer, InputLayer, LoihiNeuron, Network, loihi
 
 SURROGATE_SLOPE = 40.0
 FP32_EXACT = float(1 << 24)  # float32 sums of integers are exact below this
@@ -141,7 +141,7 @@ class NetworkModel(TargetModel):
 
     def __init__(self, network: Network, kind: str = "netx", surrogate_slope: float = SURROGATE_SLOPE, input_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        self.network = network
+        self.description = network
         self.surrogate_slope = float(surrogate_slope)
         self.loihi = network.arithmetic == "loihi"
         shape = tuple(input_shape) if input_shape is not None else tuple(network.input_shape)
@@ -151,7 +151,6 @@ class NetworkModel(TargetModel):
             )
         self.info = ModelInfo(kind=kind, domain="spikes", input_shape=shape, num_classes=network.num_outputs, reset="hard")
         self.steps: int | None = network.meta.get("steps") if isinstance(network.meta.get("steps"), int) else None
-        self.engine_refusal = ""  # why lif_layers() gave None, when it did
         dtype = torch.float64
         for i, layer in enumerate(network.layers):
             weight = getattr(layer, "weight", None)
@@ -170,8 +169,8 @@ class NetworkModel(TargetModel):
         if x.dim() < 3:
             raise NmprivacyError(f"expected input [T, B, *input_shape], got shape {tuple(x.shape)}")
         n = x[0, 0].numel()
-        if n != self.network.input_size:
-            raise NmprivacyError(f"input has {n} values per step but {self.network.name} expects {self.network.input_size}")
+        if n != self.description.input_size:
+            raise NmprivacyError(f"input has {n} values per step but {self.description.name} expects {self.description.input_size}")
         return x.reshape(x.shape[0], x.shape[1], -1).to(torch.float64)
 
     def _synapse(self, i: int, layer, s: torch.Tensor) -> torch.Tensor:
@@ -204,7 +203,7 @@ class NetworkModel(TargetModel):
         source = self._input(x)
         spikes: list[torch.Tensor] = []
         volt = source.new_zeros(0)
-        for i, layer in enumerate(self.network.layers):
+        for i, layer in enumerate(self.description.layers):
             if i > 0:
                 source = _shift(spikes[-1], 1)
             a_in = self._synapse(i, layer, source)
@@ -225,7 +224,7 @@ class NetworkModel(TargetModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Last layer's pre-reset membrane ``[T, B, N_out]`` (float32, the source model's units)."""
         _, volt = self.run(x)
-        unit = loihi.VOLTAGE_UNIT * self.network.layers[-1].scale if self.loihi else 1.0
+        unit = loihi.VOLTAGE_UNIT * self.description.layers[-1].scale if self.loihi else 1.0
         return (volt / unit).to(torch.float32)
 
     def layer_spikes(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -233,17 +232,9 @@ class NetworkModel(TargetModel):
         spikes, _ = self.run(x)
         return [s.to(torch.float32) for s in spikes]
 
-    def lif_layers(self) -> list[LIFLayer] | None:
-        """The network as ``LIFLayer`` records for the fast attack engine, or None for what the
-        engine cannot express (conv, input neurons, delays, recurrence, biases: see
-        ``engine_refusal``)."""
-        from nmprivacy.network.lif import lif_layers
-
-        try:
-            return lif_layers(self.network, self.surrogate_slope)
-        except NmprivacyError as exc:
-            self.engine_refusal = str(exc)
-            return None
+    def network(self) -> Network:
+        """The description this model runs (a NetX file's, a NIR graph's, ...)."""
+        return self.description
 
 
 def load_network(network: Network, kind: str = "netx", input_shape: tuple[int, ...] | None = None) -> NetworkModel:

@@ -63,7 +63,8 @@ from torch import nn
 
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.lava_import import import_slayer
-from nmprivacy.models.base import LIFLayer, ModelInfo, TargetModel
+from nmprivacy.models.base import ModelInfo, TargetModel
+from nmprivacy.network.description import DenseLayer, LoihiNeuron, Network
 from nmprivacy.models.surrogates import canonical, model_params, spike
 
 import_slayer()
@@ -294,38 +295,21 @@ class SNNLava(TargetModel):
         """Each block's weight as NetX stores it: ``[out, in]`` integers (float dtype) = quantised w * 64."""
         return [blk.synapse.pre_hook_fx(blk.synapse.weight, descale=True).reshape(blk.synapse.weight.shape[:2]).detach().clone() for blk in self.blocks]
 
-    def lif_description(self) -> list[LIFLayer]:
-        """The network as Loihi fixed-point CUBA layers (integer weights, 12-bit decays, delay 1),
-        whatever its surrogate (``surrogate_slope`` is the fast sigmoid's k, used only by the
-        attack engine through ``lif_layers``).
-
-        ``surrogate_scale`` and ``membrane_scale`` are 4096: Loihi's integer voltage for 1.0 in
-        slayer's float units (threshold ``vThMant << 6`` = 4096 for threshold 1.0).
-        """
-        layers = []
-        for blk, w in zip(self.blocks, self.integer_weights()):
-            n = blk.neuron
-            layers.append(
-                LIFLayer(
-                    weight=w,
-                    arithmetic="loihi",
-                    threshold=float(n.v_th_mant << 6),
-                    leak=1.0 - int(n.cx_voltage_decay) / STATE_SCALE,
-                    i_decay=int(n.cx_current_decay),
-                    v_decay=int(n.cx_voltage_decay),
-                    delay=1,
-                    surrogate_slope=float(getattr(n, "surrogate_slope", self.config.surrogate_slope)),
-                    surrogate_scale=float(STATE_SCALE),
-                    membrane_scale=float(STATE_SCALE),
-                    reset_grad="none",  # slayer's leaky-integrator backward ignores the reset
-                )
-            )
-        return layers
-
-    def lif_layers(self) -> list[LIFLayer] | None:
-        """``lif_description()`` for the fast attack engine, whose surrogate is the fast sigmoid;
-        None for any other surrogate (``LIFLayer`` cannot describe them): attacks then
-        differentiate through slayer itself, with the surrogate the model was trained with."""
+    @property
+    def surrogate_slope(self) -> float | None:  # type: ignore[override]
+        """The fast sigmoid's k when the model trains with it (the attack engine's surrogate), else None."""
         if self.config.surrogate == "slayer" or canonical(self.config.surrogate) != "fast-sigmoid":
             return None
-        return self.lif_description()
+        return float(getattr(self.blocks[0].neuron, "surrogate_slope", self.config.surrogate_slope))
+
+    def network(self) -> Network:
+        """The network as Loihi runs it: dense CUBA layers of integer weights (quantised w * 64),
+        12-bit decays and threshold mantissas, exactly what slayer's NetX export holds (tested)."""
+        layers = []
+        shape = tuple(self.config.input_shape)
+        for i, (blk, w) in enumerate(zip(self.blocks, self.integer_weights())):
+            n = blk.neuron
+            neuron = LoihiNeuron(i_decay=int(n.cx_current_decay), v_decay=int(n.cx_voltage_decay), vth_mant=int(n.v_th_mant))
+            layers.append(DenseLayer(neuron=neuron, weight=w.round().to(torch.int64).numpy(), in_shape=shape if i == 0 else (w.shape[1],),
+                                     name=f"snn-lava layer {i}"))
+        return Network(input_shape=shape, layers=tuple(layers), meta={"kind": "snn-lava"}, name="snn-lava")

@@ -10,7 +10,8 @@ Knobs (``target_config.<field>``): ``threshold``, ``reset`` ("hard" / "subtract"
 ``surrogate_params`` or snnTorch's defaults). The surrogate changes training gradients only.
 The fast attack engine knows the fast sigmoid and the hard reset: with anything else
 ``lif_layers()`` is None and attacks differentiate the model itself (its own surrogate and
-reset); the NetX export reads ``lif_description()`` and needs the hard reset only.
+reset); ``network()`` describes it with either reset (the NetX export maps a subtracting layer
+onto Loihi's reset to 0 and notes it).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import torch
 from torch import nn
 
 from nmprivacy.errors import NmprivacyError
-from nmprivacy.models.base import LIFLayer, ModelInfo, TargetModel
+from nmprivacy.models.base import ModelInfo, TargetModel
 from nmprivacy.models.lif import LIFBox
 from nmprivacy.models.surrogates import SurrogateName, canonical, model_params
+from nmprivacy.network.description import DenseLayer, FloatNeuron, Network
 
 
 @dataclass(frozen=True)
@@ -96,34 +98,26 @@ class SNNNorse(TargetModel):
         """Output membrane ``[T, B, classes]`` for input spikes ``[T, B, C, H, W]``."""
         return self.run(x)[1]
 
-    def lif_description(self) -> list[LIFLayer] | None:
-        """The network as float LIF layers: effective weights ``(1 - leak) * W`` as Norse applies them,
-        whatever the surrogate (``surrogate_slope``: the fast sigmoid's k); None with the
-        subtractive reset, which ``LIFLayer`` (hard reset) cannot describe (NetX export refuses it)."""
-        if self.config.reset != "hard":
-            return None
-        return [
-            LIFLayer(
-                weight=(lif.input_gain * fc.weight).detach().clone(),
-                arithmetic="float",
-                threshold=lif.threshold,
-                leak=lif.leak,
-                delay=0,
-                surrogate_slope=lif.slope,
-                surrogate_scale=1.0,
-                membrane_scale=1.0,
-                reset_grad="detached",
-            )
-            for fc, lif in ((self.fc1, self.lif1), (self.fc2, self.lif2))
-        ]
+    layer_delay = 0  # Norse passes a layer's spikes on within the step; the description (and Lava) adds one per layer
 
-    def lif_layers(self) -> list[LIFLayer] | None:
-        """``lif_description()`` for the fast attack engine (fast sigmoid, hard reset); None with
-        another surrogate or the subtractive reset: attacks then differentiate the model itself
-        (``AutogradOracle``), with its own surrogate and reset."""
-        if canonical(self.config.surrogate) != "fast-sigmoid":
-            return None
-        return self.lif_description()
+    @property
+    def surrogate_slope(self) -> float | None:  # type: ignore[override]
+        """The fast sigmoid's k when the model trains with it (the attack engine's surrogate), else None."""
+        return float(self.lif1.slope) if canonical(self.config.surrogate) == "fast-sigmoid" else None
+
+    def network(self) -> Network:
+        """The network as float LIF layers: effective weights ``input_gain * W`` as Norse applies
+        them, the leak as ``beta``, the reset as configured (NetX export refuses a subtractive one:
+        Loihi resets to 0). Norse passes spikes on within the step, the description one step
+        per layer later (noted)."""
+        layers = []
+        shape = tuple(self.config.input_shape)
+        for i, (fc, lif) in enumerate(((self.fc1, self.lif1), (self.fc2, self.lif2))):
+            neuron = FloatNeuron(beta=float(lif.leak), threshold=float(lif.threshold), reset="zero" if self.config.reset == "hard" else "subtract")
+            layers.append(DenseLayer(neuron=neuron, weight=(lif.input_gain * fc.weight).detach().double().numpy(), in_shape=shape if i == 0 else (fc.weight.shape[1],),
+                                     name=f"snn-norse layer {i}"))
+        return Network(input_shape=shape, layers=tuple(layers), meta={"kind": "snn-norse"}, name="snn-norse",
+                       notes=("the source has no per-layer delay; Lava adds one step per layer (output lags by layers-1 steps)",))
 
 
 def default_config(input_shape: tuple[int, ...], num_classes: int, preset: object, hidden: int | None = None) -> SNNNorseConfig:

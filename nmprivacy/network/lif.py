@@ -1,10 +1,10 @@
-"""The fast attack engine's view of a network: ``LIFLayer`` records, to and from ``Network``.
+"""The fast attack engine's view of a network: ``LIFLayer`` records from a ``Network``.
 
 The engine (``nmprivacy.attacks.engine``) runs dense feed-forward LIF layers on binary input
 spikes without synaptic delays, recurrence or biases; ``lif_layers`` gives that view of a
 ``Network`` or says, in one line, what the engine cannot express (attacks then use autograd
-through ``nmprivacy.models.network_model``). ``network_from_lif_layers`` builds the float
-description of a model that describes itself as ``LIFLayer`` records (e.g. ``snn-norse``).
+through ``nmprivacy.models.network_model``). Every model's view for the engine is built here from
+its ``network()`` (``TargetModel.lif_layers``).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import torch
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import LIFLayer
 from nmprivacy.network import loihi
-from nmprivacy.network.description import DenseLayer, FloatNeuron, LoihiNeuron, Network
+from nmprivacy.network.description import DenseLayer, LoihiNeuron, Network
 
 
-def lif_layers(network: Network, surrogate_slope: float = 40.0) -> list[LIFLayer]:
-    """``network`` as ``LIFLayer`` records (one per dense layer; each but the last emits its
-    spikes one step later, as the description's time convention says)."""
+def lif_layers(network: Network, surrogate_slope: float = 40.0, layer_delay: int = 1) -> list[LIFLayer]:
+    """``network`` as ``LIFLayer`` records (one per dense layer). Loihi layers emit their spikes one
+    step later, as the description's time convention and Lava say; float layers ``layer_delay``
+    steps later (1, the description's convention; 0 for a model that passes spikes on within the
+    step, as Norse does)."""
     out = []
     for layer in network.layers:
         if not isinstance(layer, DenseLayer):
@@ -44,27 +46,8 @@ def lif_layers(network: Network, surrogate_slope: float = 40.0) -> list[LIFLayer
                 raise NmprivacyError(f"{layer.name}: the fast engine's float LIF has no synaptic current, subtractive reset or read-out integrator")
             out.append(
                 LIFLayer(
-                    weight=weight, arithmetic="float", threshold=float(n.threshold), leak=float(n.beta), delay=1,
+                    weight=weight, arithmetic="float", threshold=float(n.threshold), leak=float(n.beta), delay=int(layer_delay),
                     surrogate_slope=surrogate_slope, surrogate_scale=1.0, membrane_scale=1.0, reset_grad="detached",
                 )
             )
     return out
-
-
-def network_from_lif_layers(layers: list[LIFLayer], input_shape: tuple[int, ...], name: str = "model", meta: dict | None = None) -> Network:
-    """The float ``Network`` of float ``LIFLayer`` records (``v <- leak v + W s``, hard reset).
-    Records without a per-layer delay get the description's one step per layer (noted)."""
-    built, notes = [], []
-    for i, layer in enumerate(layers):
-        if layer.arithmetic != "float":
-            raise NmprivacyError(f"layer {i} has arithmetic '{layer.arithmetic}'; only float LIF layers describe a float network")
-        in_shape = tuple(input_shape) if i == 0 else (int(layers[i - 1].weight.shape[0]),)
-        built.append(
-            DenseLayer(
-                neuron=FloatNeuron(beta=float(layer.leak), threshold=float(layer.threshold)),
-                weight=layer.weight.detach().double().cpu().numpy(), in_shape=in_shape, name=f"{name} layer {i}",
-            )
-        )
-    if any(layer.delay == 0 for layer in layers[:-1]):
-        notes.append("the source has no per-layer delay; Lava adds one step per layer (output lags by layers-1 steps)")
-    return Network(input_shape=tuple(input_shape), layers=tuple(built), meta=dict(meta or {}), notes=tuple(notes), name=name)
