@@ -141,6 +141,11 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
         key = "evaluator_snn" if ev.get("kind") == "evaluator-snn" else "evaluator_ann"
         lines.append(f"| evaluator {i + 1} | {ev.get('kind')} | {_pct(ev.get('val_acc'))} | {_pct(paper_acc.get(key))} |")
     names = list(attacks)
+    worst = results.get("worst_case") or {}
+    if worst:
+        lines += ["", "## Worst case over the attacks on the target", "",
+                  "The most any attack leaked, per metric (the audit's headline; each attack's own row below): "
+                  + ", ".join(f"{METRIC_LABELS[m]} {_pct(w['value'])} % ({w['attack']})" for m, w in worst.items() if m in METRIC_LABELS) + "."]
     lines += ["", "## Attacks (%; ours as mean ± std over seeds, paper ± over Bernoulli re-draws)", ""]
     invalid = [n for n in names if not attacks[n].get("valid", True)]
     if invalid:

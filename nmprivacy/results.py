@@ -65,6 +65,19 @@ class AuditResult:
     weak_models: dict[str, str]
     hardware: dict | None = None
     membership: dict | None = None  # nmprivacy mia's mia.json, when --attacks names membership attacks
+
+    @property
+    def worst_case(self) -> dict[str, dict[str, Any]]:
+        """Per metric, the most any valid attack on the target leaked and which attack: the
+        audit's headline, so one weak attack never speaks for the network (MI-Face attacks the ANN)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, a in self.attacks.items():
+            if a.model != "target" or not a.valid:
+                continue
+            for m in ("attack_acc", "top3_acc", "avg_conf", "daa"):
+                if m in a.scores and (m not in out or a.scores[m] > out[m]["value"]):
+                    out[m] = {"value": a.scores[m], "attack": name}
+        return out
     record: dict = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -72,7 +85,7 @@ class AuditResult:
             "dataset": self.dataset, "family": self.family, "domain": self.domain, "classes": self.classes,
             "data_source": self.data_source, "budget": self.budget, "variant": self.variant, "seeds": self.seeds,
             "steps": self.steps, "models": self.models, "attacks": {name: a.to_json() for name, a in self.attacks.items()},
-            "weak_models": self.weak_models,
+            "weak_models": self.weak_models, "worst_case": self.worst_case,
         }
         if self.hardware is not None:
             out["hardware"] = self.hardware

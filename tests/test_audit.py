@@ -36,7 +36,9 @@ def test_audit_writes_stable_results(audit_run: Path) -> None:
     assert {"config", "seed", "versions", "machine", "timings_s"} <= set(results)
     assert results["models"]["target"]["kind"] == "snn-lava" and results["models"]["target"]["reset"] == "hard"
     assert 0 <= results["models"]["target"]["val_acc"] <= 1 and len(results["models"]["evaluators"]) == 2
-    assert set(results["attacks"]) == {"bl-v1", "bl-v2", "mi-face", "bl-v2-query"}  # the query attack runs on Loihi targets
+    assert set(results["attacks"]) == {"bl-v1", "bl-v2", "mi-face", "bl-v2-query", "bl-auto"}  # the query attack runs on Loihi targets
+    worst = results["worst_case"]["attack_acc"]  # the headline: the most any attack on the target leaked
+    assert worst["attack"] != "mi-face" and worst["value"] == max(a["attack_acc"] for n, a in results["attacks"].items() if n != "mi-face")
     query = results["attacks"]["bl-v2-query"]
     assert query["queries"] == 2000 and query["oracle"] == "emulation" and query["threat"] == "counts"  # the quick budget
     assert [p["queries"] for p in query["leakage_vs_queries"]] == [200, 400, 1000, 2000]
@@ -50,6 +52,7 @@ def test_audit_writes_stable_results(audit_run: Path) -> None:
     assert results["attacks"]["bl-v2"]["redraws"] == 5 and "attack_acc_redraw_std" in results["attacks"]["bl-v2"]
     report = (run / "report.md").read_text()
     assert "| attack accuracy |" in report and "bl-v2 paper" in report and "100.00" in report  # the paper's MNIST BL-v2
+    assert "## Worst case over the attacks on the target" in report
     for png in ("reconstructions.png", "ann-vs-snn.png", "confidence.png"):
         assert (run / png).stat().st_size > 1000
     inv = torch.load(run / "inversion-bl-v2.pt", weights_only=True)

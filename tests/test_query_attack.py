@@ -251,8 +251,8 @@ def test_audit_selects_the_query_attack_on_loihi_targets():
 
     preset = preset_for("digits")
     names = lambda cfg: [n for n, _, _ in attack_plan(preset, "image", cfg)]  # noqa: E731
-    assert names(AuditConfig()) == ["bl-v1", "bl-v2", "mi-face", "bl-v2-query"]  # snn-lava runs bit-exactly on Loihi
-    assert names(AuditConfig(target="model.net")) == ["bl-v1", "bl-v2", "mi-face", "bl-v2-query"]
+    assert names(AuditConfig()) == ["bl-v1", "bl-v2", "mi-face", "bl-v2-query", "bl-auto"]  # snn-lava runs bit-exactly on Loihi
+    assert names(AuditConfig(target="model.net")) == ["bl-v1", "bl-v2", "mi-face", "bl-v2-query", "bl-auto"]
     assert "bl-v2-query" not in names(AuditConfig(target="snn-norse"))
     assert names(AuditConfig(target="snn-norse", attacks=("bl-v2-query", "bl-v2"))) == ["bl-v2", "bl-v2-query"]
     with pytest.raises(NmprivacyError, match="--attacks bl-v3"):

@@ -24,9 +24,24 @@ def test_audit_result_keys():
                          record={"config": {}, "seed": 0, "versions": {}, "machine": {}, "timings_s": {}, "created": ""})
     keys = list(result.to_json())
     assert keys == ["dataset", "family", "domain", "classes", "data_source", "budget", "variant", "seeds", "steps", "models", "attacks",
-                    "weak_models", "config", "seed", "versions", "machine", "timings_s", "created"]
+                    "weak_models", "worst_case", "config", "seed", "versions", "machine", "timings_s", "created"]
     result.hardware = {"export": {}}
-    assert list(result.to_json())[11:13] == ["weak_models", "hardware"]
+    assert list(result.to_json())[11:14] == ["weak_models", "worst_case", "hardware"]
+
+
+def test_worst_case_is_the_most_any_valid_target_attack_leaked():
+    weak = attack()
+    weak.scores = {**SCORES, "attack_acc": 0.3, "daa": 0.9}
+    strong = attack()
+    strong.scores = {**SCORES, "attack_acc": 0.8, "daa": 0.5}
+    invalid = attack(valid=False, invalid_reason="too weak")
+    invalid.scores = {**SCORES, "attack_acc": 1.0}
+    ann = AttackResult(scores={**SCORES, "attack_acc": 1.0}, model="ann", evaluator_kind="evaluator", iterations=1, seconds_per_iteration=0.0,
+                       target_confidence=1.0, per_seed=[], settings={}, oracle="autograd")
+    result = AuditResult("digits", "mnist", "image", ["0"], "sklearn", "default", "default", [0], 25, {"target": {}},
+                         {"bl-v1": weak, "bl-v2": strong, "x": invalid, "mi-face": ann}, {})
+    worst = result.to_json()["worst_case"]
+    assert worst["attack_acc"] == {"value": 0.8, "attack": "bl-v2"} and worst["daa"] == {"value": 0.9, "attack": "bl-v1"}
 
 
 def test_validation_result_keys():

@@ -100,7 +100,7 @@ def distinct_members(settings: BLAutoSettings) -> list[str]:
 class BrainLeaksAuto(SpikingAttack):
     """The ``bl-auto`` ensemble on a spiking model (module docstring)."""
 
-    info = AttackInfo(settings="bl_auto", settings_type=BLAutoSettings, plan="asked", iterations="member_iterations",
+    info = AttackInfo(settings="bl_auto", settings_type=BLAutoSettings, iterations="member_iterations",
                       quick={"member_iterations": 3, "adaptive_iterations": 6, "draws": 4})
     settings: BLAutoSettings
 
