@@ -147,13 +147,6 @@ def _header(model: Any, kind: str, mapping: str, meta: dict | None) -> dict:
     }
 
 
-def float_network(model: Any) -> Network | None:
-    """The float ``Network`` a model describes itself as (``TargetModel.network()``), None if it
-    has no description or a Loihi one."""
-    network = model.network() if callable(getattr(model, "network", None)) else None
-    return network if network is not None and network.arithmetic == "float" else None
-
-
 def export_netx(model: TargetModel | Network, path: str | os.PathLike[str], meta: dict | None = None) -> ExportReport:
     """Write ``model`` (slayer blocks, a float-LIF model such as snn-norse, or a ``Network``) to
     the NetX HDF5 file ``path``; ``meta`` (e.g. data set name) is stored with it."""
@@ -177,9 +170,9 @@ def export_netx(model: TargetModel | Network, path: str | os.PathLike[str], meta
         lossless = all(r.weight_max_abs_error == 0 and r.threshold_rel_error == 0 for r in records)
         return ExportReport(str(target), kind, header["mapping"], lossless, tuple(records), back.notes)
     if network is None:
-        network = float_network(model)
+        network = model.network() if callable(getattr(model, "network", None)) else None
         if network is None:
-            raise NetworkError(f"model kind '{kind}' has neither slayer blocks nor a LIF description: it cannot be exported to NetX")
+            raise NetworkError(f"model kind '{kind}' has neither slayer blocks nor a network description: it cannot be exported to NetX")
     if network.arithmetic == "float":
         loihi_net, records = quantize(network)
         mapping = "float LIF -> CUBA"

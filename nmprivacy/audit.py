@@ -72,6 +72,7 @@ class AuditConfig:
     # ``nmprivacy.presets.with_overrides``), applied after ``variant``: what ``nmprivacy study`` varies
     overrides: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"  # where models train (nmprivacy.training.resolve_device); not part of a model's cache key
+    references: int | None = None  # membership attacks: reference models (None: nmprivacy mia's default, 16; --quick 4)
 
 
 @dataclass
@@ -333,6 +334,7 @@ def membership_check(attacks: tuple[str, ...], out: Path, config: AuditConfig) -
 
     return run_mia(MiaConfig(
         dataset=config.dataset, target=config.target, out=str(out / "membership"), attacks=attacks, budget=config.budget, hidden=config.hidden,
+        references=config.references,
         overrides=config.overrides, data_root=config.data_root, data_options=config.data_options, workers=0, threads=config.threads,
         seed=config.seed, cache=config.cache, dt=config.dt,
     ))

@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_run(p, seed_help="base seed (default 0)", threads_help="torch threads (default: torch's, all cores; 1 is faster on a machine shared with other jobs)")
     add_device(p)
     p.add_argument("--hidden", type=int, default=None, help="override the hidden size of target and ANN (= --set hidden=N)")
+    p.add_argument("--references", type=int, default=None, help="membership attacks: reference models (default 16; --quick 4)")
     p.add_argument("--redraws", type=int, default=None, help="BL-v2: Bernoulli re-draws of X_p for the paper's ± (default: 1000 with --paper, else 0)")
     p.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: bl-v1,bl-v2, mi-face on image data, "
                    "and bl-v2-query on Loihi targets: snn-lava and NetX files); membership attacks (lira, lira-offline, rmia, loss, "
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         dt=args.dt,
         overrides=overrides(args),
         device=args.device,
+        references=args.references,
     )
     results = run_audit(config)
     print(summary_table(results))

@@ -35,14 +35,16 @@ from nmprivacy.network.timestep import checked_dt
 from nmprivacy.presets import DEFAULT_VARIANT, VARIANTS, Budget, resolve as resolve_preset
 from nmprivacy.runinfo import to_jsonable
 
-AUDIT_SETTINGS = ("target", "variant", "hidden", "dt")  # audit fields a cell may vary; every other name is a preset field
+AUDIT_SETTINGS = ("target", "variant", "hidden", "dt", "references")  # audit fields a cell may vary; every other name is a preset field
 
 
 def attack_names() -> tuple[str, ...]:
-    """The names a spec's ``attacks`` may list: every registered attack (``nmprivacy.attacks.ATTACKS``)."""
+    """The names a spec's ``attacks`` may list: every registered inversion attack
+    (``nmprivacy.attacks.ATTACKS``) and membership attack (``nmprivacy.membership``)."""
     from nmprivacy.attacks import registry
+    from nmprivacy.membership import MEMBERSHIP_ATTACKS
 
-    return tuple(registry())
+    return (*registry(), *MEMBERSHIP_ATTACKS)
 
 
 def check_attacks(attacks: Any, where: str) -> tuple[str, ...]:
@@ -229,6 +231,8 @@ def resolve(spec: StudySpec, settings: dict[str, Any]) -> tuple[dict[str, Any], 
     dt = audit.get("dt")
     if dt is not None:
         checked_dt(dt, "setting 'dt'")
+    if audit.get("references") is not None and (not isinstance(audit["references"], int) or audit["references"] < 2):
+        raise NmprivacyError(f"setting 'references' is {audit['references']!r}: give the number of membership reference models (at least 2)")
     return audit, resolve_preset(spec.dataset, spec.budget, audit["variant"], audit.get("hidden"), overrides)
 
 
@@ -249,10 +253,11 @@ def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
             audit, preset = resolve(spec, settings)
             resolved = to_jsonable(preset)
             attacks = resolved.pop("attacks")
-            used = {fields_of[a]: attacks[fields_of[a]] for a in spec.attacks}  # settings of attacks not run do not count
+            used = {fields_of[a]: attacks[fields_of[a]] for a in spec.attacks if a in fields_of}  # settings of attacks not run do not count
             common = dict(dataset=spec.dataset, data_options=spec.data_options, budget=spec.budget, evaluators=spec.evaluators, seed=spec.seed,
                           target=audit["target"], hidden=audit.get("hidden"), dt=audit.get("dt"))
-            key = cache_key(**common, seeds=spec.seeds, variant=audit["variant"], attacks=spec.attacks, preset={**resolved, "attacks": used})[:12]
+            extra = {"references": audit["references"]} if audit.get("references") is not None else {}  # only then: older keys stay
+            key = cache_key(**common, **extra, seeds=spec.seeds, variant=audit["variant"], attacks=spec.attacks, preset={**resolved, "attacks": used})[:12]
             out.append((grid, Cell(settings, key, cache_key(**common, models=resolved))))
     return out
 
