@@ -96,19 +96,23 @@ def test_every_subcommand_on_every_target(kind: str, family_name: str, families:
 
     for attack in registry():
         out = tmp_path / f"{attack}.pt"
-        length = ["--queries", "400"] if attack == "bl-v2-query" else ["--iterations", "2"]
+        length = ["--queries", "400"] if attack == "bl-v2-query" else ["--iterations", "1"]
         if run(f"attack {attack}", "attack", "--attack", attack, "--model", target, *dt, *data, *steps, *length, "--out", str(out)):
             if attack == "bl-v2-query":
                 assert json.loads(out.with_suffix(".json").read_text())["queries"] == 400
         run(f"evaluate {attack}", "evaluate", "--reconstructions", str(out), *data, "--quick", "--evaluators", "1", "--json", str(tmp_path / f"{attack}.json.eval"))
-    run("validate", "validate", "--model", target, *dt, *data, "--samples", "3", "--lava-samples", "3", "--inversion", str(tmp_path / "bl-v2.pt"),
+    run("validate", "validate", "--model", target, *dt, *data, "--samples", "2", "--lava-samples", "2", "--inversion", str(tmp_path / "bl-v2.pt"),
         "--out", str(tmp_path / "validation"))
     run("export netx", "export", "--model", target, *dt, "--out", str(tmp_path / "out.net"))
     run("export nir", "export", "--model", target, *dt, "--out", str(tmp_path / "out.nir"))
+    # a recurrent network runs on Lava one sample at a time (its spikes could cross samples in a batch):
+    # its audit checks the emulation only, and validate above ran it on Lava
+    lava = "0" if kind == "recurrent-nir" else "2"
     run("audit", "audit", "--target", target, *dt, *data, "--quick", "--evaluators", "1", "--attacks", "bl-v1,bl-v2,bl-v2-query",
-        "--hardware", "--lava-samples", "3", "--out", str(tmp_path / "audit"))
+        "--hardware", "--lava-samples", lava, "--out", str(tmp_path / "audit"))
     results = json.loads((tmp_path / "audit" / "results.json").read_text())
     assert set(results["attacks"]) == {"bl-v1", "bl-v2", "bl-v2-query"}
-    assert results["hardware"]["export"]["total_mismatches"] == 0 and results["hardware"]["attack"]["total_mismatches"] == 0
+    if lava != "0":
+        assert results["hardware"]["export"]["total_mismatches"] == 0 and results["hardware"]["attack"]["total_mismatches"] == 0
     assert results["attacks"]["bl-v2-query"]["leakage_vs_queries"], "the query attack's trace is scored in the audit"
     assert outcomes["validate"] == "ok" and outcomes["attack bl-v2-query"] == "ok" and outcomes["evaluate bl-v2-query"] == "ok"
