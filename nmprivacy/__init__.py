@@ -4,8 +4,9 @@ Data flows one way: dataset -> encoding -> model -> attack -> evaluation -> expo
 
 The Python API (``import nmprivacy as nmp``; ``nmprivacy.api`` documents each function):
 ``load_model``, ``load`` (model with its source's facts), ``get_attack``, ``export_netx``,
-``load_netx``, ``run_lava``, ``validate``, ``score``, ``train``; the attack classes and their
-settings (``BrainLeaksV1``/``BLv1Settings``, ``BrainLeaksV2``/``BLv2Settings``,
+``load_netx``, ``run_lava``, ``validate``, ``score``, ``train``; membership inference
+``run_mia(MiaConfig(...))`` (``nmprivacy.mia``, as ``nmprivacy mia``); the attack classes and
+their settings (``BrainLeaksV1``/``BLv1Settings``, ``BrainLeaksV2``/``BLv2Settings``,
 ``MIFace``/``MIFaceSettings``), ``Inversion``, ``Network``. Names load on first use.
 """
 
@@ -27,6 +28,8 @@ _EXPORTS = {
     "Inversion": "nmprivacy.attacks.base",
     "Network": "nmprivacy.network",
     "Target": "nmprivacy.targets",
+    "run_mia": "nmprivacy.mia",
+    "MiaConfig": "nmprivacy.mia",
 }
 
 __all__ = sorted(_EXPORTS)

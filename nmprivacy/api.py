@@ -3,6 +3,8 @@
 ``import nmprivacy as nmp`` exposes these names (loaded on first use, so ``import nmprivacy``
 stays light). Layouts: spiking inputs ``[T, B, *input_shape]``; reconstructions of an attack
 ``[C, T, *input_shape]`` (spikes) or ``[C, *input_shape]`` (images); Lava inputs ``[B, T, ...]``.
+Membership inference is ``nmp.run_mia(nmp.MiaConfig(dataset=..., target=..., out=...))``, which
+returns what it writes to ``mia.json`` (``nmprivacy.mia``; the ``nmprivacy mia`` command).
 """
 
 from __future__ import annotations

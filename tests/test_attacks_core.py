@@ -117,7 +117,7 @@ def test_identity_and_cross_entropy_losses_have_known_values() -> None:
 
 
 def test_registry_and_errors() -> None:
-    assert set(ATTACKS) == {"bl-v1", "bl-v2", "bl-v2-query", "mi-face"}
+    assert set(ATTACKS) == {"bl-v1", "bl-v2", "bl-v2-query", "bl-auto", "mi-face"}
     with pytest.raises(NmprivacyError, match="unknown attack"):
         get_attack("nope")
     with pytest.raises(NmprivacyError, match="mi-face"):

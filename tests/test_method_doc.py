@@ -107,7 +107,7 @@ def test_attack_figures_table_matches_paper_module() -> None:
             assert (d_std is None) == (std is None) and (std is None or math.isclose(d_std, std, abs_tol=1e-9)), f"{key} {metric} ±"
 
 
-@pytest.mark.parametrize("number", ["1", "2", "3", "4", "5", "6", "7", "8"])
+@pytest.mark.parametrize("number", ["1", "2", "3", "4", "5", "6", "7", "8", "9"])
 def test_every_cited_section_exists(number: str) -> None:
     assert section(number).strip()
 
