@@ -330,3 +330,19 @@ def test_unsupported_layer_is_a_one_line_error() -> None:
     with pytest.raises(NmprivacyError, match="per-sample gradients") as err:
         make_grad_sample_module(WithNorm())
     assert "\n" not in str(err.value)
+
+
+def test_dp_cost_benchmark_times_plain_and_dp_epochs(tmp_path):
+    """``nmprivacy bench dp-cost`` on tiny models: every mode timed, ratios from the same run."""
+    import json
+
+    from benchmarks import dp_cost
+    from nmprivacy.commands import bench
+
+    assert bench.load_benchmark("dp-cost") is dp_cost
+    out = tmp_path / "dp-cost.json"
+    assert dp_cost.main(["--kinds", "snn-lava,ann", "--hidden", "8", "--steps", "5", "--repeats", "1", "--threads", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())["results"]
+    assert set(result) == {"snn-lava", "ann"} and "plain-slayer_s" in result["snn-lava"] and "plain-slayer_s" not in result["ann"]
+    for row in result.values():
+        assert row["plain_s"] > 0 and row["dp_s"] > 0 and row["dp_over_plain"] == row["dp_s"] / row["plain_s"]

@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "train-cost": ("benchmarks.train_cost", "samples/s of snn-lava training: sparse engine vs slayer's dense CPU path, idle and beside busy loops"),
     "query-throughput": ("benchmarks.query_throughput", "queries/s of bl-v2-query's emulation and Lava oracles"),
     "contention": ("benchmarks.contention", "slowdown of training, a BL-v2 attack and a Lava validation next to 1 and 3 busy processes"),
+    "dp-cost": ("benchmarks.dp_cost", "seconds of one DP-SGD training epoch against a plain one (snn-lava on the sparse engine and on slayer, ann)"),
     "fuzz": ("benchmarks.fuzz", "mutated and hostile files through every reader: tracebacks, memory blow-ups, hangs, partial outputs"),
 }
 
