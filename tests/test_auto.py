@@ -143,3 +143,20 @@ def test_audit_reports_auto_and_every_attacks_diagnostics(tmp_path: Path) -> Non
         assert len(d["per_class"]) == 10 and 0.0 < d["data_density"] < 1.0
     report = (out / "report.md").read_text()
     assert "## Diagnostics" in report and "winning members" in report and "degenerate classes" in report
+
+
+def test_auto_vs_fixed_headline_is_the_audits_worst_case_over_its_default_plan():
+    """``benchmarks.auto_vs_fixed``: the headline column is the max over BL-v1/BL-v2 at the default variant and bl-auto,
+    never over the paper/reference rows the audit does not run."""
+    from benchmarks.auto_vs_fixed import Network, markdown, summary
+
+    def res(v1, v2):
+        return {"attacks": {"bl-v1": {"attack_acc": v1, "daa": v1}, "bl-v2": {"attack_acc": v2, "daa": v2, "seconds_per_iteration": 1.0, "iterations": 10}}}
+
+    fixed = {"paper": res(0.9, 0.1), "reference": res(0.2, 0.3), "default": res(0.5, 0.6)}
+    auto = {"models": {"target": {"val_acc": 0.9}}, "attacks": {"bl-auto": {"attack_acc": 0.4, "daa": 0.7, "seconds": 20.0}}}
+    row = summary(Network("n", "snn-lava", "digits-28"), fixed, auto)
+    assert row["best"]["attack_acc"] == {"row": "bl-v1/paper", "mean": 0.9, "std": 0.0}
+    assert row["headline"]["attack_acc"] == {"attack": "bl-v2/default", "mean": 0.6} and not row["headline_ge_best_attack_acc"]
+    assert row["headline"]["daa"] == {"attack": "bl-auto", "mean": 0.7} and not row["auto_ge_best_daa"]
+    assert "| 60.0 / 70.0 | no |" in markdown([row])
