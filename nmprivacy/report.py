@@ -114,6 +114,29 @@ def write_figures(out: Path, inversions: Mapping[str, Inversion], class_names: l
 _pct = percent
 
 
+def defence_lines(models: Mapping[str, Any]) -> list[str]:
+    """Report lines naming each model's training defences: DP-SGD's privacy spent (ε at δ, noise,
+    clipping, steps, accountant) and the free defences (weight decay, dropout, early stopping)."""
+    out: list[str] = []
+    for name, label in (("target", "target SNN"), ("ann", "ANN baseline")):
+        record = models.get(name) or {}
+        dp, free = record.get("dp"), record.get("defences") or {}
+        if dp:
+            out.append(f"- {label}: DP-SGD, ε = {dp['epsilon']:.2f} at δ = {dp['delta']:.2g} ({dp.get('delta_rule', '')}; noise multiplier "
+                       f"{dp['noise_multiplier']:.3g}, clipping {dp['max_grad_norm']:g}, {dp['steps']} steps at sample rate "
+                       f"{dp['sample_rate']:.3g}, {dp['accountant'].upper()} accountant{'' if dp.get('poisson', True) else ', shuffled batches: no formal guarantee'})")
+        parts = [f"weight decay {free['weight_decay']:g} (AdamW)"] if free.get("weight_decay") else []
+        if free.get("dropout"):
+            parts.append(f"dropout {free['dropout']:g}" + (f" on {free['dropout_on']}" if free.get("dropout_on") else ""))
+        stop = free.get("early_stopping")
+        if stop:
+            parts.append(f"early stopping (patience {stop['patience']}: {stop['epochs_run']} of {stop['epoch_budget']} epochs run, "
+                         f"best epoch {stop['best_epoch']}{' restored' if stop.get('restored_best') else ''})")
+        if parts:
+            out.append(f"- {label}: {', '.join(parts)}")
+    return ["", "Training defences:", "", *out] if out else []
+
+
 def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
     """The report text for ``results`` (the results.json dict) and the figure files."""
     fam = results.get("family", "")
@@ -140,6 +163,7 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
     for i, ev in enumerate(models.get("evaluators", [])):
         key = "evaluator_snn" if ev.get("kind") == "evaluator-snn" else "evaluator_ann"
         lines.append(f"| evaluator {i + 1} | {ev.get('kind')} | {_pct(ev.get('val_acc'))} | {_pct(paper_acc.get(key))} |")
+    lines += defence_lines(models)
     names = list(attacks)
     worst = results.get("worst_case") or {}
     if worst:

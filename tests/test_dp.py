@@ -346,3 +346,17 @@ def test_dp_cost_benchmark_times_plain_and_dp_epochs(tmp_path):
     assert set(result) == {"snn-lava", "ann"} and "plain-slayer_s" in result["snn-lava"] and "plain-slayer_s" not in result["ann"]
     for row in result.values():
         assert row["plain_s"] > 0 and row["dp_s"] > 0 and row["dp_over_plain"] == row["dp_s"] / row["plain_s"]
+
+
+def test_the_audit_report_names_each_models_training_defences():
+    """``report.defence_lines``: ε at δ with the mechanism's parameters, and the free defences; nothing without defences."""
+    from nmprivacy.report import defence_lines
+
+    dp = {"epsilon": 7.99, "delta": 7e-4, "delta_rule": "1/N", "noise_multiplier": 0.659, "max_grad_norm": 1.0, "steps": 90,
+          "sample_rate": 0.0696, "accountant": "prv", "poisson": True}
+    free = {"weight_decay": 0.01, "dropout": 0.3, "dropout_on": "hidden neurons", "early_stopping": {"patience": 2, "epochs_run": 5,
+            "epoch_budget": 20, "best_epoch": 3, "restored_best": True}}
+    text = "\n".join(defence_lines({"target": {"dp": dp}, "ann": {"dp": None, "defences": free}}))
+    assert "target SNN: DP-SGD, ε = 7.99 at δ = 0.0007 (1/N; noise multiplier 0.659, clipping 1, 90 steps" in text
+    assert "ANN baseline: weight decay 0.01 (AdamW), dropout 0.3 on hidden neurons, early stopping (patience 2: 5 of 20 epochs run, best epoch 3 restored)" in text
+    assert defence_lines({"target": {"dp": None}, "ann": {}}) == []
