@@ -26,6 +26,18 @@ def _fixed_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """torch runs on one thread during the test (training-heavy tests: steady on a shared
+    machine), and gets its thread count back after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def nmnist_sample() -> Path:
     """The 21 real N-MNIST recordings kept in the repo (``Test/<digit>/<NNNNN>.bin``), checked
     against their ``SHA256SUMS``."""

@@ -27,12 +27,7 @@ pytest.importorskip("opacus")
 import_lava()  # cli.main imports Lava, which must set the start method before any tqdm bar does
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -34,12 +34,7 @@ SHAPE = (1, 8, 8)
 CLASSES = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(kind: str, seed: int = 0) -> torch.nn.Module:
