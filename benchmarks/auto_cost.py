@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     target, dataset = args[0], args[1]
     steps = int(args[2]) if len(args) > 2 else None
-    model = (nmp.load(target, steps=steps) if steps else nmp.load(target)).model
+    model = nmp.load(target, steps=steps).model
     preset = presets.resolve(dataset, "default", "default", None, {})
     classes = list(range(load_dataset(dataset).num_classes))
     times: dict[str, list[float]] = {}

@@ -12,6 +12,9 @@ from typing import Any
 
 from nmprivacy.runinfo import to_jsonable
 
+# the attack metrics of every results.json entry (``nmprivacy.evaluation.metrics.METRICS``'s keys, kept torch-free here)
+METRIC_NAMES: tuple[str, ...] = ("attack_acc", "top3_acc", "avg_conf", "daa")
+
 
 @dataclass
 class AttackResult:
@@ -65,6 +68,7 @@ class AuditResult:
     weak_models: dict[str, str]
     hardware: dict | None = None
     membership: dict | None = None  # nmprivacy mia's mia.json, when --attacks names membership attacks
+    record: dict = field(default_factory=dict)
 
     @property
     def worst_case(self) -> dict[str, dict[str, Any]]:
@@ -74,11 +78,10 @@ class AuditResult:
         for name, a in self.attacks.items():
             if a.model != "target" or not a.valid:
                 continue
-            for m in ("attack_acc", "top3_acc", "avg_conf", "daa"):
+            for m in METRIC_NAMES:
                 if m in a.scores and (m not in out or a.scores[m] > out[m]["value"]):
                     out[m] = {"value": a.scores[m], "attack": name}
         return out
-    record: dict = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

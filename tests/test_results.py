@@ -48,3 +48,12 @@ def test_validation_result_keys():
     result = ValidationResult(None, {}, "digits", {"kind": "dataset"}, None, {"lava_samples": 5}, {"samples_on_lava": 7}, record={"config": {}})
     assert list(result.to_json()) == ["netx_file", "network", "dataset", "inputs", "export_report", "export", "attack", "samples_on_lava", "config"]
     assert result.to_json()["samples_on_lava"] == 12
+
+
+def test_metric_names_are_the_evaluations_metrics():
+    """``results.METRIC_NAMES`` (torch-free, read by the worst case, the study table and ``evaluate``) names exactly
+    the metrics ``nmprivacy.evaluation.metrics`` computes, in its order."""
+    from nmprivacy.evaluation.metrics import METRICS
+    from nmprivacy.results import METRIC_NAMES
+
+    assert METRIC_NAMES == tuple(METRICS)

@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         judges = [tm.model for tm in train_evaluators(kind, splits, preset, args.evaluators, 0, train_steps, cache_root(args.cache), budget(args))]
     per = [score(j, recon, classes, args.seed, steps) for j in judges]
     metrics = summarize([per])
-    for name in ("attack_acc", "top3_acc", "avg_conf", "daa"):
+    from nmprivacy.results import METRIC_NAMES
+
+    for name in METRIC_NAMES:
         spread = f" (± {100 * metrics[name + '_evaluator_std']:.2f} across evaluators)" if name + "_evaluator_std" in metrics else ""
         print(f"{name:<10} {100 * metrics[name]:6.2f} %{spread}")
     from nmprivacy.evaluation.leakage import leakage_curve, load_trace

@@ -15,10 +15,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from nmprivacy.results import METRIC_NAMES as METRICS
 from nmprivacy.runinfo import atomic_path, atomic_write_json, atomic_write_text, run_metadata
 from nmprivacy.study.spec import Cell, StudySpec
 
-METRICS = ("attack_acc", "top3_acc", "avg_conf", "daa")
 EFFECT_METRICS = ("attack_acc", "avg_conf", "target_confidence")
 
 
