@@ -25,6 +25,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
+from unittest import mock
 
 DEFAULT_JSON = Path("runs/bench/dp-cost.json")
 
@@ -33,6 +34,7 @@ def time_epoch(kind: str, mode: str, splits: Any, hidden: int, steps: int, seed:
     """Seconds of one training epoch of ``kind`` in ``mode`` (plain, plain-slayer, dp)."""
     from nmprivacy.dp_settings import DPSettings
     from nmprivacy.models import default_config, kind_entry
+    from nmprivacy.models.snn_lava import ENGINE_ENV
     from nmprivacy.presets import TrainSettings
     from nmprivacy.training import train_model
 
@@ -41,16 +43,9 @@ def time_epoch(kind: str, mode: str, splits: Any, hidden: int, steps: int, seed:
     if mode == "dp":
         settings = replace(settings, dp=DPSettings(noise_multiplier=1.0, max_grad_norm=1.0))
     spiking = kind_entry(kind).domain == "spikes"
-    before = os.environ.get("NMPRIVACY_LAVA_ENGINE")
-    if mode == "plain-slayer":
-        os.environ["NMPRIVACY_LAVA_ENGINE"] = "slayer"
-    try:
+    engine = {ENGINE_ENV: "slayer"} if mode == "plain-slayer" else {}  # SNNLava reads it when built; restored after
+    with mock.patch.dict(os.environ, engine):
         _, report = train_model(kind, splits, config, settings, seed, steps=steps if spiking else None, progress=False)
-    finally:
-        if before is None:
-            os.environ.pop("NMPRIVACY_LAVA_ENGINE", None)
-        else:
-            os.environ["NMPRIVACY_LAVA_ENGINE"] = before
     return float(report.seconds)
 
 
