@@ -170,6 +170,7 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
         lines += ["", "## Worst case over the attacks on the target", "",
                   "The most any attack leaked, per metric (the audit's headline; each attack's own row below): "
                   + ", ".join(f"{METRIC_LABELS[m]} {_pct(w['value'])} % ({w['attack']})" for m, w in worst.items() if m in METRIC_LABELS) + "."]
+        lines += degenerate_caution(attacks, worst)
     lines += ["", "## Attacks (%; ours as mean ± std over seeds, paper ± over Bernoulli re-draws)", ""]
     invalid = [n for n in names if not attacks[n].get("valid", True)]
     if invalid:
@@ -211,6 +212,26 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
     if timings:
         lines += ["", "## Timings (s)", "", ", ".join(f"{k} {v:.1f}" for k, v in timings.items())]
     return "\n".join(lines) + "\n"
+
+
+def degenerate_caution(attacks: Mapping[str, Any], worst: Mapping[str, Any]) -> list[str]:
+    """A warning under the headline when at least half the classes of every attack that sets it
+    are degenerate (``nmprivacy.evaluation.diagnostics``): the figure is then a lower bound the
+    evaluators could not judge, not evidence that little leaks."""
+    heads = dict.fromkeys(w["attack"] for m, w in worst.items() if m in METRIC_LABELS)
+    notes = []
+    for n in heads:
+        d = (attacks.get(n) or {}).get("diagnostics")
+        if not d or not d.get("per_class"):
+            return []  # a headline attack without diagnostics (e.g. MI-Face): nothing to warn from
+        bad, total = len(d["degenerate"]), len(d["per_class"])
+        if 2 * bad < total:
+            return []
+        kinds = sorted({f for flags in d["degenerate"].values() for f in flags})
+        notes.append(f"{n}: {bad} of {total} classes ({', '.join(kinds)})")
+    return ["", "**Caution: the headline is a lower bound here.** Most classes of the attacks behind it are degenerate ("
+            + "; ".join(notes) + "): the evaluators cannot judge such reconstructions, so a low figure is not evidence that "
+            "little leaks: the attacks found only inputs the target accepts but no evaluator recognises (see Diagnostics)."] if notes else []
 
 
 def diagnostic_lines(attacks: Mapping[str, Any], names: list[str]) -> list[str]:

@@ -123,6 +123,8 @@ def test_degenerate_classes_are_flagged() -> None:
     assert flags_of(0.7, 0.1, 0.9, 0.1) == ["saturated"]
     assert flags_of(0.1, 0.1, 0.15, 0.1) == ["target-unconvinced"]
     assert flags_of(0.1, 0.1, 0.9, 0.1) == []
+    assert flags_of(0.01, 0.1, 0.9, 0.1) == ["too-sparse"]  # spikes, but a tenth of the data's density
+    assert flags_of(0.03, 0.1, 0.9, 0.1) == []  # 0.3x the data's: judged
     x = torch.stack([torch.zeros(T, *SHAPE), torch.ones(T, *SHAPE), torch.full((T, *SHAPE), 0.1)])
     d = diagnose(x, torch.tensor([0.9, 0.9, 0.9]), [0, 1, 2], 0.1, 4)
     assert d["degenerate"] == {"0": ["all-zero"], "1": ["saturated"]} and d["per_class"][2]["flags"] == []
@@ -160,3 +162,18 @@ def test_auto_vs_fixed_headline_is_the_audits_worst_case_over_its_default_plan()
     assert row["headline"]["attack_acc"] == {"attack": "bl-v2/default", "mean": 0.6} and not row["headline_ge_best_attack_acc"]
     assert row["headline"]["daa"] == {"attack": "bl-auto", "mean": 0.7} and not row["auto_ge_best_daa"]
     assert "| 60.0 / 70.0 | no |" in markdown([row])
+
+
+def test_the_headline_carries_a_caution_when_most_of_its_classes_are_degenerate() -> None:
+    from nmprivacy.report import degenerate_caution
+
+    def attack(flagged: int) -> dict:
+        per_class = [{"class": c, "flags": ["too-sparse"] if c < flagged else []} for c in range(4)]
+        return {"diagnostics": {"per_class": per_class, "degenerate": {str(r["class"]): r["flags"] for r in per_class if r["flags"]}}}
+
+    worst = {"attack_acc": {"value": 0.1, "attack": "bl-auto"}, "daa": {"value": 0.2, "attack": "bl-auto"}}
+    assert "lower bound" in " ".join(degenerate_caution({"bl-auto": attack(2)}, worst))
+    assert degenerate_caution({"bl-auto": attack(1)}, worst) == []
+    # when another attack with sound reconstructions sets part of the headline, no caution
+    mixed = {**worst, "daa": {"value": 0.9, "attack": "bl-v1"}}
+    assert degenerate_caution({"bl-auto": attack(4), "bl-v1": attack(0)}, mixed) == []
