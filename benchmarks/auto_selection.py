@@ -150,7 +150,8 @@ def study_network(net: Network, seeds: int, evaluators: int, threads: int | None
         for rule, pick in picks.items():
             per_rule.setdefault(rule, []).append([assemble(rows[e], pick, classes) for e in range(len(judges))])
         seeds_out.append({"seed": seed, "members": names, "winners": inv.winners, **{k: v.tolist() for k, v in feats.items()},
-                          "correct": correct.float().mean(dim=0).tolist(), "rows": rows.tolist()})
+                          "correct": correct.float().mean(dim=0).tolist(), "rows": rows.tolist(),
+                          "member_seconds": {n: inv.members[n].seconds for n in names}})
     from nmprivacy.evaluation.scoring import summarize
 
     summary = {rule: summarize(table) for rule, table in per_rule.items()}
@@ -207,6 +208,36 @@ def markdown(results: list[dict]) -> str:
         cells = " | ".join(f"{100 * r['rules'][rule]['attack_acc']:.1f} ± {100 * r['rules'][rule].get('attack_acc_std', 0.0):.1f} / "
                            f"{100 * r['rules'][rule]['daa']:.1f}" for r in results)
         lines.append(f"| {rule} | {cells} | {100 * sum(accs) / len(accs):.1f} | {ok}/{len(results)} / {ok_cf}/{len(results)} |")
+    return "\n".join(lines) + "\n"
+
+
+RULE = "conf, tie 0.02, densest"  # bl-auto's rule (tests/test_auto_selection.py: equal to nmprivacy.attacks.auto.select)
+ABLATIONS = ((), ("bl-v1:paper",), ("bl-v2:reference",), ("bl-v2:paper",), ("bl-v2:adaptive",), ("bl-v2:reference", "bl-v2:paper"))
+
+
+def without(result: dict, drop: tuple[str, ...], metric: str) -> float:
+    """``metric`` of bl-auto's rule replayed on the stored runs with the members ``drop`` removed (mean over seeds and evaluators)."""
+    vals = []
+    for seed in result["seeds"]:
+        keep = [i for i, n in enumerate(seed["members"]) if n not in drop]
+        feats = {k: torch.tensor(seed[k])[keep] for k in ("conf", "density", "robust", "consensus")}
+        pick = rules(feats)[RULE]
+        rows = torch.tensor(seed["rows"])[:, keep]
+        classes = list(range(rows.shape[2]))
+        vals += [assemble(rows[e], pick, classes)[metric] for e in range(rows.shape[0])]
+    return sum(vals) / len(vals)
+
+
+def ablation(results: list[dict]) -> str:
+    """Per split: bl-auto's attack accuracy / DAA without each member (what each member adds; its cost is in results.json's member_seconds)."""
+    splits = sorted({r["split"] for r in results})
+    lines = ["| members removed | " + " | ".join(f"{s}: acc / DAA" for s in splits) + " |", "|" + "---|" * (len(splits) + 1)]
+    for drop in ABLATIONS:
+        cells = []
+        for s in splits:
+            group = [r for r in results if r["split"] == s]
+            cells.append(" / ".join(f"{100 * sum(without(r, drop, m) for r in group) / len(group):.1f}" for m in ("attack_acc", "daa")))
+        lines.append(f"| {', '.join(drop) or 'none'} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -271,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     results = list(done.values())
     for folder in args.merge:
         results += [r for r in json.loads((Path(folder) / "auto-selection.json").read_text())["results"] if r["network"] not in done]
-    text = markdown(results) + "\n" + split_summary(results)
+    text = markdown(results) + "\n" + split_summary(results) + "\n" + ablation(results)
     atomic_write_text(out / "auto-selection.md", text)
     print(text)
     return 0
