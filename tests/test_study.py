@@ -194,3 +194,144 @@ def test_privacy_utility_front() -> None:
     front = privacy_utility(rows)
     assert set(front) == {"bl-v2 attack_acc", "lira auc", "lira tpr_at_1pct_fpr"}
     assert front["bl-v2 attack_acc"]["front"] == [True, True, False] and front["lira auc"]["front"] == [True, False, True]
+
+
+def keys_before_seed_settings(spec) -> list[tuple[str, str]]:
+    """(key, group) of each cell of ``spec`` by the formula of ``expand`` before a cell could set
+    ``seed`` (the spec's seed in both hashes): the keys of the cells of every study run so far."""
+    from nmprivacy.attacks import attack_infos
+    from nmprivacy.cache import cache_key
+    from nmprivacy.runinfo import to_jsonable
+    from nmprivacy.study.spec import resolve
+
+    fields_of = {name: info.settings for name, info in attack_infos().items()}
+    out = []
+    for _, cell in expand(spec):
+        audit, preset = resolve(spec, cell.settings)
+        resolved = to_jsonable(preset)
+        attacks = resolved.pop("attacks")
+        used = {fields_of[a]: attacks[fields_of[a]] for a in spec.attacks if a in fields_of}
+        old = {"dataset": spec.dataset, "data_options": spec.data_options, "budget": spec.budget, "evaluators": spec.evaluators,
+               "seed": spec.seed, "target": audit["target"], "hidden": audit.get("hidden"), "dt": audit.get("dt")}
+        refs = {"references": audit["references"]} if audit.get("references") is not None else {}
+        out.append((cache_key(**old, **refs, seeds=spec.seeds, variant=audit["variant"], attacks=spec.attacks, preset={**resolved, "attacks": used})[:12],
+                    cache_key(**old, models=resolved)))
+    return out
+
+
+def test_cells_without_a_seed_setting_keep_their_keys() -> None:
+    """Finished studies are reused: a cell that does not set ``seed`` has the key and model group
+    it had before cells could set one; a cell that sets the spec's seed is that same audit."""
+    spec = build_spec({"dataset": "digits", "budget": "quick", "seed": 5, "attacks": ["bl-v1", "lira"], "base": {"references": 4}, "grids": [
+        {"name": "a", "factors": {"bl_v2.lr": [1.0, 0.1], "snn_train.epochs": [1, 2]}},
+        {"name": "b", "factors": {"variant": ["default", "paper"]}, "base": {"hidden": 24}},
+    ]})
+    cells = expand(spec)
+    assert [(c.key, c.group) for _, c in cells] == keys_before_seed_settings(spec)
+    same = expand(build_spec({"dataset": "digits", "budget": "quick", "seed": 5, "attacks": ["bl-v1", "lira"], "base": {"references": 4},
+                              "training_seeds": [5, 6], "grids": [{"factors": {"bl_v2.lr": [1.0, 0.1], "snn_train.epochs": [1, 2]}}]}))
+    assert [(c.key, c.group) for _, c in same if c.settings["seed"] == 5] == [(c.key, c.group) for _, c in cells[:4]]
+
+
+def test_a_seed_factor_gives_each_cell_its_own_training_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``seed`` is an audit setting: a factor over it gives cells of distinct keys and model
+    groups whose audits run with those seeds; ``training_seeds`` adds it to every grid."""
+    from nmprivacy.study.run import audit_config
+    from nmprivacy.study.spec import parse_assignment
+
+    spec = build_spec({"dataset": "digits", "seed": 7, "grids": [{"factors": {"seed": [0, 1]}}]})
+    cells = [c for _, c in expand(spec)]
+    assert len({c.key for c in cells}) == 2 and len({c.group for c in cells}) == 2
+    assert [audit_config(spec, c, tmp_path, 1).seed for c in cells] == [0, 1]
+    assert "seed" not in audit_config(spec, cells[0], tmp_path, 1).overrides
+    seedless = build_spec({"dataset": "digits", "seed": 7, "grids": [{"factors": {"bl_v2.lr": [0.1]}}]})
+    assert audit_config(seedless, expand(seedless)[0][1], tmp_path, 1).seed == 7  # the spec's seed when the cell sets none
+
+    replicated = build_spec({"dataset": "digits", "training_seeds": [0, 1, 2], "grids": [
+        {"name": "lr", "factors": {"bl_v2.lr": [1.0, 0.1]}}, {"name": "own", "factors": {"seed": [4]}}]})
+    by_grid: dict[str, list] = {}
+    for g, c in expand(replicated):
+        by_grid.setdefault(g.name, []).append((c.settings.get("bl_v2.lr"), c.settings["seed"]))
+    assert by_grid == {"lr": [(1.0, 0), (1.0, 1), (1.0, 2), (0.1, 0), (0.1, 1), (0.1, 2)], "own": [(None, 4)]}
+
+    assert parse_assignment("seed=0,1,2", many=True) == ("seed", [0, 1, 2])
+    capsys.readouterr()
+    assert main(["study", "--dataset", "digits", "--factor", "bl_v2.lr=1.0,0.1", "--training-seeds", "0,1", "--list", "--out", str(tmp_path / "o")]) == 0
+    listed = capsys.readouterr().out
+    assert listed.startswith("study: 4 cells, 0 already done") and listed.count("to run  ") == 4
+    assert listed.count("seed=0") == 2 and listed.count("seed=1") == 2 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("seed", [-1, "a", 1.5, True, None])
+def test_a_bad_seed_setting_is_one_line(seed: object) -> None:
+    with pytest.raises(NmprivacyError, match="setting 'seed' is .*: give the cell's training seed, a whole number of at least 0") as caught:
+        expand(build_spec({"dataset": "digits", "grids": [{"factors": {"seed": [0, seed]}}]}))
+    assert "\n" not in str(caught.value)
+
+
+def test_bad_seeds_on_the_command_line_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ["--dataset", "digits", "--list", "--out", str(tmp_path / "o")]
+    capsys.readouterr()
+    assert main(["study", "--factor", "seed=-1", *out]) == 2
+    assert main(["study", "--factor", "bl_v2.lr=0.1", "--training-seeds", "0,a", *out]) == 2
+    assert main(["study", "--factor", "bl_v2.lr=0.1", "--training-seeds", "1,1", *out]) == 2
+    spec = tmp_path / "s.yaml"
+    spec.write_text("dataset: digits\ntraining_seeds: 3\ngrids: [{factors: {bl_v2.lr: [0.1]}}]\n", encoding="utf-8")
+    assert main(["study", str(spec), *out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: setting 'seed' is -1: give the cell's training seed, a whole number of at least 0",
+                   "error: setting 'seed' is 'a': give the cell's training seed, a whole number of at least 0",
+                   "error: --training-seeds needs distinct levels, got [1, 1]",
+                   "error: study spec's training_seeds is 3: give a list of seeds, e.g. [0, 1, 2]"]
+
+
+def fake_results(acc: float, leak: float, auc: float, epsilon: float | None) -> dict:
+    """A results.json with what the study table reads: target (with ε), ANN, one evaluator,
+    BL-v2 (every metric ``leak``, a std of 0.01 over attack seeds) and LiRA."""
+    attack = {**{m: leak for m in METRICS}, **{f"{m}_std": 0.01 for m in METRICS}, "target_confidence": 0.9,
+              "per_seed": [{"target_confidence": 0.9}] * 2, "iterations": 10, "valid": True}
+    return {"models": {"target": {"kind": "snn-lava", "val_acc": acc, "reset": "zero", "dp": {"epsilon": epsilon}},
+                       "ann": {"kind": "ann", "val_acc": acc - 0.1}, "evaluators": [{"kind": "cnn", "val_acc": 0.95}]},
+            "attacks": {"bl-v2": attack}, "membership": {"attacks": {"lira": {"auc": auc, "tpr_at_fpr": {"0.01": auc / 10}}}}}
+
+
+def test_replicates_are_pooled_into_mean_and_std_rows(tmp_path: Path) -> None:
+    """Cells that differ only in ``seed`` make one row of every table (mean ± std over them, n);
+    a cell without replicates keeps its numbers; study.json keeps the raw cells beside."""
+    from statistics import stdev
+
+    from nmprivacy.study.run import plan
+    from nmprivacy.study.table import write_study
+
+    spec = build_spec({"dataset": "digits", "attacks": ["bl-v2", "lira"], "grids": [
+        {"name": "seeds", "factors": {"snn_train.epochs": [1], "seed": [0, 1]}}, {"name": "single", "factors": {"snn_train.epochs": [2]}}]})
+    cells, grids = plan(spec)
+    folders = {c.key: tmp_path / "cells" / c.folder for c in cells}
+    numbers = [(0.8, 0.4, 0.6, 4.0), (0.9, 0.6, 0.7, 8.0), (0.7, 0.3, 0.55, None)]  # seed 0, seed 1, the single cell
+    for c, n in zip(cells, numbers):
+        folders[c.key].mkdir(parents=True)
+        (folders[c.key] / "results.json").write_text(json.dumps(fake_results(*n)))
+    study = write_study(tmp_path, spec, cells, grids, folders, {c.key: {"status": "done", "seconds": 1.0} for c in cells},
+                        {"scheduler": "local", "workers": 1, "threads": 1}, {})
+    assert [c["models"]["target"]["val_acc"] for c in study["cells"]] == [0.8, 0.9, 0.7]  # the raw cells stay
+    pooled, single = study["replicates"]
+    assert pooled["n"] == 2 and pooled["seeds"] == [0, 1] and pooled["cells"] == [c.key for c in cells[:2]] and "seed" not in pooled["settings"]
+    target, bl_v2, lira = pooled["models"]["target"], pooled["attacks"]["bl-v2"], pooled["membership"]["lira"]
+    assert (target["val_acc"], target["val_acc_std"]) == (pytest.approx(0.85), pytest.approx(stdev([0.8, 0.9])))
+    assert (target["epsilon"], target["epsilon_std"]) == (pytest.approx(6.0), pytest.approx(stdev([4.0, 8.0])))
+    assert pooled["models"]["ann"]["val_acc"] == pytest.approx(0.75)
+    for m in (*METRICS, "target_confidence"):  # the std over training seeds, not the cells' std over attack seeds
+        assert (bl_v2[m], bl_v2[f"{m}_std"]) == (pytest.approx({"target_confidence": 0.9}.get(m, 0.5)), pytest.approx(0.0 if m == "target_confidence" else stdev([0.4, 0.6])))
+    assert (lira["auc"], lira["auc_std"], lira["tpr_at_1pct_fpr"]) == (pytest.approx(0.65), pytest.approx(stdev([0.6, 0.7])), pytest.approx(0.065))
+    assert single["n"] == 1 and single["key"] == cells[2].key
+    assert {k: single[k] for k in ("models", "attacks", "membership")} == {k: study["cells"][2][k] for k in ("models", "attacks", "membership")}
+    front = study["privacy_utility"]["bl-v2 attack_acc"]  # on the means: 85 % at 50 % leakage, 70 % at 30 %
+    assert front["cells"] == [pooled["key"], single["key"]] and front["accuracy"] == [pytest.approx(0.85), 0.7] and front["front"] == [True, True]
+    assert front["n"] == [2, 1] and front["accuracy_std"] == [pytest.approx(stdev([0.8, 0.9])), None]
+    md = (tmp_path / "study.md").read_text()
+    assert "| snn_train.epochs | n | test acc | ε | ANN acc | ANN ε | bl-v2 attack_acc |" in md
+    assert "| 1 | 2 | 85.0 ± 7.1 | 6 ± 2.8 | 75.0 ± 7.1 | ∞ | 50.0 ± 14.1 ★ |" in md and "| 2 | 1 | 70.0 | ∞ | 60.0 | ∞ | 30.0 ★ |" in md
+    assert "| snn_train.epochs | bl-v2 acc | top-3 | avg conf | DAA | target conf | lira auc | lira tpr_at_1pct_fpr | test acc | ε | ANN acc | ANN ε | n |" in md
+    # grid "seeds": std over training seeds; grid "single": as without replicates (std over attack seeds, none for the models)
+    assert f"| 1 | {' | '.join(['50.0 ± 14.1'] * 4)} | 90.0 ± 0.0 | 0.650 ± 0.071 | 6.5 ± 0.7 | 85.0 ± 7.1 | 6 ± 2.8 | 75.0 ± 7.1 | ∞ | 2 |" in md
+    assert f"| 2 | {' | '.join(['30.0 ± 1.0'] * 4)} | 90.0 ± 0.0 | 0.550 | 5.5 | 70.0 | ∞ | 60.0 | ∞ | 1 |" in md

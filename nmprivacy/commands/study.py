@@ -7,7 +7,7 @@ import argparse
 import shlex
 import sys
 
-from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, data_options, parse_list
+from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, data_options, parse_list, parse_value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a grid of audits over attack/target/evaluator settings on a Dask cluster: one table + plot",
         description="Run one audit per cell of a grid of settings (each with several seeds) on a Dask cluster, "
                     "skipping cells already done in --out, and write study.json, study.md and study.png. "
-                    "A setting is an audit field (target, variant, hidden) or a dotted preset field "
+                    "A setting is an audit field (target, variant, hidden, dt, references, seed: the cell's training seed) or a dotted preset field "
                     "(bl_v2.lr, bl_v2.accumulator, bl_v2.keep, bl_v2.init, bl_v2.population, bl_v2.iterations, bl_v2.variant, "
                     "bl_v1.eta, bl_v1.mask, snn_train.epochs, target_config.reset, evaluator, ann_baseline, ...).",
     )
@@ -27,7 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--factor", action="append", default=[], metavar="NAME=V1,V2", help="a factor of one more grid (repeatable: their product)")
     p.add_argument("--grid", action="append", default=[], metavar="NAME", help="run only the spec's grid of this name (repeatable)")
     add_data(p, what="data set (overrides the spec's; default digits-28)")
-    add_run(p, seed_help="base seed (overrides the spec's; default 0)", seed_default=None, threads_help="torch threads per cell (default 1)")
+    add_run(p, seed_help="base seed (overrides the spec's; default 0): the seed of every cell that does not set 'seed'", seed_default=None,
+            threads_help="torch threads per cell (default 1)")
+    p.add_argument("--training-seeds", default=None, metavar="S1,S2", help="training-seed replicates: add the factor seed=S1,S2,... to every grid "
+                   "(overrides the spec's training_seeds); the tables show each cell's mean ± std over them")
+    p.add_argument("--list", action="store_true", help="only list the cells (done in --out or to run) and exit; nothing runs")
     p.add_argument("--seeds", type=int, default=None, help="attack seeds per cell (overrides the spec's; default 3)")
     p.add_argument("--evaluators", type=int, default=None, help="evaluation classifiers per cell (overrides the spec's; default 3)")
     p.add_argument("--target", default=None, help="target kind of every cell unless a setting says otherwise (default snn-lava)")
@@ -39,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run the cells on this Dask scheduler (e.g. tcp://host:8786) instead of a local "
                    "cluster; its workers need nmprivacy and the same paths for --out and --cache")
     p.set_defaults(func=run, sets_are_preset=False)
+
+
+def training_seeds(text: str | None) -> list[object] | None:
+    """``--training-seeds 0,1,2`` as its levels (numbers as YAML reads them; checked as the setting ``seed``), None when not given."""
+    names = parse_list(text, "--training-seeds")
+    return None if names is None else [parse_value(n) for n in names]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,10 +66,15 @@ def run(args: argparse.Namespace) -> int:
         only=args.grid,
         dataset=args.dataset, data_root=args.data_root, data_options=options or None, seeds=args.seeds, evaluators=args.evaluators,
         seed=args.seed, target=args.target, hidden=args.hidden, budget=args.budget, cache=args.cache,
-        attacks=parse_list(args.attacks, "--attacks"),
+        attacks=parse_list(args.attacks, "--attacks"), training_seeds=training_seeds(args.training_seeds),
     )
     if spec.seeds < 1 or spec.evaluators < 1:
         raise NmprivacyError("--seeds and --evaluators must be at least 1")
+    if args.list:
+        from nmprivacy.study.run import list_cells
+
+        print("\n".join(list_cells(spec, args.out)))
+        return 0
     command = "nmprivacy " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["study"] else None
     study = run_study(spec, args.out, StudyRun(workers=args.workers, threads=args.threads or 1, scheduler=args.scheduler), command=command)
     counts = study["counts"]

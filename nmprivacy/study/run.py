@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.progress import bar as progress_bar
 from nmprivacy.runinfo import Stopwatch, atomic_write_json, run_metadata, to_jsonable
-from nmprivacy.study.spec import Cell, StudySpec, expand, split_settings
+from nmprivacy.study.spec import Cell, StudySpec, cell_seed, expand, split_settings
 
 CELL_RECORD = "cell.json"
 RESULTS = "results.json"
@@ -58,12 +58,13 @@ def cell_done(folder: Path, cell: Cell) -> bool:
 
 
 def audit_config(spec: StudySpec, cell: Cell, out: Path, threads: int) -> Any:
-    """The ``AuditConfig`` of one cell, writing into ``out``."""
+    """The ``AuditConfig`` of one cell (with the cell's seed, ``cell_seed``), writing into ``out``."""
     from nmprivacy.audit import AuditConfig
 
     audit, overrides = split_settings(cell.settings)
+    audit["seed"] = cell_seed(spec, cell.settings)
     return AuditConfig(dataset=spec.dataset, data_root=spec.data_root, data_options=dict(spec.data_options), out=str(out),
-                       seeds=spec.seeds, evaluators=spec.evaluators, budget=spec.budget, seed=spec.seed, cache=spec.cache,
+                       seeds=spec.seeds, evaluators=spec.evaluators, budget=spec.budget, cache=spec.cache,
                        threads=threads, overrides=overrides, attacks=tuple(spec.attacks), **audit)
 
 
@@ -87,7 +88,7 @@ def run_cell(spec: StudySpec, cell: Cell, folder: str, threads: int, after: Any 
         os.replace(log_path, folder / "log.txt")
         record = {"key": cell.key, "status": "done", "folder": str(folder), "settings": cell.settings,
                   "worker": f"{socket.gethostname()}:{os.getpid()}", "started": started,
-                  **run_metadata(config={"spec": spec, "cell": cell.settings, "threads": threads}, seed=spec.seed,
+                  **run_metadata(config={"spec": spec, "cell": cell.settings, "threads": threads}, seed=cell_seed(spec, cell.settings),
                                  timings={"cell": time.perf_counter() - start})}
         atomic_write_json(folder / CELL_RECORD, record)
     except Exception as exc:  # a failed cell is reported in the table and tried again by the next run
@@ -141,6 +142,19 @@ def plan(spec: StudySpec) -> tuple[list[Cell], dict[str, list[Cell]]]:
         cells.setdefault(cell.key, cell)
         grids.setdefault(grid.name, []).append(cell)
     return list(cells.values()), grids
+
+
+def list_cells(spec: StudySpec, out: str | Path) -> list[str]:
+    """What ``run_study`` would do, as lines: a count, then per grid its cells (folder, done in
+    ``out/cells`` or to run, settings); nothing runs."""
+    cells, grids = plan(spec)
+    done = {c.key for c in cells if cell_done(Path(out) / "cells" / c.folder, c)}
+    lines = [f"study: {len(cells)} cells, {len(done)} already done in {out}, {len(cells) - len(done)} to run ({spec.seeds} attack seeds each)"]
+    for name, grid_cells in grids.items():
+        lines.append(f"grid '{name}':")
+        lines += [f"  {c.folder}  {'done  ' if c.key in done else 'to run'}  " + " ".join(f"{k}={json.dumps(v)}" for k, v in c.settings.items())
+                  for c in grid_cells]
+    return lines
 
 
 def run_study(spec: StudySpec, out: str | Path, run: StudyRun = StudyRun(), command: str | None = None) -> dict[str, Any]:

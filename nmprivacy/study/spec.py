@@ -17,6 +17,14 @@ dotted preset field (``bl_v2.lr``, ``bl_v1.mask``, ``snn_train.epochs``,
 A cell is one full audit (``nmprivacy.audit.AuditConfig``); its key hashes the settings its
 numbers depend on as the audit resolves them (the preset after the overrides), so cells of two
 grids that come to the same audit run once, and a changed spec never reuses a stale cell.
+
+Training-seed replicates: the setting ``seed`` (a whole number >= 0) is the cell's
+``AuditConfig.seed`` (the seed of its target, ANN, evaluators, attack seeds and reference models;
+the spec's ``seed`` when the cell does not set it). ``training_seeds: [0, 1, 2]`` (or
+``--training-seeds 0,1,2``) adds the factor ``seed`` with these levels to every grid that does not
+vary ``seed`` itself; cells that differ only in ``seed`` are replicates, pooled by the study table.
+A cell's key hashes its seed as before, so a cell whose seed is the spec's has the key it had
+without the setting and a finished study's cells are reused.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from nmprivacy.network.timestep import checked_dt
 from nmprivacy.presets import DEFAULT_VARIANT, VARIANTS, Budget, resolve as resolve_preset
 from nmprivacy.runinfo import to_jsonable
 
-AUDIT_SETTINGS = ("target", "variant", "hidden", "dt", "references")  # audit fields a cell may vary; every other name is a preset field
+AUDIT_SETTINGS = ("target", "variant", "hidden", "dt", "references", "seed")  # audit fields a cell may vary; every other name is a preset field
 
 
 def attack_names() -> tuple[str, ...]:
@@ -54,7 +62,7 @@ def check_attacks(attacks: Any, where: str) -> tuple[str, ...]:
     if unknown or not names:
         raise NmprivacyError(f"{where} {','.join(map(str, unknown)) or '(none)'}: choose from {', '.join(attack_names())}")
     return names
-SPEC_FIELDS = ("dataset", "data_root", "data_options", "budget", "seeds", "evaluators", "seed", "target", "hidden", "attacks", "cache", "base", "grids")
+SPEC_FIELDS = ("dataset", "data_root", "data_options", "budget", "seeds", "evaluators", "seed", "training_seeds", "target", "hidden", "attacks", "cache", "base", "grids")
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class StudySpec:
     attacks: tuple[str, ...] = ("bl-v1", "bl-v2")  # the audit's attacks each cell runs (AuditConfig.attacks)
     cache: str | None = None
     base: dict[str, Any] = field(default_factory=dict)
+    training_seeds: tuple[Any, ...] = ()  # levels of the factor ``seed`` added to every grid (none: no replicates)
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,15 @@ def parse_assignment(text: str, many: bool) -> tuple[str, Any]:
     return name.strip(), parse_value(value)
 
 
+def check_levels(levels: Any, where: str, empty: bool = False) -> tuple[Any, ...]:
+    """``levels`` (a list or one value) as a tuple of distinct levels; one-line error naming
+    ``where`` for repeated levels or (unless ``empty``) none."""
+    levels = list(levels) if isinstance(levels, (list, tuple)) else [levels]
+    if (not levels and not empty) or len(set(map(json.dumps, levels))) != len(levels):
+        raise NmprivacyError(f"{where} needs distinct levels, got {levels}")
+    return tuple(levels)
+
+
 def build_spec(raw: dict[str, Any]) -> StudySpec:
     """A validated ``StudySpec`` from its raw mapping (one-line errors for unknown keys and bad grids)."""
     unknown = set(raw) - set(SPEC_FIELDS)
@@ -178,16 +196,15 @@ def build_spec(raw: dict[str, Any]) -> StudySpec:
         extra = set(g) - {"name", "factors", "base"}
         if extra:
             raise NmprivacyError(f"grid {i + 1} has unknown keys {sorted(extra)}: use name, factors, base")
-        factors = {}
-        for name, levels in g["factors"].items():
-            levels = levels if isinstance(levels, list) else [levels]
-            if not levels or len(set(map(json.dumps, levels))) != len(levels):
-                raise NmprivacyError(f"factor '{name}' of grid {i + 1} needs distinct levels, got {levels}")
-            factors[str(name)] = tuple(levels)
+        factors = {str(name): check_levels(levels, f"factor '{name}' of grid {i + 1}") for name, levels in g["factors"].items()}
         grids.append(Grid(str(g.get("name") or f"grid {i + 1}"), factors, dict(g.get("base") or {})))
     values = {k: v for k, v in raw.items() if k != "grids"}
     if "attacks" in values:
         values["attacks"] = check_attacks(values["attacks"], "study spec's attacks")
+    if "training_seeds" in values:
+        if not isinstance(values["training_seeds"] or [], list):
+            raise NmprivacyError(f"study spec's training_seeds is {values['training_seeds']!r}: give a list of seeds, e.g. [0, 1, 2]")
+        values["training_seeds"] = check_levels(values["training_seeds"] or [], "study spec's training_seeds", empty=True)
     for key in ("data_options", "base"):
         if key in values and not isinstance(values[key] or {}, dict):
             raise NmprivacyError(f"study spec's '{key}' must be a mapping")
@@ -233,7 +250,22 @@ def resolve(spec: StudySpec, settings: dict[str, Any]) -> tuple[dict[str, Any], 
         checked_dt(dt, "setting 'dt'")
     if audit.get("references") is not None and (not isinstance(audit["references"], int) or audit["references"] < 2):
         raise NmprivacyError(f"setting 'references' is {audit['references']!r}: give the number of membership reference models (at least 2)")
+    if "seed" in audit and (isinstance(audit["seed"], bool) or not isinstance(audit["seed"], int) or audit["seed"] < 0):
+        raise NmprivacyError(f"setting 'seed' is {audit['seed']!r}: give the cell's training seed, a whole number of at least 0")
     return audit, resolve_preset(spec.dataset, spec.budget, audit["variant"], audit.get("hidden"), overrides)
+
+
+def cell_seed(spec: StudySpec, settings: dict[str, Any]) -> int:
+    """The seed a cell's audit runs with (``AuditConfig.seed``): its setting ``seed``, else the spec's."""
+    return settings.get("seed", spec.seed)
+
+
+def study_grids(spec: StudySpec) -> tuple[Grid, ...]:
+    """The spec's grids, each with the factor ``seed`` over the spec's ``training_seeds`` added
+    last (so replicates are neighbours); a grid that varies ``seed`` itself keeps its levels."""
+    if not spec.training_seeds:
+        return spec.grids
+    return tuple(g if "seed" in g.factors else replace(g, factors={**g.factors, "seed": spec.training_seeds}) for g in spec.grids)
 
 
 def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
@@ -241,12 +273,14 @@ def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
 
     A cell's key hashes what the cell runs: the audit settings it passes and the preset the
     audit resolves from them (``nmprivacy.presets.resolve``), with the settings of the attacks
-    it does not run left out; its ``group`` hashes what its trained models depend on."""
+    it does not run left out; its ``group`` hashes what its trained models depend on. Both hash
+    the cell's seed (``cell_seed``) where they always hashed the spec's, so a cell without the
+    setting ``seed`` keeps the key it had before cells could set one."""
     from nmprivacy.attacks import attack_infos
 
     fields_of = {name: info.settings for name, info in attack_infos().items()}
     out = []
-    for grid in spec.grids:
+    for grid in study_grids(spec):
         names = list(grid.factors)
         for combo in itertools.product(*(grid.factors[n] for n in names)):
             settings = cell_settings(spec, grid, dict(zip(names, combo)))
@@ -254,7 +288,7 @@ def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
             resolved = to_jsonable(preset)
             attacks = resolved.pop("attacks")
             used = {fields_of[a]: attacks[fields_of[a]] for a in spec.attacks if a in fields_of}  # settings of attacks not run do not count
-            common = dict(dataset=spec.dataset, data_options=spec.data_options, budget=spec.budget, evaluators=spec.evaluators, seed=spec.seed,
+            common = dict(dataset=spec.dataset, data_options=spec.data_options, budget=spec.budget, evaluators=spec.evaluators, seed=cell_seed(spec, audit),
                           target=audit["target"], hidden=audit.get("hidden"), dt=audit.get("dt"))
             extra = {"references": audit["references"]} if audit.get("references") is not None else {}  # only then: older keys stay
             key = cache_key(**common, **extra, seeds=spec.seeds, variant=audit["variant"], attacks=spec.attacks, preset={**resolved, "attacks": used})[:12]
@@ -282,6 +316,8 @@ def with_cli(spec: StudySpec | None, *, factors: list[tuple[str, list[Any]]], se
     given = {k: v for k, v in fields.items() if v is not None}
     if "attacks" in given:
         given["attacks"] = check_attacks(given["attacks"], "--attacks")
+    if "training_seeds" in given:
+        given["training_seeds"] = check_levels(given["training_seeds"], "--training-seeds")
     if spec is None:
         return StudySpec(grids=grids, base=base, **given)
     return replace(spec, grids=grids, base=base, **given)

@@ -6,6 +6,12 @@ Per cell and attack (``bl-v1``, ``bl-v2``, and ``mi-face`` when the cells run it
 ``<metric>_std`` across seeds, and ``target_confidence`` with its std across seeds (from the
 audit's ``per_seed``). A factor's effect in a grid is, per attack and metric, the mean over the
 grid's cells at each of its levels (the other factors averaged out) and the spread of those means.
+
+Training-seed replicates (cells that differ only in the setting ``seed``) are pooled into one row
+(``replicate_rows``, study.json's ``replicates`` beside the raw ``cells``): every number its mean
+over the replicates with results and ``<name>_std`` its std across them, and ``n`` the count. The
+grid tables, the privacy-utility table and its front are made of these rows; a row of one cell is
+that cell's row (its ``_std`` over attack seeds, as without replicates).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 from nmprivacy.results import METRIC_NAMES as METRICS
 from nmprivacy.runinfo import atomic_path, atomic_write_json, atomic_write_text, run_metadata
-from nmprivacy.study.spec import Cell, StudySpec
+from nmprivacy.study.spec import Cell, StudySpec, cell_seed, study_grids
 
 EFFECT_METRICS = ("attack_acc", "avg_conf", "target_confidence")
 
@@ -38,6 +44,12 @@ def attack_row(a: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def model_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A trained model's record of results.json as the study keeps it: kind, test accuracy
+    (``val_acc``), reset and the ε its DP-SGD spent (None: trained without)."""
+    return {**{k: record.get(k) for k in ("kind", "val_acc", "reset")}, "epsilon": (record.get("dp") or {}).get("epsilon")}
+
+
 def cell_row(cell: Cell, folder: Path, outcome: dict[str, Any], out: Path) -> dict[str, Any]:
     """One cell of study.json: settings, status, timings, models' accuracies and attack numbers."""
     row: dict[str, Any] = {"key": cell.key, "folder": str(folder.relative_to(out)), "settings": cell.settings,
@@ -49,9 +61,10 @@ def cell_row(cell: Cell, folder: Path, outcome: dict[str, Any], out: Path) -> di
     except (OSError, ValueError):
         return row
     models = results.get("models", {})
-    target = models.get("target", {})
-    row["models"] = {"target": {**{k: target.get(k) for k in ("kind", "val_acc", "reset")}, "epsilon": (target.get("dp") or {}).get("epsilon")},
+    row["models"] = {"target": model_summary(models.get("target", {})),
                      "evaluators": [{"kind": e.get("kind"), "val_acc": e.get("val_acc")} for e in models.get("evaluators", [])]}
+    if models.get("ann"):
+        row["models"]["ann"] = model_summary(models["ann"])
     row["attacks"] = {name: attack_row(a) for name, a in results.get("attacks", {}).items()}
     if results.get("membership"):
         mia = results["membership"]
@@ -64,6 +77,59 @@ def cell_row(cell: Cell, folder: Path, outcome: dict[str, Any], out: Path) -> di
     except (OSError, ValueError):
         pass
     return row
+
+
+REPLICATED = ("models", "attacks", "membership")  # the parts of a cell row whose numbers replicates pool
+
+
+def replicate_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per group of replicates among ``rows`` (cells whose settings differ only in
+    ``seed``), in order of first appearance (``replicate_row``)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(json.dumps(without_seed(r["settings"]), sort_keys=True, default=str), []).append(r)
+    return [replicate_row(g) for g in groups.values()]
+
+
+def without_seed(settings: dict[str, Any]) -> dict[str, Any]:
+    """A cell's settings but ``seed``: what its replicates share."""
+    return {k: v for k, v in settings.items() if k != "seed"}
+
+
+def replicate_row(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row of one group of replicate cell rows: ``key`` (the cells' keys joined by ``+``),
+    ``cells``, ``seeds``, the shared ``settings``, ``status``, ``n`` (replicates with results) and
+    their ``models``, ``attacks`` and ``membership`` pooled (``pool``); one replicate with results
+    gives its own numbers unchanged, and ``std_over`` says what the row's ``_std`` are over."""
+    done = [r for r in group if "attacks" in r]
+    row: dict[str, Any] = {"key": "+".join(r["key"] for r in group), "cells": [r["key"] for r in group], "seeds": [r.get("seed") for r in group],
+                           "settings": without_seed(group[0]["settings"]), "status": "/".join(dict.fromkeys(r["status"] for r in group)),
+                           "n": len(done), "std_over": "training seeds" if len(done) > 1 else "attack seeds"}
+    for part in REPLICATED:
+        values = [r[part] for r in done if part in r]
+        if values:
+            row[part] = values[0] if len(values) == 1 else pool(values)
+    return row
+
+
+def pool(values: list[Any]) -> Any:
+    """Replicates' values of one field as one: mappings key by key (a number their mean, with
+    ``<key>_std`` their std; the replicates' own ``<key>_std`` left out), lists of one length item
+    by item, flags true when all are, anything else kept when all agree, else None."""
+    if all(isinstance(v, dict) for v in values):
+        out: dict[str, Any] = {}
+        for k in dict.fromkeys(k for v in values for k in v if not k.endswith("_std")):
+            items = [v.get(k) for v in values]
+            if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items):
+                out[k], out[f"{k}_std"] = statistics.fmean(items), statistics.stdev(items)
+            else:
+                out[k] = pool(items)
+        return out
+    if all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1:
+        return [pool(list(items)) for items in zip(*values)]
+    if all(isinstance(v, bool) for v in values):
+        return all(values)
+    return values[0] if all(v == values[0] for v in values) else None
 
 
 def factor_effects(grid_name: str, factors: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -91,15 +157,37 @@ def factor_effects(grid_name: str, factors: list[str], rows: list[dict[str, Any]
 LEAKAGE_METRICS = {"attack_acc": "inversion attack accuracy", "auc": "membership AUC", "tpr_at_1pct_fpr": "membership TPR at 1 % FPR"}
 
 
-def leakage_of(row: dict[str, Any]) -> dict[str, float]:
+def leakage_of(row: dict[str, Any], suffix: str = "") -> dict[str, float]:
     """A cell's leakage measures by name (``"bl-v2 attack_acc"``, ``"lira auc"``, ...): every
-    inversion attack's accuracy and every membership attack's AUC and TPR at 1 % FPR."""
-    out = {f"{name} attack_acc": a["attack_acc"] for name, a in row.get("attacks", {}).items() if a.get("attack_acc") is not None}
+    inversion attack's accuracy and every membership attack's AUC and TPR at 1 % FPR (``suffix``
+    ``"_std"``: their stds instead, where the row has them)."""
+    out = {f"{name} attack_acc": a.get(f"attack_acc{suffix}") for name, a in row.get("attacks", {}).items()}
     for name, a in row.get("membership", {}).items():
         for m in ("auc", "tpr_at_1pct_fpr"):
-            if a.get(m) is not None:
-                out[f"{name} {m}"] = a[m]
-    return out
+            out[f"{name} {m}"] = a.get(f"{m}{suffix}")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+UTILITY = {"test acc": ("target", "val_acc"), "ε": ("target", "epsilon"), "ANN acc": ("ann", "val_acc"), "ANN ε": ("ann", "epsilon")}
+
+
+def utility_of(row: dict[str, Any], suffix: str = "") -> dict[str, float | None]:
+    """A row's test accuracy and ε (None: no DP-SGD) of the target and the ANN, by ``UTILITY``
+    name, for the models it has (``suffix`` ``"_std"``: their stds instead)."""
+    models = row.get("models", {})
+    return {name: models[role].get(f"{field}{suffix}") for name, (role, field) in UTILITY.items() if role in models}
+
+
+def utility_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The ``UTILITY`` names of a table of ``rows``: the target's always, the ANN's where a row has one."""
+    return [u for u in UTILITY if UTILITY[u][0] == "target" or any(u in utility_of(r) for r in rows)]
+
+
+def measures_of(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(values, stds over training seeds) of a row's ``utility_of`` and ``leakage_of`` measures;
+    no stds for a row of one replicate."""
+    values = {**utility_of(row), **leakage_of(row)}
+    return values, ({**utility_of(row, "_std"), **leakage_of(row, "_std")} if row.get("n", 1) > 1 else {})
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
@@ -112,39 +200,52 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 
 
 def privacy_utility(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per leakage measure: the cells' (accuracy, leakage) points and which are on the front."""
+    """Per leakage measure: the rows' (accuracy, leakage) points (of replicate rows: the means,
+    with their stds and ``n``) and which are on the front."""
     done = [r for r in rows if r.get("models", {}).get("target", {}).get("val_acc") is not None]
     measures = sorted({m for r in done for m in leakage_of(r)})
     out = {}
     for m in measures:
-        cells = [r for r in done if m in leakage_of(r)]
-        points = [(r["models"]["target"]["val_acc"], leakage_of(r)[m]) for r in cells]
-        out[m] = {"cells": [r["key"] for r in cells], "accuracy": [p[0] for p in points], "leakage": [p[1] for p in points],
-                  "front": pareto_front(points)}
+        cells = [(r, *measures_of(r)) for r in done if m in leakage_of(r)]
+        points = [(values["test acc"], values[m]) for _, values, _ in cells]
+        out[m] = {"cells": [r["key"] for r, _, _ in cells], "accuracy": [p[0] for p in points], "leakage": [p[1] for p in points],
+                  "accuracy_std": [stds.get("test acc") for _, _, stds in cells], "leakage_std": [stds.get(m) for _, _, stds in cells],
+                  "n": [r.get("n", 1) for r, _, _ in cells], "front": pareto_front(points)}
     return out
 
 
 def pareto_table(rows: list[dict[str, Any]], front: dict[str, Any], factors: list[str]) -> list[str]:
-    """Markdown: per cell its settings, test accuracy, ε and every leakage measure, a star where
-    the cell is on that measure's privacy-utility front."""
-    measures = list(front)
-    on = {(m, k) for m in measures for k, f in zip(front[m]["cells"], front[m]["front"]) if f}
-    head = [*factors, "test acc", "ε", *measures]
+    """Markdown: per row (a cell, or replicates pooled: ``replicate_rows``) its settings, ``n``,
+    test accuracy and ε of the target (and of the ANN where one is), every leakage measure (mean ±
+    std over training seeds for n > 1), a star where the row is on that measure's front."""
+    shown = [r for r in rows if r.get("models", {}).get("target", {}).get("val_acc") is not None]
+    utility = utility_columns(shown)
+    on = {(m, k) for m in front for k, f in zip(front[m]["cells"], front[m]["front"]) if f}
+    head = [*factors, "n", *utility, *front]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        if r.get("models", {}).get("target", {}).get("val_acc") is None:
-            continue
-        leak = leakage_of(r)
-        eps = r["models"]["target"].get("epsilon")
-        cols = [_show(r["settings"].get(f)) for f in factors] + [pct(r["models"]["target"]["val_acc"]), "∞" if eps is None else f"{eps:.2g}"]
-        cols += [("–" if m not in leak else (pct(leak[m]) if not m.endswith("auc") else f"{leak[m]:.3f}") + (" ★" if (m, r["key"]) in on else ""))
-                 for m in measures]
+    for r in shown:
+        values, stds = measures_of(r)
+        cols = [_show(r["settings"].get(f)) for f in factors] + [str(r.get("n", 1))]
+        cols += [show_measure(m, values, stds) + (" ★" if (m, r["key"]) in on else "") for m in [*utility, *front]]
         lines.append("| " + " | ".join(cols) + " |")
     return lines
 
 
+def show_measure(name: str, values: dict[str, Any], stds: dict[str, Any]) -> str:
+    """One measure of ``measures_of`` in a table: ε as ``∞`` when None (no DP-SGD), an AUC with 3
+    decimals, anything else a percentage; ``± std`` where ``stds`` has one, ``–`` when absent."""
+    if name not in values:
+        return "–"
+    value, std = values[name], stds.get(name)
+    if name.endswith("ε"):
+        return "∞" if value is None else f"{value:.2g}" + (f" ± {std:.2g}" if std is not None else "")
+    if name.endswith("auc"):
+        return f"{value:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+    return pct(value, std)
+
+
 def plot_pareto(path: Path, front: dict[str, Any]) -> None:
-    """pareto.png: test accuracy against each leakage measure, the front marked."""
+    """pareto.png: test accuracy against each leakage measure, the front marked (error bars: std over training seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,6 +259,9 @@ def plot_pareto(path: Path, front: dict[str, Any]) -> None:
         f = front.get(m)
         if f:
             xs, ys = [100 * v for v in f["leakage"]], [100 * v for v in f["accuracy"]]
+            xerr, yerr = ([100 * (s or 0.0) for s in f.get(k) or [None] * len(xs)] for k in ("leakage_std", "accuracy_std"))
+            if any(xerr) or any(yerr):  # replicates: ± std over training seeds
+                ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.75", elinewidth=0.8, zorder=0)
             ax.scatter(xs, ys, c=["tab:red" if on else "0.6" for on in f["front"]], s=18)
             pts = sorted((x, y) for x, y, on in zip(xs, ys, f["front"]) if on)
             if pts:
@@ -184,23 +288,31 @@ def _show(value: Any) -> str:
 
 
 def grid_table(factors: list[str], rows: list[dict[str, Any]], attacks: tuple[str, ...]) -> list[str]:
-    """Markdown lines of one grid: its factors' levels, then per attack acc / top-3 / conf / DAA / target conf."""
+    """Markdown lines of one grid (``rows``: its ``replicate_rows``): its factors' levels, per
+    inversion attack acc / top-3 / conf / DAA / target conf, per membership attack AUC / TPR at 1 %
+    FPR, the models' test accuracy and ε (``utility_columns``), ``n`` and the cell(s)."""
+    from nmprivacy.membership import MEMBERSHIP_ATTACKS
+
+    inversion = [a for a in attacks if a not in MEMBERSHIP_ATTACKS]
+    membership = [f"{a} {m}" for a in attacks if a in MEMBERSHIP_ATTACKS for m in ("auc", "tpr_at_1pct_fpr")]
+    utility = utility_columns(rows)
     head = [*factors]
-    for a in attacks:
+    for a in inversion:
         head += [f"{a} acc", "top-3", "avg conf", "DAA", "target conf"]
-    head.append("cell")
+    head += [*membership, *utility, "n", "cell"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cols = [_show(r["settings"].get(f)) for f in factors]
-        for a in attacks:
+        for a in inversion:
             x = r.get("attacks", {}).get(a)
             if x is None:
                 cols += [r["status"] if "attacks" not in r else "–"] + ["–"] * 4
                 continue
             mark = "" if x.get("valid", True) else " (not valid)"
-            cols += [pct(x[m], x[f"{m}_std"]) + (mark if m == "attack_acc" else "") for m in METRICS]
-            cols.append(pct(x["target_confidence"], x["target_confidence_std"]))
-        cols.append(f"`{r['key']}`")
+            cols += [pct(x[m], x.get(f"{m}_std")) + (mark if m == "attack_acc" else "") for m in METRICS]
+            cols.append(pct(x["target_confidence"], x.get("target_confidence_std")))
+        values, stds = measures_of(r)
+        cols += [show_measure(m, values, stds) for m in [*membership, *utility]] + [str(r.get("n", 1)), " ".join(f"`{k}`" for k in r["cells"])]
         lines.append("| " + " | ".join(cols) + " |")
     return lines
 
@@ -258,34 +370,40 @@ def write_study(out: Path, spec: StudySpec, cells: list[Cell], grids: dict[str, 
                 outcomes: dict[str, dict[str, Any]], cluster: dict[str, Any], timings: dict[str, float], command: str | None = None) -> dict[str, Any]:
     """Write ``study.json``, ``study.md`` and ``study.png`` into ``out``; returns the study.json content."""
     def row(c: Cell) -> dict[str, Any]:
-        return cell_row(c, folders[c.key], outcomes.get(c.key, {"status": "missing"}), out)
+        return {**cell_row(c, folders[c.key], outcomes.get(c.key, {"status": "missing"}), out), "seed": cell_seed(spec, c.settings)}
 
     rows = {c.key: row(c) for c in cells}
     effects: list[dict[str, Any]] = []
-    grid_rows = {}
-    for grid in spec.grids:
+    grid_rows, pooled = {}, {}
+    for grid in study_grids(spec):
         grid_rows[grid.name] = [{**rows[c.key], "settings": c.settings} for c in grids[grid.name]]
+        pooled[grid.name] = replicate_rows(grid_rows[grid.name])
         effects += factor_effects(grid.name, list(grid.factors), grid_rows[grid.name])
     counts = {s: sum(1 for r in rows.values() if r["status"] == s) for s in ("done", "reused", "failed", "missing")}
-    front = privacy_utility(list(rows.values()))
+    replicates = replicate_rows(list(rows.values()))
+    front = privacy_utility(replicates)
     study = {"dataset": spec.dataset, "budget": spec.budget, "seeds": spec.seeds, "evaluators": spec.evaluators, "command": command,
              "spec": spec, "cluster": cluster, "counts": counts,
-             "grids": {g.name: {"factors": g.factors, "base": g.base, "cells": [c.key for c in grids[g.name]]} for g in spec.grids},
-             "cells": list(rows.values()), "effects": effects, "privacy_utility": front,
+             "grids": {g.name: {"factors": g.factors, "base": g.base, "cells": [c.key for c in grids[g.name]],
+                                "replicates": [r["key"] for r in pooled[g.name]]} for g in study_grids(spec)},
+             "cells": list(rows.values()), "replicates": replicates, "effects": effects, "privacy_utility": front,
              **run_metadata(config=spec, seed=spec.seed, timings=timings)}
     atomic_write_json(out / "study.json", study)
     plot_effects(out / "study.png", effects)
     plot_pareto(out / "pareto.png", front)
-    atomic_write_text(out / "study.md", markdown(study, spec, grid_rows, effects))
+    atomic_write_text(out / "study.md", markdown(study, spec, grid_rows, pooled, effects))
     return study
 
 
-def markdown(study: dict[str, Any], spec: StudySpec, grid_rows: dict[str, list[dict[str, Any]]], effects: list[dict[str, Any]]) -> str:
-    """study.md: how it was made, each grid's table, the factor effects and the figure."""
+def markdown(study: dict[str, Any], spec: StudySpec, grid_rows: dict[str, list[dict[str, Any]]], pooled: dict[str, list[dict[str, Any]]],
+             effects: list[dict[str, Any]]) -> str:
+    """study.md: how it was made, each grid's table (``pooled``: its replicate rows; ``grid_rows``:
+    its cells, for their errors), the privacy-utility table, the factor effects and the figures."""
     c = study["counts"]
     lines = [f"# Study: {spec.dataset}, {spec.budget} budget", "",
              f"{len(study['cells'])} cells (run now {c['done']}, reused {c['reused']}, failed {c['failed']}), each one audit with "
-             f"{spec.seeds} seeds x {spec.evaluators} evaluators; percentages, mean ± std over seeds. Cluster: {study['cluster']['scheduler']}"
+             f"{spec.seeds} seeds x {spec.evaluators} evaluators; percentages, mean ± std over the attack seeds, or over the training seeds "
+             f"(setting `seed`) in a row that pools n > 1 replicates. Cluster: {study['cluster']['scheduler']}"
              + (f", {study['cluster']['workers']} worker(s)" if study["cluster"].get("workers") else "") + f", {study['cluster']['threads']} torch thread(s) per cell."]
     if study.get("command"):
         lines += ["", f"Command: `{study['command']}`"]
@@ -297,18 +415,19 @@ def markdown(study: dict[str, Any], spec: StudySpec, grid_rows: dict[str, list[d
         t = first["models"]["target"]
         ev = ", ".join(pct(e["val_acc"]) for e in first["models"]["evaluators"])
         lines += ["", f"Models of the first cell: target {t['kind']} (reset {t['reset']}) {pct(t['val_acc'])} % validation accuracy; evaluators {ev} %."]
-    for grid in spec.grids:
+    for grid in study_grids(spec):
         lines += ["", f"## {grid.name}", ""]
         if grid.base:
             lines += ["Settings of this grid: " + ", ".join(f"`{k}={_show(v)}`" for k, v in grid.base.items()), ""]
-        lines += grid_table(list(grid.factors), grid_rows[grid.name], spec.attacks)
+        lines += grid_table(list(without_seed(grid.factors)), pooled[grid.name], spec.attacks)
         failed = [r for r in grid_rows[grid.name] if r.get("error")]
         lines += [f"- cell `{r['key']}` failed: {r['error']}" for r in failed]
-    factors = list(dict.fromkeys(f for g in spec.grids for f in g.factors))
+    factors = list(without_seed(dict.fromkeys(f for g in spec.grids for f in g.factors)))
     lines += ["", "## Privacy-utility", "",
-              "Per cell: the target's test accuracy, ε where it trained with DP-SGD (∞: without), and every leakage measure; "
-              "★ marks the cells on that measure's front (no other cell is at least as accurate and leaks at most as much).", ""]
-    lines += pareto_table(study["cells"], study["privacy_utility"], factors)
+              "Per cell, or per n training-seed replicates pooled (mean ± std): the target's test accuracy, ε where it trained with "
+              "DP-SGD (∞: without), the ANN's where there is one, and every leakage measure; ★ marks the rows on that measure's front "
+              "(no other row is at least as accurate and leaks at most as much; on the means).", ""]
+    lines += pareto_table(study["replicates"], study["privacy_utility"], factors)
     lines += ["", "![privacy-utility fronts](pareto.png)"]
     lines += ["", "## Factor effects", "",
               "Per factor, the mean over the grid's cells at each level (the other factors averaged out) and the spread of those means.", ""]
