@@ -290,6 +290,7 @@ def run_attack(
     """Attack ``name`` on ``target`` for every class over the audit's seeds, scored by every
     evaluator; the summary and the first seed's inversion (kept for the report's figures)."""
     table, confs, iters, spi, first = [], [], [], [], None
+    part_tables: dict[str, list[list[dict[str, float]]]] = {}  # an ensemble's members, each scored as the attack it is
     for r in bar(range(config.seeds), desc=f"{name} seeds", leave=False, quiet=config.seeds == 1):
         seed = config.seed + r
         options = {"steps": steps} if target.info.domain == "spikes" else {}
@@ -299,6 +300,8 @@ def run_attack(
             attack.prepare(splits)  # public statistics of the domain, for attacks that may use them
         inv = attack.run(target, classes, seed=seed)
         table.append([score(e.model, inv.reconstructions, classes, seed, steps) for e in judge])
+        for part, recon in attack.parts(inv).items():
+            part_tables.setdefault(part, []).append([score(e.model, recon, classes, seed, steps) for e in judge])
         confs.append(target_confidence(target, inv, seed))
         iters.append(inv.iterations)
         spi.append(inv.seconds_per_iteration)
@@ -308,6 +311,8 @@ def run_attack(
     if target.info.domain == "spikes" and splits is not None:  # degenerate reconstructions are reported, never silent
         shown = first.probabilities if first.probabilities is not None else first.reconstructions
         extra["diagnostics"] = diagnose(shown, target_confidences(target, first, config.seed), first.classes, data_density(splits), target.info.num_classes)
+    if part_tables:
+        extra["parts"] = {part: summarize(rows) for part, rows in part_tables.items()}
     if config.redraws > 0 and first.probabilities is not None:
         extra.update(redraw_spread(judge[0].model, first.probabilities, classes, config.redraws, config.seed))
     summary = AttackResult(

@@ -255,6 +255,11 @@ def diagnostic_lines(attacks: Mapping[str, Any], names: list[str]) -> list[str]:
                          + ", ".join(f"{w} x{c}" for w, c in counts.items())
                          + f"; the prior alone scores attack accuracy {_pct(prior.get('attack_acc'))} %, DAA {_pct(prior.get('daa'))} %;"
                          + f" {attacks[n].get('seconds', 0):.1f} s for the whole ensemble")
+        parts = attacks[n].get("parts") or {}
+        if parts:
+            lines.append("  - each member alone (the fixed attack it is; counted in the worst case): "
+                         + ", ".join(f"{p} {_pct(v.get('attack_acc'))} / {_pct(v.get('daa'))} %" for p, v in parts.items())
+                         + " (attack accuracy / DAA)")
     return ["", "## Diagnostics", ""] + lines if lines else []
 
 

@@ -73,14 +73,18 @@ class AuditResult:
     @property
     def worst_case(self) -> dict[str, dict[str, Any]]:
         """Per metric, the most any valid attack on the target leaked and which attack: the
-        audit's headline, so one weak attack never speaks for the network (MI-Face attacks the ANN)."""
+        audit's headline, so one weak attack never speaks for the network (MI-Face attacks the ANN).
+        An ensemble's members (``extra["parts"]``, e.g. bl-auto's fixed variants) count as attacks
+        of their own, named ``<attack>/<member>``: each is a whole attack an attacker can run."""
         out: dict[str, dict[str, Any]] = {}
         for name, a in self.attacks.items():
             if a.model != "target" or not a.valid:
                 continue
-            for m in METRIC_NAMES:
-                if m in a.scores and (m not in out or a.scores[m] > out[m]["value"]):
-                    out[m] = {"value": a.scores[m], "attack": name}
+            rows = {name: a.scores, **{f"{name}/{part}": scores for part, scores in (a.extra.get("parts") or {}).items()}}
+            for label, scores in rows.items():
+                for m in METRIC_NAMES:
+                    if m in scores and (m not in out or scores[m] > out[m]["value"]):
+                        out[m] = {"value": scores[m], "attack": label}
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -145,23 +145,46 @@ def test_audit_reports_auto_and_every_attacks_diagnostics(tmp_path: Path) -> Non
         assert len(d["per_class"]) == 10 and 0.0 < d["data_density"] < 1.0
     report = (out / "report.md").read_text()
     assert "## Diagnostics" in report and "winning members" in report and "degenerate classes" in report
+    # every member is scored as the attack it is (the worst case counts them: test below)
+    assert set(auto["parts"]) == set(distinct_members(BLAutoSettings())) and "each member alone" in report
+    assert all(0.0 <= v["attack_acc"] <= 1.0 and 0.0 <= v["daa"] <= 1.0 for v in auto["parts"].values())
+
+
+def test_the_worst_case_counts_an_ensembles_members_as_attacks() -> None:
+    from nmprivacy.results import AttackResult, AuditResult
+
+    def row(acc: float, daa: float, valid: bool = True, parts: dict | None = None) -> AttackResult:
+        return AttackResult(scores={"attack_acc": acc, "daa": daa}, model="target", evaluator_kind="evaluator", iterations=1, seconds_per_iteration=0.0,
+                            target_confidence=0.5, per_seed=[], settings={}, oracle=None, valid=valid, extra={"parts": parts} if parts else {})
+
+    attacks = {"bl-v1": row(0.5, 0.6), "bl-auto": row(0.4, 0.7, parts={"bl-v1:reference": {"attack_acc": 0.8, "daa": 0.5}}),
+               "bl-v2": row(0.9, 0.9, valid=False)}
+    result = AuditResult(dataset="d", family="mnist", domain="image", classes=[], data_source="", budget="default", variant="default", seeds=[0],
+                         steps=1, models={}, attacks=attacks, weak_models={})
+    assert result.worst_case["attack_acc"] == {"value": 0.8, "attack": "bl-auto/bl-v1:reference"}  # a member alone
+    assert result.worst_case["daa"] == {"value": 0.7, "attack": "bl-auto"}  # the invalid bl-v2 never counts
 
 
 def test_auto_vs_fixed_headline_is_the_audits_worst_case_over_its_default_plan():
-    """``benchmarks.auto_vs_fixed``: the headline column is the max over BL-v1/BL-v2 at the default variant and bl-auto,
-    never over the paper/reference rows the audit does not run."""
+    """``benchmarks.auto_vs_fixed``: the headline column is the max over BL-v1/BL-v2 at the default variant, bl-auto
+    and bl-auto's members alone (the audit's ``parts``), not over rows the audit does not score."""
     from benchmarks.auto_vs_fixed import Network, markdown, summary
 
     def res(v1, v2):
         return {"attacks": {"bl-v1": {"attack_acc": v1, "daa": v1}, "bl-v2": {"attack_acc": v2, "daa": v2, "seconds_per_iteration": 1.0, "iterations": 10}}}
 
     fixed = {"paper": res(0.9, 0.1), "reference": res(0.2, 0.3), "default": res(0.5, 0.6)}
-    auto = {"models": {"target": {"val_acc": 0.9}}, "attacks": {"bl-auto": {"attack_acc": 0.4, "daa": 0.7, "seconds": 20.0}}}
+    parts = {"bl-v1:default": {"attack_acc": 0.5, "daa": 0.5}, "bl-v2:reference": {"attack_acc": 0.3, "daa": 0.3}}  # a run whose members differ
+    auto = {"models": {"target": {"val_acc": 0.9}}, "attacks": {"bl-auto": {"attack_acc": 0.4, "daa": 0.7, "seconds": 20.0, "parts": parts}}}
     row = summary(Network("n", "snn-lava", "digits-28"), fixed, auto)
     assert row["best"]["attack_acc"] == {"row": "bl-v1/paper", "mean": 0.9, "std": 0.0}
     assert row["headline"]["attack_acc"] == {"attack": "bl-v2/default", "mean": 0.6} and not row["headline_ge_best_attack_acc"]
     assert row["headline"]["daa"] == {"attack": "bl-auto", "mean": 0.7} and not row["auto_ge_best_daa"]
     assert "| 60.0 / 70.0 | no |" in markdown([row])
+    # a run made before members were scored: its members are the fixed rows (bit-identical), so the headline reaches the best
+    del auto["attacks"]["bl-auto"]["parts"]
+    row = summary(Network("n", "snn-lava", "digits-28"), fixed, auto)
+    assert row["headline"]["attack_acc"] == {"attack": "bl-auto/bl-v1:paper", "mean": 0.9} and row["headline_ge_best_attack_acc"]
 
 
 def test_the_headline_carries_a_caution_when_most_of_its_classes_are_degenerate() -> None:

@@ -133,6 +133,11 @@ class BrainLeaksAuto(SpikingAttack):
             "prior_alone": summarize([[score(e, prior_alone, classes, seed, steps) for e in evaluators]]),
         }
 
+    def parts(self, inversion: Inversion) -> dict[str, Any]:
+        """Every member's own reconstructions (each member is bit-for-bit the fixed attack it
+        wraps): the audit scores them too, so its worst case is at least every fixed variant's."""
+        return {name: m.inversion.reconstructions for name, m in getattr(inversion, "members", {}).items()}
+
     def run(self, model: TargetModel, classes: Sequence[int], seed: int = 0) -> AutoInversion:
         """Run every member on ``classes``, score their candidates on the target, keep the best per class."""
         s = self.settings

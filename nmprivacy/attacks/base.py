@@ -107,3 +107,8 @@ class RegisteredAttack:
     def summarise(self, inversion: Inversion, evaluators: list[Any], classes: list[int], seed: int, steps: int | None) -> dict[str, Any]:
         """Fields this attack adds to its row of an audit (besides the scores): none by default."""
         return {}
+
+    def parts(self, inversion: Inversion) -> dict[str, Any]:
+        """Whole attacks inside this one whose reconstructions ``[K, ...]`` the audit scores on
+        their own (an ensemble's members, each exactly the attack it wraps): none by default."""
+        return {}
