@@ -38,8 +38,7 @@ ROBUST_DRAWS = 8
 
 def load_network(net: Network, evaluators: int, threads: int | None) -> tuple[Any, list[Any], Any, int, Any, Any]:
     """(target model, evaluator models, splits, T, preset, bl-auto settings) exactly as the audit builds them."""
-    from nmprivacy.audit import SNN_KINDS, AuditConfig, attack_plan, evaluator_kind, load_foreign_target, train_evaluators, train_or_load
-    from nmprivacy.cache import cache_root
+    from nmprivacy.audit import AuditConfig, attack_plan, audit_models
     from nmprivacy.data import load_dataset
     from nmprivacy.presets import resolve
 
@@ -48,18 +47,10 @@ def load_network(net: Network, evaluators: int, threads: int | None) -> tuple[An
                          evaluators=evaluators, threads=threads)
     splits = load_dataset(net.dataset, **net.data_options)
     preset = resolve(net.dataset, "default", "default", None, overrides)
-    steps = preset.steps
-    train_steps = steps if splits.domain == "image" else None
-    cache = cache_root(None)
-    if net.target in SNN_KINDS:
-        target = train_or_load(net.target, splits, preset, 0, train_steps, cache).model
-    else:
-        tm, _, steps = load_foreign_target(net.target, splits, net.dt, overrides)
-        target = tm.model
-    judge_kind = preset.evaluator or evaluator_kind(splits.domain)
-    judges = [tm.model for tm in train_evaluators(judge_kind, splits, preset, evaluators, 0, train_steps, cache)]
-    (_, _, settings), = attack_plan(preset, splits.domain, config)
-    return target, judges, splits, steps, preset, settings
+    plan = attack_plan(preset, splits.domain, config)
+    models, _, steps, _, judges = audit_models(config, splits, preset, plan)
+    (_, _, settings), = plan
+    return models["target"].model, [tm.model for tm in judges], splits, steps, preset, settings
 
 
 @torch.no_grad()

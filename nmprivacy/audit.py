@@ -218,6 +218,32 @@ def _run_audit(config: AuditConfig) -> dict[str, Any]:
     return json.loads(results_path.read_text()) if results_path.is_file() else results
 
 
+def audit_models(config: AuditConfig, splits: Any, preset: Preset, plan: list[tuple[str, str, Any]]
+                 ) -> tuple[dict[str, TrainedModel], Any, int, str, list[TrainedModel]]:
+    """The models an audit of ``config`` attacks and judges with: (``{"target": ..., "ann": ...}``
+    (the ANN when ``plan`` attacks it), the ``nmprivacy.targets.Target`` of a user's own network or
+    None, the T attacks run at, the evaluator kind, the evaluators), each trained or loaded from the
+    model cache."""
+    steps = preset.steps
+    train_steps = steps if splits.domain == "image" else None  # event data keep their own T
+    cache = cache_root(config.cache)
+    models: dict[str, TrainedModel] = {}
+    foreign = None
+    if config.target in SNN_KINDS:
+        models["target"] = train_or_load(config.target, splits, preset, config.seed, train_steps, cache, config.budget, config.device)
+    elif Path(config.target).exists():
+        models["target"], foreign, steps = load_foreign_target(config.target, splits, config.dt, config.overrides)
+    else:
+        raise NmprivacyError(
+            f"--target '{config.target}' is neither a target kind ({', '.join(SNN_KINDS)}) nor an existing NetX file, NIR graph or checkpoint folder"
+        )
+    if any(role == "ann" for _, role, _ in plan):
+        models["ann"] = train_or_load("ann", splits, preset, config.seed, None, cache, config.budget, config.device)
+    judge_kind = preset.evaluator or evaluator_kind(splits.domain)
+    judges = train_evaluators(judge_kind, splits, preset, config.evaluators, config.seed, train_steps, cache, config.budget, config.device)
+    return models, foreign, steps, judge_kind, judges
+
+
 def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
     from nmprivacy.data import load_dataset
     from nmprivacy.report import write_report
@@ -226,27 +252,11 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
     with sw("data"):
         splits = load_dataset(config.dataset, root=config.data_root, **config.data_options)
     preset = resolve(config.dataset, config.budget, config.variant, config.hidden, config.overrides)
-    steps = preset.steps
-    train_steps = steps if splits.domain == "image" else None  # event data keep their own T
     plan = attack_plan(preset, splits.domain, config)
     classes = list(range(splits.num_classes))
 
-    models: dict[str, TrainedModel] = {}
-    cache = cache_root(config.cache)
-    foreign = None  # the nmprivacy.targets.Target of a user's own network
     with sw("train"):
-        if config.target in SNN_KINDS:
-            models["target"] = train_or_load(config.target, splits, preset, config.seed, train_steps, cache, config.budget, config.device)
-        elif Path(config.target).exists():
-            models["target"], foreign, steps = load_foreign_target(config.target, splits, config.dt, config.overrides)
-        else:
-            raise NmprivacyError(
-                f"--target '{config.target}' is neither a target kind ({', '.join(SNN_KINDS)}) nor an existing NetX file, NIR graph or checkpoint folder"
-            )
-        if any(role == "ann" for _, role, _ in plan):
-            models["ann"] = train_or_load("ann", splits, preset, config.seed, None, cache, config.budget, config.device)
-        judge_kind = preset.evaluator or evaluator_kind(splits.domain)
-        judge = train_evaluators(judge_kind, splits, preset, config.evaluators, config.seed, train_steps, cache, config.budget, config.device)
+        models, foreign, steps, judge_kind, judge = audit_models(config, splits, preset, plan)
 
     weak = weak_models(models, judge, splits.num_classes)
     for why in weak.values():
