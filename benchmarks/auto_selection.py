@@ -179,6 +179,12 @@ def cross_fitted_best(result: dict, metric: str) -> float:
     return float((b[:, best_a].sum() + a[:, best_b].sum()) / n)
 
 
+def reaching_best(accs: list[float], results: list[dict]) -> tuple[int, int]:
+    """On how many of ``results`` the attack accuracies ``accs`` reach the best member alone: (in hindsight, cross-fitted)."""
+    return (sum(a >= best_member(r, "attack_acc")[1] - 1e-9 for a, r in zip(accs, results)),
+            sum(a >= cross_fitted_best(r, "attack_acc") - 1e-9 for a, r in zip(accs, results)))
+
+
 def markdown(results: list[dict]) -> str:
     """Per rule: attack accuracy / DAA on every network, and how many networks it matches the best member alone on."""
     nets = [r["network"] for r in results]
@@ -194,8 +200,7 @@ def markdown(results: list[dict]) -> str:
         f"{100 * sum(cross_fitted_best(r, 'attack_acc') for r in results) / len(results):.1f} | – |")
     for rule in rule_names:
         accs = [r["rules"][rule]["attack_acc"] for r in results]
-        ok = sum(a >= best_member(r, "attack_acc")[1] - 1e-9 for a, r in zip(accs, results))
-        ok_cf = sum(a >= cross_fitted_best(r, "attack_acc") - 1e-9 for a, r in zip(accs, results))
+        ok, ok_cf = reaching_best(accs, results)
         cells = " | ".join(f"{100 * r['rules'][rule]['attack_acc']:.1f} ± {100 * r['rules'][rule].get('attack_acc_std', 0.0):.1f} / "
                            f"{100 * r['rules'][rule]['daa']:.1f}" for r in results)
         lines.append(f"| {rule} | {cells} | {100 * sum(accs) / len(accs):.1f} | {ok}/{len(results)} / {ok_cf}/{len(results)} |")
@@ -245,8 +250,7 @@ def split_summary(results: list[dict]) -> str:
         daas = [value(r, "daa") for r in group]
         text = f"{100 * sum(accs) / len(accs):.1f} / {100 * sum(daas) / len(daas):.1f}"
         if mark:
-            ok = sum(a >= best_member(r, "attack_acc")[1] - 1e-9 for a, r in zip(accs, group))
-            ok_cf = sum(a >= cross_fitted_best(r, "attack_acc") - 1e-9 for a, r in zip(accs, group))
+            ok, ok_cf = reaching_best(accs, group)
             text += f", {ok}/{len(group)} / {ok_cf}/{len(group)}"
         return text
 

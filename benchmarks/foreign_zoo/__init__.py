@@ -202,6 +202,11 @@ def splits_of(members: tuple[Member, ...] = MEMBERS) -> dict[str, str]:
     return out
 
 
+def all_splits() -> dict[str, str]:
+    """Every member's split: ``splits_of`` for ``MEMBERS``, "choose2" for ``TUNING``."""
+    return splits_of() | dict.fromkeys(TUNING_NAMES, "choose2")
+
+
 _DATA: dict[tuple, Any] = {}
 
 
@@ -312,7 +317,7 @@ def validate_lava(m: Member, path: Path, out: Path, n: int | None = None) -> dic
 
 def run_member(m: Member, out: Path, validate: bool = True) -> dict:
     """Build, measure and validate one member; any failure is recorded as its exact last line."""
-    split = splits_of()[m.name] if m.name in NAMES else ("choose2" if m.name in TUNING_NAMES else "test")
+    split = all_splits().get(m.name, "test")
     entry: dict[str, Any] = {
         "name": m.name, "framework": m.framework, "recipe_source": m.source, "dataset": m.dataset, "data_options": m.data_options,
         "steps": m.steps, "arch": m.arch, "domain": m.domain, "family": m.family, "split": split, "epochs": m.epochs, "params": m.params,
@@ -387,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-validate", action="store_true", help="skip the Lava check (nmprivacy validate --random 10)")
     parser.add_argument("--remeasure", action="store_true", help="do not train: measure and validate the members' existing files again")
     args = parser.parse_args(argv)
-    split = splits_of() | dict.fromkeys(TUNING_NAMES, "choose2")
+    split = all_splits()
     if args.list:
         for m in MEMBERS + TUNING:
             print(f"{m.name:38s} {m.framework:8s} {m.family:13s} {m.dataset:22s} T={m.steps:<4d} {split[m.name]}")
@@ -424,4 +429,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["ALL_NAMES", "MEMBERS", "NAMES", "TUNING", "TUNING_NAMES", "Member", "audit_args", "build", "load_splits", "main", "measure", "member", "remeasure_member", "run_member", "splits_of"]
+__all__ = ["ALL_NAMES", "all_splits", "MEMBERS", "NAMES", "TUNING", "TUNING_NAMES", "Member", "audit_args", "build", "load_splits", "main", "measure", "member", "remeasure_member", "run_member", "splits_of"]
