@@ -83,12 +83,11 @@ class TrainedModel:
     record: dict[str, Any]
 
 
-def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
-                  device: str = "cpu") -> TrainedModel:
-    """The ``kind`` model for ``splits``: from the cache folder ``cache`` when its key (data set,
-    kind, config, schedule, seed, T) matches, else trained with ``training.train_model`` and cached."""
-    from nmprivacy.models import checkpoint, default_config
-    from nmprivacy.training import defence_fields, settings_for, train_model
+def model_config(kind: str, splits: Any, preset: Preset, budget: Budget = "default") -> Any:
+    """The config of a ``kind`` model for ``splits`` under ``preset``: the kind's defaults (hidden
+    size), the preset's ``target_config`` fields on a target kind (surrogate, weight bits,
+    ``extra_hidden``, ...) and ``ann_quantize`` on an ``ann``."""
+    from nmprivacy.models import default_config
 
     model_cfg = default_config(kind, splits.input_shape, splits.num_classes, dataset=splits.name, hidden=preset.hidden, budget=budget)
     if kind in SNN_KINDS and preset.target_config:
@@ -98,6 +97,17 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
             raise NmprivacyError(f"target_config {preset.target_config} names fields that a {kind} config does not have") from None
     if kind == "ann" and preset.ann_quantize:
         model_cfg = replace(model_cfg, quantize=preset.ann_quantize)  # post-training quantisation (nmprivacy.models.ann)
+    return model_cfg
+
+
+def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
+                  device: str = "cpu") -> TrainedModel:
+    """The ``kind`` model for ``splits``: from the cache folder ``cache`` when its key (data set,
+    kind, config, schedule, seed, T) matches, else trained with ``training.train_model`` and cached."""
+    from nmprivacy.models import checkpoint
+    from nmprivacy.training import defence_fields, settings_for, train_model
+
+    model_cfg = model_config(kind, splits, preset, budget)
     settings = settings_for(kind, preset)
     key = cache_key(dataset=splits.name, source=splits.source, n=[len(splits.train), len(splits.test)], kind=kind,
                     config=model_cfg, settings=settings, seed=seed, steps=steps)

@@ -58,6 +58,44 @@ def test_snn_lava_export_is_lossless_and_emulation_equals_model(tmp_path):
     assert torch.equal(out_model[1:], layers[1][:-1])
 
 
+def test_deeper_snn_lava_exports_losslessly_and_both_engines_agree(tmp_path):
+    """``extra_hidden`` stacks more CUBA layers (what a deeper file's references are): the sparse
+    engine, slayer's blocks, the NetX emulation and a checkpoint round trip give the same membranes."""
+    from nmprivacy.models import checkpoint
+
+    torch.manual_seed(0)
+    model = build("snn-lava", SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=HIDDEN, extra_hidden=(20, 12), weight_scale=3.0)).freeze()
+    assert [tuple(b.synapse.weight.shape[:2]) for b in model.blocks] == [(HIDDEN, 16), (20, HIDDEN), (12, 20), (CLASSES, 12)]
+    x = spikes(batch=6)
+    with torch.no_grad():
+        model.engine = "sparse"
+        v_sparse = model(x)
+        model.engine = "slayer"
+        v_slayer = model(x)
+    assert torch.equal(v_sparse, v_slayer) and v_slayer.abs().sum() > 0
+    report = export_netx(model, tmp_path / "deep.net")
+    assert report.lossless
+    emu = load_netx(tmp_path / "deep.net")
+    assert emu.network().sizes == (16, HIDDEN, 20, 12, CLASSES)
+    with torch.no_grad():
+        layers = emu.layer_spikes(x)
+        assert all(s.sum() > 0 for s in layers[:3])  # every hidden layer spikes: the comparison means something
+        assert torch.equal(emu(x), v_slayer)
+    checkpoint.save(model, tmp_path / "ckpt")
+    again = checkpoint.load(tmp_path / "ckpt", "snn-lava")
+    assert again.config == model.config and again.config.extra_hidden == (20, 12)
+    with torch.no_grad():
+        assert torch.equal(again(x), v_slayer)
+
+
+@pytest.mark.parametrize("extra", [[0], [8, -1], ["a"], 5])
+def test_bad_extra_hidden_is_a_one_line_error(extra):
+    from nmprivacy.errors import NmprivacyError
+
+    with pytest.raises(NmprivacyError, match="extra_hidden"):
+        SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=HIDDEN, extra_hidden=extra)
+
+
 def test_norse_export_maps_onto_cuba_with_small_error(tmp_path):
     model = small_snn_norse()
     report = export_netx(model, tmp_path / "n.net")

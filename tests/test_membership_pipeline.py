@@ -86,11 +86,9 @@ def test_run_mia_on_an_ann_uses_its_logits_and_says_counts_do_not_apply(tmp_path
     assert not (tmp_path / "x").exists()  # a refused run leaves nothing behind
 
 
-def test_run_mia_on_a_netx_file_trains_references_for_its_sizes(tmp_path, monkeypatch):
-    model = small_snn_lava()  # 16-24-4: reads a 4x4 data set
-    net = tmp_path / "foreign.net"
-    export_netx(model, net)
-    # a 4-class data set of 4x4 images for it, standing in for "digits" (so the digits preset applies)
+@pytest.fixture
+def stand_in_digits(monkeypatch):
+    """A 4-class data set of 4x4 images registered as "digits" (so the digits preset applies), for the 4x4 test networks."""
     from nmprivacy.data import dataset_names
     from nmprivacy.data.base import REGISTRY, DatasetEntry, DatasetSplits, Split
 
@@ -102,6 +100,12 @@ def test_run_mia_on_a_netx_file_trains_references_for_its_sizes(tmp_path, monkey
 
     dataset_names()  # register the real loaders first, then replace one
     monkeypatch.setitem(REGISTRY, "digits", DatasetEntry("digits", load, "image", "4x4 stand-in"))
+
+
+def test_run_mia_on_a_netx_file_trains_references_for_its_sizes(tmp_path, stand_in_digits):
+    model = small_snn_lava()  # 16-24-4: reads a 4x4 data set
+    net = tmp_path / "foreign.net"
+    export_netx(model, net)
     mia = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("lira-offline", "rmia", "loss"), lava_check=4))
     assert mia["target"]["file"] == str(net) and mia["target"]["models"] == 1 and mia["reference_kind"] == "snn-lava"
     assert mia["population"]["protocol"] == "single target" and mia["population"]["z"] == 15  # a quarter of the 60 test records
@@ -111,6 +115,23 @@ def test_run_mia_on_a_netx_file_trains_references_for_its_sizes(tmp_path, monkey
         assert all(k in mia["attacks"][name] for k in STABLE_KEYS)
     with pytest.raises(NmprivacyError, match="no float model"):
         run_mia(tiny(tmp_path, target=str(net), oracle="float", references=2, out=str(tmp_path / "y")))
+
+
+def test_run_mia_on_a_deeper_file_trains_references_of_all_its_layers(tmp_path, stand_in_digits):
+    from nmprivacy.models import build, checkpoint
+    from nmprivacy.models.snn_lava import SNNLavaConfig
+
+    torch.manual_seed(0)
+    model = build("snn-lava", SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=24, extra_hidden=(12,), weight_scale=3.0)).freeze()
+    net = tmp_path / "deep.net"
+    export_netx(model, net)  # 16-24-12-4, as a foreign NetX file
+    mia = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("loss",)))
+    assert any("16-24-12-4" in n and "recipe" in n for n in mia["notes"])
+    refs = mia["reference_models"]
+    assert len(refs) == 2 and all(r["config"]["hidden"] == 24 and list(r["config"]["extra_hidden"]) == [12] for r in refs)
+    trained = checkpoint.load(refs[0]["checkpoint"], "snn-lava")
+    assert trained.network().sizes == (16, 24, 12, CLASSES)
+    assert 0.0 <= mia["attacks"]["loss"]["auc"] <= 1.0
 
 
 def run_cli(*args: str, env_cache: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

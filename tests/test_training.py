@@ -108,12 +108,14 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_train_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "ck"
     proc = run_cli("train", "--dataset", "digits", "--model", "snn-lava", "--hidden", "16", "--epochs", "1", "--steps", "5",
-                   "--max-train-samples", "100", "--seed", "2", "--progress", "--out", str(out))
+                   "--max-train-samples", "100", "--seed", "2", "--progress", "--out", str(out),
+                   "--set", "target_config.extra_hidden=[8]", "--set", "target_config.surrogate=arctan")  # as the audit builds its target
     assert proc.returncode == 0, proc.stderr
     assert "validation accuracy" in proc.stdout and "snn-lava epoch 1/1" in proc.stderr  # tqdm progress, asked for
     assert "warning: --max-train-samples is deprecated" in proc.stderr and "use --limit-train" in proc.stderr  # the old spelling still works
     model = load(out, "snn-lava")
-    assert model.config.hidden == 16
+    assert model.config.hidden == 16 and model.config.extra_hidden == (8,) and model.config.surrogate == "arctan"
+    assert model.network().sizes == (64, 16, 8, 10)
     info = load_info(out)
     assert info["seed"] == 2 and info["steps"] == 5 and 0.0 <= info["val_acc"] <= 1.0
     assert info["report"]["settings"]["epochs"] == 1 and info["dataset"] == "digits"

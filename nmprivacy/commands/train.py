@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     """Load the data, train, evaluate and save; prints the validation accuracy."""
     import torch
 
+    from nmprivacy.audit import model_config
     from nmprivacy.data import load_dataset
     from nmprivacy.errors import NmprivacyError
-    from nmprivacy.models import default_config
     from nmprivacy.models.checkpoint import check_replaceable, save
     from nmprivacy.presets import resolve
     from nmprivacy.runinfo import Stopwatch
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     preset = resolve(args.dataset, budget(args), hidden=args.hidden, overrides=overrides(args))
     flags = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size}
     settings = replace(settings_for(args.model, preset), **{k: v for k, v in flags.items() if v is not None})
-    config = default_config(args.model, splits.input_shape, splits.num_classes, args.dataset, hidden=preset.hidden, budget=budget(args))
+    config = model_config(args.model, splits, preset, budget(args))  # with --set target_config.* / ann_quantize, as the audit trains it
     steps = args.steps or (preset.steps if splits.domain == "image" else None)
     with sw("train"):
         model, report = train_model(args.model, splits, config, settings, args.seed, steps=steps, device=args.device)

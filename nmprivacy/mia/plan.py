@@ -48,29 +48,33 @@ class Plan:
         return np.concatenate([self.audited, self.population])
 
 
-def reference_recipe(target: Any) -> tuple[str, int, str]:
-    """(kind, hidden size, note) of the references for a model nmprivacy did not train: a
-    checkpoint's own kind and size; a dense input -> hidden -> output network (NetX, NIR) gets
-    ``snn-lava`` references of the same sizes; anything else is refused in one line."""
+def reference_recipe(target: Any) -> tuple[str, int, tuple[int, ...], str]:
+    """(kind, hidden size, sizes of any further hidden layers, note) of the references for a model
+    nmprivacy did not train: a checkpoint's own kind and sizes; a stack of dense layers without
+    recurrence or delays (NetX, NIR; input -> hidden -> ... -> output) gets ``snn-lava``
+    references of the same layer sizes; anything else is refused in one line."""
     from nmprivacy.network import DenseLayer, Network
 
     model = target.model
     kind = target.meta.get("kind")
     config = getattr(model, "config", None)
     if kind in KINDS and getattr(config, "hidden", None) is not None:
-        return kind, int(config.hidden), f"references: {kind} models of the checkpoint's size (hidden {config.hidden}), trained with nmprivacy's recipe"
+        extra = tuple(getattr(config, "extra_hidden", ()))
+        sizes = "-".join(str(n) for n in (config.hidden, *extra))
+        return kind, int(config.hidden), extra, f"references: {kind} models of the checkpoint's size (hidden {sizes}), trained with nmprivacy's recipe"
     network = model.network()
     if isinstance(network, Network):
         layers = network.layers
-        plain = len(layers) == 2 and all(isinstance(x, DenseLayer) and x.weight_rec is None and x.delay is None for x in layers)
+        plain = len(layers) >= 2 and all(isinstance(x, DenseLayer) and x.weight_rec is None and x.delay is None for x in layers)
         if plain:
             sizes = "-".join(str(s) for s in network.sizes)
-            return "snn-lava", int(network.sizes[1]), (
+            return "snn-lava", int(network.sizes[1]), tuple(int(n) for n in network.sizes[2:-1]), (
                 f"references: snn-lava models (Lava-DL CUBA, the preset's schedule) of the file's layer sizes {sizes}, trained with nmprivacy's "
                 "recipe, not with the file's own training")
         raise NmprivacyError(
-            f"{target.source} is not a dense input -> hidden -> output network ({network.describe()}): membership inference needs "
-            "reference models of the same architecture, which nmprivacy can train only for that shape (or pass a checkpoint folder)")
+            f"{target.source} is not a stack of dense layers ({network.describe()}): membership inference needs "
+            "reference models of the same architecture, which nmprivacy can train only for dense stacks without recurrence or delays "
+            "(or pass a checkpoint folder)")
     raise NmprivacyError(f"{target.source}: cannot tell which reference models to train for it: pass a NetX file, a NIR graph or a checkpoint folder")
 
 
@@ -87,7 +91,9 @@ def make_plan(config: MiaConfig) -> Plan:
     splits = load_dataset(config.dataset, root=config.data_root, **config.data_options)
     preset = preset_for(config.dataset, config.budget)
     preset = with_overrides(preset, {**({"hidden": config.hidden} if config.hidden is not None else {}), **config.overrides})
-    kind, hidden, steps, foreign, notes = _target(config, splits, preset)
+    kind, hidden, extra, steps, foreign, notes = _target(config, splits, preset)
+    if extra:  # a deeper file's references: snn-lava with its further hidden layers
+        preset = with_overrides(preset, {"target_config": {**preset.target_config, "extra_hidden": list(extra)}})
     image_model = kind == "ann"
     threat, oracle, reference_oracle = _threat_and_oracles(config, kind, foreign)
     if image_model:
@@ -108,18 +114,18 @@ def make_plan(config: MiaConfig) -> Plan:
                 population, keep, foreign, tuple(notes))
 
 
-def _target(config: MiaConfig, splits: Any, preset: Any) -> tuple[str, int | None, int | None, Any, list[str]]:
-    """(kind of the trained models, their hidden size, T, the file's ``Target`` or None, notes)."""
+def _target(config: MiaConfig, splits: Any, preset: Any) -> tuple[str, int | None, tuple[int, ...], int | None, Any, list[str]]:
+    """(kind of the trained models, their hidden size, their further hidden layers' sizes, T, the file's ``Target`` or None, notes)."""
     notes: list[str] = []
     foreign = None
     if config.target in KINDS:
-        kind, hidden = config.target, preset.hidden
+        kind, hidden, extra = config.target, preset.hidden, ()
         steps = preset.steps if splits.domain == "image" else None
     elif Path(config.target).exists():
         from nmprivacy.targets import choose_steps, fit_to_data, load_target
 
         foreign = fit_to_data(load_target(config.target, dt=config.dt), splits.input_shape, splits.num_classes, splits.name)
-        kind, hidden, note = reference_recipe(foreign)
+        kind, hidden, extra, note = reference_recipe(foreign)
         notes.append(note)
         if config.hidden is not None and config.hidden != hidden:
             notes.append(f"--hidden {config.hidden} was not used: the references take the target's own hidden size ({hidden})")
@@ -129,7 +135,7 @@ def _target(config: MiaConfig, splits: Any, preset: Any) -> tuple[str, int | Non
         raise NmprivacyError(f"--target '{config.target}' is neither a kind ({', '.join(KINDS)}) nor an existing NetX file, NIR graph or checkpoint folder")
     if foreign is not None and foreign.model.info.domain != "spikes" and kind != "ann":
         raise NmprivacyError(f"--target {config.target} is neither a spiking network nor an ann checkpoint: give a target nmprivacy can train references for")
-    return kind, hidden, steps, foreign, notes
+    return kind, hidden, extra, steps, foreign, notes
 
 
 def _threat_and_oracles(config: MiaConfig, kind: str, foreign: Any) -> tuple[str, str, str]:

@@ -1,6 +1,8 @@
 """``snn-lava``: the BrainLeaks SNN target built from Lava-DL slayer CUBA blocks (Loihi fixed point).
 
-Topology as ``snn-norse`` (input -> hidden -> classes, dense, no bias) from
+Topology as ``snn-norse`` (input -> hidden -> classes, dense, no bias; ``extra_hidden`` adds
+further hidden layers, input -> hidden -> *extra_hidden -> classes, e.g. the reference models of
+a deeper NetX file or NIR graph in ``nmprivacy mia``) from
 ``lava.lib.dl.slayer.block.cuba.Dense`` blocks kept in ``self.blocks`` so that
 ``blocks[i].export_hdf5(group)`` writes the NetX network. What trains is what Loihi runs:
 
@@ -53,6 +55,7 @@ not what, a model computes (like the thread count), so cached models keep their 
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -94,7 +97,7 @@ class SNNLavaConfig:
     """Everything that rebuilds an ``snn-lava`` model (docs/method.md §2.3 defaults, Loihi CUBA)."""
 
     # fields added after models were cached: left out of the JSON form (and cache keys) at their defaults
-    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("surrogate_params", "weight_bits", "reset")
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("surrogate_params", "weight_bits", "reset", "extra_hidden")
 
     input_shape: tuple[int, ...]
     num_classes: int
@@ -108,9 +111,22 @@ class SNNLavaConfig:
     weight_scale: float = 1.0  # slayer init scaling of the synapse weights
     weight_bits: int = 8  # synapse mantissa bits on Loihi (8: slayer's quantize_8bit; 2-7: LoihiWeights)
     reset: Literal["hard"] = "hard"  # Loihi's CUBA neuron resets to 0; nothing else is expressible
+    extra_hidden: tuple[int, ...] = ()  # sizes of further hidden layers after ``hidden`` (empty: one hidden layer)
 
     def __post_init__(self) -> None:
         check_knobs(self)
+        try:
+            sizes = tuple(int(n) for n in self.extra_hidden)
+        except (TypeError, ValueError):
+            sizes = (0,)
+        if any(n < 1 for n in sizes):
+            raise NmprivacyError(f"snn-lava: extra_hidden is {self.extra_hidden!r}: give the sizes of the further hidden layers, e.g. [128, 64]")
+        object.__setattr__(self, "extra_hidden", sizes)
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """Neurons per layer, input first: ``(N_in, hidden, *extra_hidden, classes)``."""
+        return (math.prod(self.input_shape), self.hidden, *self.extra_hidden, self.num_classes)
 
 
 def check_knobs(config: Any) -> None:
@@ -239,14 +255,14 @@ def default_config(input_shape: tuple[int, ...], num_classes: int, preset: objec
 
 
 class SNNLava(TargetModel):
-    """Two CUBA Dense blocks (hidden, output); output read-out = output block's pre-reset voltage."""
+    """CUBA Dense blocks (hidden, any ``extra_hidden``, output); output read-out = output block's pre-reset voltage."""
 
     def __init__(self, config: SNNLavaConfig) -> None:
         super().__init__()
         self.config = config
         self.info = ModelInfo("snn-lava", "spikes", tuple(config.input_shape), config.num_classes, reset="hard")
-        n_in = math.prod(config.input_shape)
-        self.blocks = nn.ModuleList([cuba_dense(n_in, config.hidden, config), cuba_dense(config.hidden, config.num_classes, config)])
+        sizes = config.layer_sizes
+        self.blocks = nn.ModuleList([cuba_dense(n_in, n_out, config) for n_in, n_out in itertools.pairwise(sizes)])
         self.engine = default_engine()
 
     @property
@@ -261,7 +277,7 @@ class SNNLava(TargetModel):
         self._engine = value
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hidden spikes ``[T, B, hidden]`` (after the block's one-step delay) and output voltage ``[T, B, classes]``.
+        """The first hidden layer's spikes ``[T, B, hidden]`` (after the block's one-step delay) and output voltage ``[T, B, classes]``.
 
         The sparse engine serves this only when nothing needs gradients (its hidden spikes carry none)."""
         if self._engine == "sparse" and not (torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())):
@@ -277,8 +293,11 @@ class SNNLava(TargetModel):
         t, b = x.shape[:2]
         xs = x.reshape(t, b, -1).permute(1, 2, 0).contiguous()  # [B, N, T]
         s1 = self.blocks[0](xs)  # [B, hidden, T], delayed by one step
-        out = self.blocks[1]
-        _, voltage = out.neuron.dynamics(out.synapse(s1))  # pre-reset, float units, [B, classes, T]
+        s = s1
+        for blk in self.blocks[1:-1]:  # extra hidden layers, each one more step of delay
+            s = blk(s)
+        out = self.blocks[-1]
+        _, voltage = out.neuron.dynamics(out.synapse(s))  # pre-reset, float units, [B, classes, T]
         return s1.permute(2, 0, 1), voltage.permute(2, 0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
