@@ -71,10 +71,12 @@ def reference_recipe(target: Any) -> tuple[str, int, tuple[int, ...], str]:
             return "snn-lava", int(network.sizes[1]), tuple(int(n) for n in network.sizes[2:-1]), (
                 f"references: snn-lava models (Lava-DL CUBA, the preset's schedule) of the file's layer sizes {sizes}, trained with nmprivacy's "
                 "recipe, not with the file's own training")
+        odd = [f"layer {i}: " + ("not dense" if not isinstance(x, DenseLayer) else "recurrent" if x.weight_rec is not None else "synaptic delays")
+               for i, x in enumerate(layers) if not (isinstance(x, DenseLayer) and x.weight_rec is None and x.delay is None)]
         raise NmprivacyError(
-            f"{target.source} is not a stack of dense layers ({network.describe()}): membership inference needs "
-            "reference models of the same architecture, which nmprivacy can train only for dense stacks without recurrence or delays "
-            "(or pass a checkpoint folder)")
+            f"{target.source} is not a plain stack of dense layers ({'; '.join(odd) or 'fewer than two layers'}; {network.describe()}): membership "
+            "inference needs reference models of the same architecture, which nmprivacy can train only for dense stacks without recurrence or "
+            "delays (or pass a checkpoint folder)")
     raise NmprivacyError(f"{target.source}: cannot tell which reference models to train for it: pass a NetX file, a NIR graph or a checkpoint folder")
 
 
