@@ -134,9 +134,10 @@ def test_run_mia_on_a_deeper_file_trains_references_of_all_its_layers(tmp_path, 
     assert 0.0 <= mia["attacks"]["loss"]["auc"] <= 1.0
 
 
-@pytest.mark.parametrize("extra, words", [({}, None), ({"delay": np.ones((5, 6), dtype=np.int64)}, "layer 1: synaptic delays"),
+@pytest.mark.parametrize("extra, words", [({}, None), ({"delay": np.ones((5, 6), dtype=np.int64)}, "synaptic delays"),
                                            ({"weight_rec": np.zeros((5, 5), dtype=np.int64)}, "layer 1: recurrent")])
 def test_reference_recipe_takes_dense_stacks_and_names_the_layer_it_cannot_train(extra, words):
+    """A dense stack gets snn-lava references of all its sizes (delays: said in the note, not copied); recurrence is refused naming the layer."""
     from types import SimpleNamespace
 
     from nmprivacy.mia.plan import reference_recipe
@@ -148,12 +149,13 @@ def test_reference_recipe_takes_dense_stacks_and_names_the_layer_it_cannot_train
               DenseLayer(neuron=neuron, weight=np.ones((3, 5), dtype=np.int64), name="l2"))
     network = Network(input_shape=(4,), layers=layers, name="stack")
     target = SimpleNamespace(model=SimpleNamespace(network=lambda: network), meta={}, source="stack.net")
-    if words is None:
-        kind, hidden, more, note = reference_recipe(target)
-        assert (kind, hidden, more) == ("snn-lava", 6, (5,)) and "4-6-5-3" in note
-    else:
+    if "weight_rec" in extra:
         with pytest.raises(NmprivacyError, match=words):
             reference_recipe(target)
+        return
+    kind, hidden, more, note = reference_recipe(target)
+    assert (kind, hidden, more) == ("snn-lava", 6, (5,)) and "4-6-5-3" in note
+    assert ("synaptic delays (layers 1" in note) == ("delay" in extra)
 
 
 def run_cli(*args: str, env_cache: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -51,8 +51,9 @@ class Plan:
 def reference_recipe(target: Any) -> tuple[str, int, tuple[int, ...], str]:
     """(kind, hidden size, sizes of any further hidden layers, note) of the references for a model
     nmprivacy did not train: a checkpoint's own kind and sizes; a stack of dense layers without
-    recurrence or delays (NetX, NIR; input -> hidden -> ... -> output) gets ``snn-lava``
-    references of the same layer sizes; anything else is refused in one line."""
+    recurrence (NetX, NIR; input -> hidden -> ... -> output) gets ``snn-lava`` references of the
+    same layer sizes (synaptic delays, learned parameters of the file's own recipe like its
+    weights, are not reproduced: the note says so); anything else is refused in one line."""
     from nmprivacy.network import DenseLayer, Network
 
     model = target.model
@@ -65,18 +66,20 @@ def reference_recipe(target: Any) -> tuple[str, int, tuple[int, ...], str]:
     network = model.network()
     if isinstance(network, Network):
         layers = network.layers
-        plain = len(layers) >= 2 and all(isinstance(x, DenseLayer) and x.weight_rec is None and x.delay is None for x in layers)
-        if plain:
-            sizes = "-".join(str(s) for s in network.sizes)
-            return "snn-lava", int(network.sizes[1]), tuple(int(n) for n in network.sizes[2:-1]), (
-                f"references: snn-lava models (Lava-DL CUBA, the preset's schedule) of the file's layer sizes {sizes}, trained with nmprivacy's "
+        odd = [f"layer {i}: " + ("recurrent" if isinstance(x, DenseLayer) else "not dense") for i, x in enumerate(layers)
+               if not (isinstance(x, DenseLayer) and x.weight_rec is None)]
+        if odd or len(layers) < 2:
+            raise NmprivacyError(
+                f"{target.source} is not a stack of dense layers ({'; '.join(odd) or 'one layer'}; {network.describe()}): membership "
+                "inference needs reference models of the same architecture, which nmprivacy can train only for dense stacks without "
+                "recurrence (or pass a checkpoint folder)")
+        sizes = "-".join(str(s) for s in network.sizes)
+        delayed = [str(i) for i, x in enumerate(layers) if x.delay is not None and np.any(x.delay)]
+        note = (f"references: snn-lava models (Lava-DL CUBA, the preset's schedule) of the file's layer sizes {sizes}, trained with nmprivacy's "
                 "recipe, not with the file's own training")
-        odd = [f"layer {i}: " + ("not dense" if not isinstance(x, DenseLayer) else "recurrent" if x.weight_rec is not None else "synaptic delays")
-               for i, x in enumerate(layers) if not (isinstance(x, DenseLayer) and x.weight_rec is None and x.delay is None)]
-        raise NmprivacyError(
-            f"{target.source} is not a plain stack of dense layers ({'; '.join(odd) or 'fewer than two layers'}; {network.describe()}): membership "
-            "inference needs reference models of the same architecture, which nmprivacy can train only for dense stacks without recurrence or "
-            "delays (or pass a checkpoint folder)")
+        if delayed:
+            note += f"; the file's synaptic delays (layers {', '.join(delayed)}, learned by its own recipe) are not reproduced: the references have none"
+        return "snn-lava", int(network.sizes[1]), tuple(int(n) for n in network.sizes[2:-1]), note
     raise NmprivacyError(f"{target.source}: cannot tell which reference models to train for it: pass a NetX file, a NIR graph or a checkpoint folder")
 
 
