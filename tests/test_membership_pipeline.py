@@ -125,7 +125,8 @@ def test_run_mia_on_a_deeper_file_trains_references_of_all_its_layers(tmp_path, 
     model = build("snn-lava", SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=24, extra_hidden=(12,), weight_scale=3.0)).freeze()
     net = tmp_path / "deep.net"
     export_netx(model, net)  # 16-24-12-4, as a foreign NetX file
-    mia = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("loss",)))
+    mia = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("loss",), overrides={"steps": 7}))
+    assert mia["steps"] == 7  # --set steps=N reaches a file target's T (and its references'), as in the audit
     assert any("16-24-12-4" in n and "recipe" in n for n in mia["notes"])
     refs = mia["reference_models"]
     assert len(refs) == 2 and all(r["config"]["hidden"] == 24 and list(r["config"]["extra_hidden"]) == [12] for r in refs)

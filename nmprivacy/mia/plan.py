@@ -135,7 +135,7 @@ def _target(config: MiaConfig, splits: Any, preset: Any) -> tuple[str, int | Non
         if config.hidden is not None and config.hidden != hidden:
             notes.append(f"--hidden {config.hidden} was not used: the references take the target's own hidden size ({hidden})")
         notes.append("membership of the target: the data set's training split (after --limit-train) is taken to be what the file was trained on")
-        steps = choose_steps(None, foreign, splits.name) if splits.domain == "image" else None
+        steps = choose_steps(None, foreign, splits.name, config.overrides) if splits.domain == "image" else None
     else:
         raise NmprivacyError(f"--target '{config.target}' is neither a kind ({', '.join(KINDS)}) nor an existing NetX file, NIR graph or checkpoint folder")
     if foreign is not None and foreign.model.info.domain != "spikes" and kind != "ann":
