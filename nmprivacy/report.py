@@ -303,7 +303,10 @@ def membership_lines(mia: Mapping[str, Any]) -> list[str]:
     for name, a in mia.get("attacks", {}).items():
         tpr = a.get("tpr_at_fpr", {})
         lines.append(f"| {name} | {a.get('auc', float('nan')):.3f} | {_pct(tpr.get('0.001'))} % | {_pct(tpr.get('0.01'))} % |")
-    return lines + ["", "Details: [membership/mia.md](membership/mia.md)."]
+    from nmprivacy.mia.report import silent_note
+
+    caution = silent_note(t.get("silent_output"))
+    return lines + (["", f"Caution: {caution}."] if caution else []) + ["", "Details: [membership/mia.md](membership/mia.md)."]
 
 
 def hardware_lines(hw: Mapping[str, Any]) -> list[str]:

@@ -135,6 +135,24 @@ def test_run_mia_on_a_deeper_file_trains_references_of_all_its_layers(tmp_path, 
     assert 0.0 <= mia["attacks"]["loss"]["auc"] <= 1.0
 
 
+def test_a_target_whose_output_never_spikes_is_named_not_scored_silently(tmp_path, stand_in_digits, capsys):
+    """Counts of a read-out that never spikes are all ties: the run says so instead of reporting AUC 0.5 as 'no leakage'."""
+    model = small_snn_lava()
+    with torch.no_grad():
+        model.blocks[-1].synapse.weight.copy_(-model.blocks[-1].synapse.weight.abs())  # inhibitory only: the output layer never reaches threshold
+    net = tmp_path / "silent.net"
+    export_netx(model, net)
+    mia = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("loss",)))
+    assert mia["attacks"]["loss"]["auc"] == pytest.approx(0.5)  # every score ties
+    assert any("do not spike on 100 % of the queries" in n and "--threat membrane" in n for n in mia["notes"])
+    assert "warning: the target's output neurons do not spike on 100 %" in capsys.readouterr().err
+    from nmprivacy.report import membership_lines
+
+    assert mia["target"]["silent_output"] == 1.0 and any(line.startswith("Caution: the target's output neurons") for line in membership_lines(mia))
+    ok = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("loss",), threat="membrane", oracle="emulation", out=str(tmp_path / "m")))
+    assert not any("do not spike" in n for n in ok["notes"]) and ok["target"]["silent_output"] is None
+
+
 @pytest.mark.parametrize("extra, words", [({}, None), ({"delay": np.ones((5, 6), dtype=np.int64)}, "synaptic delays"),
                                            ({"weight_rec": np.zeros((5, 5), dtype=np.int64)}, "layer 1: recurrent")])
 def test_reference_recipe_takes_dense_stacks_and_names_the_layer_it_cannot_train(extra, words):

@@ -66,6 +66,11 @@ class Observations:
     def records(self) -> int:
         return int(self.logp.shape[0])
 
+    def silent_share(self) -> float | None:
+        """Fraction of (record, query) answers without a single output spike (None without counts):
+        what the counts threat sees of them is nothing but a tie."""
+        return None if self.counts is None else float((self.counts.sum(dim=-1) == 0).double().mean())
+
     def take(self, index: np.ndarray | torch.Tensor) -> "Observations":
         """The observations of the records ``index``."""
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)

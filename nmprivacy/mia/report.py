@@ -14,6 +14,8 @@ from nmprivacy.membership.protocol import Pooled
 from nmprivacy.runinfo import atomic_path
 from nmprivacy.text import percent
 
+SILENT_WARN = 0.5  # the counts threat's observations are mostly silence: say so (note, and a warning line)
+
 
 def fmt(value: float | None, digits: int = 3) -> str:
     """``value`` with ``digits`` decimals, "–" for None or NaN."""
@@ -27,9 +29,20 @@ def _ci(ci: list[float] | None, pct: bool = False) -> str:
     return f" [{percent(lo)}, {percent(hi)}]" if pct else f" [{lo:.3f}, {hi:.3f}]"
 
 
-def notes(config: Any, plan: Any, results: dict[str, Any], refs: list[dict[str, Any]]) -> list[str]:
+def silent_note(silent: float | None) -> str | None:
+    """The caution for counts that are mostly silence (``silent``: share of the target's answers
+    without an output spike), or None below ``SILENT_WARN``."""
+    if silent is None or silent < SILENT_WARN:
+        return None
+    return (f"the target's output neurons do not spike on {100 * silent:.0f} % of the queries (all counts 0): the counts threat sees a tie "
+            "there, so these numbers say little about leakage; a read-out that does not spike (e.g. a leaky-integrator output "
+            "layer) still holds the information in its membrane: --threat membrane (white-box) measures it")
+
+
+def notes(config: Any, plan: Any, results: dict[str, Any], refs: list[dict[str, Any]], silent: float | None = None) -> list[str]:
     """What a reader needs to read the numbers: the protocol, the population, the threat's
-    observable, a coarse TPR at 0.1 % FPR, reference models that learned little."""
+    observable (and how much of it is silence: ``silent``, the share of the target's answers
+    without an output spike), a coarse TPR at 0.1 % FPR, reference models that learned little."""
     out = [
         "protocol: " + (f"each of the {plan.references} models in turn is the target, the other {plan.references - 1} its references (trained on "
                         "independent random halves of the audited records); the (record, member?) pairs of all targets are pooled"
@@ -40,6 +53,9 @@ def notes(config: Any, plan: Any, results: dict[str, Any], refs: list[dict[str, 
     if plan.threat == "counts":
         out.append(f"counts threat: the attacker sees output spike counts only; class probabilities are softmax(counts / {config.count_temperature:g}) "
                    "(tied counts get equal probability; the membrane is not used)")
+    caution = silent_note(silent)
+    if caution:
+        out.append(caution)
     if plan.threat == "label":
         out.append(f"label threat: the attacker sees the top-1 label of each of the {plan.queries} queries; probabilities are their "
                    f"smoothed empirical distribution (pseudo-count {config.label_smoothing:g} per class)")

@@ -6,6 +6,7 @@ with ``mia.md``, ``roc.png`` and ``scores.npz``, atomically."""
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from nmprivacy.mia.references import (
     reference_jobs,
     train_references,
 )
-from nmprivacy.mia.report import fmt, markdown, notes, roc_figure, write_scores
+from nmprivacy.mia.report import SILENT_WARN, fmt, markdown, notes, roc_figure, write_scores
 from nmprivacy.runinfo import (
     Stopwatch,
     atomic_dir,
@@ -67,6 +68,7 @@ def _mia_into(config: MiaConfig, out: Path) -> dict[str, Any]:
     _reference_accuracies(plan, ref_records, observations, y_all)
     target_obs, check = _target_and_check(config, plan, ref_records, sw)
 
+    silent = _silent_output(plan, observations, target_obs)
     views = np.stack([attacker_view(o, plan.threat, config.count_temperature, config.label_smoothing) for o in observations])  # [N, A+Z, Q', C]
     target_view = None if target_obs is None else attacker_view(target_obs, plan.threat, config.count_temperature, config.label_smoothing)
     results, pooled = _score(config, plan, views, target_view, y_all[:a].numpy(), y_all[a:].numpy())
@@ -75,14 +77,14 @@ def _mia_into(config: MiaConfig, out: Path) -> dict[str, Any]:
     trained = [r for r in observed if not r.get("cached")]  # ... and trained by it (not reused from the model cache)
     mia = {
         "dataset": plan.splits.name, "domain": plan.splits.domain, "classes": list(plan.splits.classes), "steps": plan.steps,
-        "target": _target_summary(config, plan, ref_records, target_obs, y_all), "references": plan.references,
+        "target": {**_target_summary(config, plan, ref_records, target_obs, y_all), "silent_output": silent}, "references": plan.references,
         "references_per_target": plan.references - 1 if target_obs is None else plan.references,
         "reference_kind": plan.kind, "threat": plan.threat, "oracle": plan.oracle, "reference_oracle": plan.reference_oracle,
         "queries": plan.queries, "count_temperature": config.count_temperature, "label_smoothing": config.label_smoothing,
         "population": {"records": int(plan.pool_y.numel()), "audited": int(a), "z": int(plan.population.size),
                        "protocol": "leave-one-out" if target_obs is None else "single target"},
         "attacks": results, "reference_models": ref_records, "oracle_check": check,
-        "notes": list(plan.notes) + notes(config, plan, results, ref_records),
+        "notes": list(plan.notes) + notes(config, plan, results, ref_records, silent),
         "timings": {"per_reference_model_s": float(np.mean([r["train_seconds"] + r["observe_seconds"] for r in trained])) if trained else None,
                     "reference_models_trained": len(trained), "reference_models_observed": len(observed),
                     "train_s_mean": float(np.mean([r["train_seconds"] for r in trained])) if trained else None,
@@ -98,6 +100,21 @@ def _mia_into(config: MiaConfig, out: Path) -> dict[str, Any]:
     mia = to_jsonable(mia)
     atomic_write_json(out / "mia.json", mia)
     return mia
+
+
+def _silent_output(plan: Plan, observations: list[Observations], target_obs: Observations | None) -> float | None:
+    """Under the counts threat, the share of the target's answers (a kind: every model's, as each
+    is the target once) without any output spike; warned about on stderr when it is most of them."""
+    if plan.threat != "counts":
+        return None
+    shares = [s for s in (o.silent_share() for o in ([target_obs] if target_obs is not None else observations)) if s is not None]
+    if not shares:
+        return None
+    share = float(np.mean(shares))
+    if share >= SILENT_WARN:
+        tqdm.write(f"warning: the target's output neurons do not spike on {100 * share:.0f} % of the queries: the counts threat sees "
+                   "ties there (see the notes; --threat membrane shows what the read-out holds)", file=sys.stderr)
+    return share
 
 
 def _accuracy(pred: torch.Tensor, y: torch.Tensor, mask: np.ndarray) -> float | None:
