@@ -298,6 +298,36 @@ def _dp_optimizer_class() -> type:
     return type("CheckedDPOptimizer", (DPOptimizer,), {"pre_step": pre_step, "__doc__": _dp_optimizer_class.__doc__})
 
 
+def _ghost_optimizer_class() -> type:
+    """Opacus's ``DPOptimizerFastGradientClipping`` whose step fails with a one-line error unless
+    ``DPTraining.backward`` ran since the last step (a plain ``loss.backward()`` leaves the
+    unclipped mean gradient, which must never be noised and stepped as if it were DP-SGD's)."""
+    from opacus.optimizers import DPOptimizerFastGradientClipping
+
+    def pre_step(self: Any, closure: Callable[[], float] | None = None) -> bool | None:
+        if not getattr(self, "_nmp_clipped", False):
+            raise NmprivacyError("DP-SGD with ghost clipping steps only after DPTraining.backward(per-sample losses): "
+                                 "a plain loss.backward() does not clip per sample")
+        self._nmp_clipped = False
+        return DPOptimizerFastGradientClipping.pre_step(self, closure)
+
+    return type("CheckedGhostDPOptimizer", (DPOptimizerFastGradientClipping,), {"pre_step": pre_step, "__doc__": _ghost_optimizer_class.__doc__})
+
+
+def ghost_clippable(model: nn.Module) -> bool:
+    """Whether DP-SGD can clip ``model``'s per-sample gradients without materialising them
+    (Opacus's ghost clipping: each layer's per-sample gradient norm from its activations and
+    backprops): an image model (batch first) whose every trainable layer has an Opacus norm
+    sampler, e.g. the ``ann`` (``nn.Linear`` only). Spiking models fold time into their layers'
+    inputs and keep per-sample gradients."""
+    from opacus.grad_sample import GradSampleModuleFastGradientClipping
+
+    if _batch_dim(model) != 0:
+        return False
+    trainable = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    return bool(trainable) and all(type(m) in GradSampleModuleFastGradientClipping.NORM_SAMPLERS for m in trainable)
+
+
 def _register_slayer_samplers(model: nn.Module, gsm_cls: type) -> None:
     """Add the slayer synapse sampler for the slayer synapse classes ``model`` uses."""
     for module in model.modules():
@@ -312,6 +342,9 @@ def _batch_dim(model: nn.Module) -> int:
     return 1 if getattr(info, "domain", None) == "spikes" else 0
 
 
+HOOK_WARNING = "Using a non-full backward hook when the forward contains multiple autograd Nodes"
+
+
 def make_grad_sample_module(model: nn.Module, batch_dim: int | None = None) -> nn.Module:
     """``model`` wrapped in Opacus's ``GradSampleModule`` (hooks mode, loss reduction "mean") with
     the spiking-model grad samplers; after ``loss.backward()`` every trainable parameter holds
@@ -321,7 +354,7 @@ def make_grad_sample_module(model: nn.Module, batch_dim: int | None = None) -> n
     # Opacus hooks layers with (non-full) module backward hooks; for a layer whose forward is several
     # autograd nodes (slayer: quantise, conv3d, reshape) torch warns that grad_input may be wrong.
     # Opacus reads only grad_output, which is right (tests/test_dp.py checks against a per-sample loop).
-    warnings.filterwarnings("ignore", message="Using a non-full backward hook when the forward contains multiple autograd Nodes")
+    warnings.filterwarnings("ignore", message=HOOK_WARNING)
     gsm_cls = _gsm_class()
     _register_slayer_samplers(model, gsm_cls)
     bdim = _batch_dim(model) if batch_dim is None else int(batch_dim)
@@ -350,9 +383,24 @@ def make_grad_sample_module(model: nn.Module, batch_dim: int | None = None) -> n
     return gsm
 
 
+def make_ghost_module(model: nn.Module, max_grad_norm: float) -> nn.Module:
+    """``model`` (``ghost_clippable``) wrapped in Opacus's ``GradSampleModuleFastGradientClipping``
+    with ghost clipping at ``max_grad_norm``; unwrap with ``release``."""
+    from opacus.grad_sample import GradSampleModuleFastGradientClipping
+
+    warnings.filterwarnings("ignore", message=HOOK_WARNING)  # as make_grad_sample_module
+    gsm = GradSampleModuleFastGradientClipping(model, batch_first=True, loss_reduction="mean", strict=True, max_grad_norm=max_grad_norm,
+                                               use_ghost_clipping=True)
+    gsm._nmp_batch_hook = None
+    gsm._nmp_trainable = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    gsm._nmp_engine = None
+    return gsm
+
+
 def release(gsm: nn.Module) -> nn.Module:
     """The model inside ``gsm`` with every hook and per-sample attribute removed (plain again)."""
-    gsm._nmp_batch_hook.remove()
+    if gsm._nmp_batch_hook is not None:
+        gsm._nmp_batch_hook.remove()
     for m in gsm._nmp_trainable:
         for attr in ("max_batch_len", "activations"):
             if hasattr(m, attr):
@@ -364,8 +412,9 @@ def release(gsm: nn.Module) -> nn.Module:
     if gsm._nmp_engine not in (None, SLAYER_ENGINE):
         model.engine = gsm._nmp_engine
     for p in model.parameters():
-        if hasattr(p, "summed_grad"):  # left by DPOptimizer
-            del p.summed_grad
+        for attr in ("summed_grad", "_norm_sample", "_forward_counter"):  # left by DPOptimizer / ghost clipping
+            if hasattr(p, attr):
+                delattr(p, attr)
     return model
 
 
@@ -391,12 +440,32 @@ class DPTraining:
     plan: DPPlan
     noise_multiplier: float
     delta: float
+    ghost: bool = False  # ghost clipping (per-sample gradient norms without per-sample gradients): use ``backward``
+
+    def backward(self, losses: torch.Tensor) -> torch.Tensor:
+        """Backpropagate the per-sample losses ``[B]`` of a batch so that the next ``optimizer.step()``
+        is DP-SGD's (with ghost clipping: Opacus's two backward passes, the second on the losses
+        weighted by each sample's clipping factor; else the mean's backward and per-sample
+        gradients); returns the mean loss, detached."""
+        if self.ghost:
+            from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+
+            DPTensorFastGradientClipping(self.module, self.optimizer, losses, "mean").backward()
+            self.optimizer._nmp_clipped = True
+        else:
+            losses.mean().backward()
+        return losses.detach().mean()
 
     def empty_step(self) -> None:
         """The DP-SGD step of an empty Poisson batch: noise only (and accounted)."""
         self.optimizer.zero_grad(set_to_none=True)
         for p in self.optimizer.params:
-            p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+            if self.ghost:
+                p.grad = torch.zeros_like(p)
+            else:
+                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+        if self.ghost:
+            self.optimizer._nmp_clipped = True
         self.optimizer.step()
 
     @property
@@ -422,6 +491,7 @@ class DPTraining:
             "accountant": self.settings.accountant,
             "poisson": self.settings.poisson,
             "target_epsilon": self.settings.epsilon,
+            "clipping": "ghost" if self.ghost else "per-sample",
         }
 
     def close(self) -> nn.Module:
@@ -440,13 +510,16 @@ def dp_wrap(
     generator: torch.Generator | None = None,
     noise_generator: torch.Generator | None = None,
     batch_dim: int | None = None,
+    ghost: bool = False,
 ) -> DPTraining:
     """Make ``model``/``optimizer`` train with DP-SGD for ``epochs`` epochs of ``n_train`` samples
     at (expected) batch size ``batch_size``. ``optimizer`` must hold exactly ``model``'s trainable
     parameters; the loss must be a mean over the batch's samples (as ``membrane_cross_entropy``
     and ``cross_entropy``). ``generator`` draws the batches, ``noise_generator`` the noise (None:
     torch's global RNG). In target-ε mode the noise multiplier is fixed here for
-    ``epochs * ceil(n_train / batch_size)`` steps."""
+    ``epochs * ceil(n_train / batch_size)`` steps. ``ghost``: clip with Opacus's ghost clipping
+    (``ghost_clippable`` models only; the loop must then call ``DPTraining.backward`` with the
+    per-sample losses instead of ``loss.backward()``, or the step refuses)."""
     from opacus.accountants import create_accountant
 
     if not isinstance(dp, DPSettings):
@@ -457,10 +530,13 @@ def dp_wrap(
     if {id(p) for p in given} != trainable or len(given) != len(trainable):
         raise NmprivacyError("DP-SGD optimiser must hold exactly the model's trainable parameters: build it from model.parameters()")
     noise = noise_multiplier_for(dp, plan)
-    module = make_grad_sample_module(model, batch_dim)
+    if ghost and not ghost_clippable(model):
+        raise NmprivacyError("ghost clipping needs an image model whose trainable layers all have Opacus norm samplers (e.g. nn.Linear)")
+    module = make_ghost_module(model, float(dp.max_grad_norm)) if ghost else make_grad_sample_module(model, batch_dim)
     module.forbid_grad_accumulation() if dp.poisson else module.allow_grad_accumulation()
-    dp_optim = _dp_optimizer_class()(optimizer, noise_multiplier=noise, max_grad_norm=float(dp.max_grad_norm),
-                           expected_batch_size=plan.expected_batch_size, loss_reduction="mean", generator=noise_generator)
+    optimizer_cls = _ghost_optimizer_class() if ghost else _dp_optimizer_class()
+    dp_optim = optimizer_cls(optimizer, noise_multiplier=noise, max_grad_norm=float(dp.max_grad_norm),
+                             expected_batch_size=plan.expected_batch_size, loss_reduction="mean", generator=noise_generator)
     accountant = create_accountant(mechanism=dp.accountant)
     dp_optim.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=plan.sample_rate))
     batches: PoissonBatches | ShuffledBatches
@@ -469,7 +545,7 @@ def dp_wrap(
     else:
         batches = ShuffledBatches(n_train, batch_size, generator)
     return DPTraining(model=model, module=module, optimizer=dp_optim, batches=batches, accountant=accountant, settings=dp, plan=plan,
-                      noise_multiplier=noise, delta=dp.delta_for(n_train))
+                      noise_multiplier=noise, delta=dp.delta_for(n_train), ghost=ghost)
 
 
 def default_loss(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -142,6 +142,14 @@ def _loss(model: TargetModel, out: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return nn.functional.cross_entropy(out, y)
 
 
+def _sample_losses(model: TargetModel, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each sample's own training loss ``[B]`` (their mean is ``_loss``)."""
+    if model.info.domain == "spikes":
+        t, b, c = out.shape
+        return nn.functional.cross_entropy(out.reshape(t * b, c), y.repeat(t), reduction="none").reshape(t, b).sum(dim=0)
+    return nn.functional.cross_entropy(out, y, reduction="none")
+
+
 def _readout_argmax(model: TargetModel, out: torch.Tensor) -> torch.Tensor:
     return (spike_readout(out) if model.info.domain == "spikes" else out).argmax(dim=-1)
 
@@ -318,10 +326,11 @@ def train_model(
     train_engine = "slayer" if own_engine is not None and (settings.dp is not None or settings.dropout > 0) else None
     run = None
     if settings.dp is not None:
-        from nmprivacy.dp import dp_wrap
+        from nmprivacy.dp import dp_wrap, ghost_clippable
 
         noise_gen = torch.Generator(device=dev).manual_seed(use_seed + 3)
-        run = dp_wrap(model, optim, n, settings.batch_size, epochs, settings.dp, generator=data_gen, noise_generator=noise_gen)
+        run = dp_wrap(model, optim, n, settings.batch_size, epochs, settings.dp, generator=data_gen, noise_generator=noise_gen,
+                      ghost=ghost_clippable(model))  # the ann: per-sample norms without per-sample gradients
     step_optim = run.optimizer if run is not None else optim
     forward = run.module if run is not None else model
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # early stopping: (val acc, epoch, weights)
@@ -345,9 +354,12 @@ def train_model(
                     out = forward(xb)
                     if settings.dropout > 0 and not fired[0]:
                         raise NmprivacyError(f"dropout did not reach the hidden layer of '{kind}' (its forward ran outside the hooked modules): train without dropout")
-                    loss = _loss(model, out, yb)
                     step_optim.zero_grad(set_to_none=True)
-                    loss.backward()
+                    if run is not None and run.ghost:
+                        loss = run.backward(_sample_losses(model, out, yb))
+                    else:
+                        loss = _loss(model, out, yb)
+                        loss.backward()
                     if settings.grad_clip is not None and run is None:  # DP-SGD clips per sample instead
                         nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
                     step_optim.step()

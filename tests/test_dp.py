@@ -202,6 +202,48 @@ def test_clipping_and_noise_are_dp_sgd() -> None:
     run.close()
 
 
+@pytest.mark.parametrize("ghost", [False, True])
+def test_the_ann_clips_per_sample_with_or_without_ghost_clipping(ghost: bool) -> None:
+    """Ghost clipping (per-sample norms from activations and backprops) gives the ann the same
+    DP-SGD step as clipping materialised per-sample gradients: sum of clipped gradients plus
+    N(0, (sigma C)^2), over B."""
+    from nmprivacy.dp import ghost_clippable
+
+    model = tiny("ann")
+    assert ghost_clippable(model) and not ghost_clippable(tiny("snn-lava"))
+    x, y = batch(model)
+    model.train()
+    ref = per_sample_loop(model, x, y)
+    params = [n for n, p in model.named_parameters() if p.requires_grad]
+    norms = torch.cat([ref[n].reshape(B, -1) for n in params], 1).norm(dim=1)
+    clip = float(norms.median())  # some samples clipped, some not
+    sigma, seed = 0.7, 123
+    run = dp_wrap(model, torch.optim.SGD(model.parameters(), lr=0.1), n_train=2 * B, batch_size=B, epochs=1,
+                  dp=DPSettings(noise_multiplier=sigma, max_grad_norm=clip, poisson=False), noise_generator=torch.Generator().manual_seed(seed),
+                  ghost=ghost)
+    run.optimizer.zero_grad(set_to_none=True)
+    mean = run.backward(torch.nn.functional.cross_entropy(run.module(x), y, reduction="none"))
+    assert mean.requires_grad is False
+    run.optimizer.step()
+    noise_gen = torch.Generator().manual_seed(seed)
+    factor = (clip / (norms + 1e-6)).clamp(max=1.0)
+    assert 0 < int((factor < 1).sum()) < B
+    for n in params:
+        p = dict(model.named_parameters())[n]
+        clipped = torch.einsum("b,b...->...", factor, ref[n])
+        noise = torch.normal(0, sigma * clip, p.shape, generator=noise_gen)
+        torch.testing.assert_close(p.grad, (clipped + noise) / B, atol=1e-6, rtol=1e-4, msg=n)
+    assert run.record()["clipping"] == ("ghost" if ghost else "per-sample")
+    if ghost:  # a plain backward would leave the unclipped mean gradient: the step refuses it
+        run.optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(run.module(x), y).backward()
+        with pytest.raises(NmprivacyError, match="ghost clipping steps only after"):
+            run.optimizer.step()
+        run.empty_step()  # a noise-only step still works
+    run.close()
+    assert not any(hasattr(p, a) for p in model.parameters() for a in ("grad_sample", "_norm_sample", "summed_grad"))
+
+
 def test_dp_run_epsilon_equals_opacus_accountant() -> None:
     from opacus.accountants import PRVAccountant, RDPAccountant
 
