@@ -324,8 +324,13 @@ def ghost_clippable(model: nn.Module) -> bool:
 
     if _batch_dim(model) != 0:
         return False
-    trainable = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    trainable = trainable_layers(model)
     return bool(trainable) and all(type(m) in GradSampleModuleFastGradientClipping.NORM_SAMPLERS for m in trainable)
+
+
+def trainable_layers(model: nn.Module) -> list[nn.Module]:
+    """The modules of ``model`` that own a trainable parameter (where per-sample gradients or norms are taken)."""
+    return [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
 
 
 def _register_slayer_samplers(model: nn.Module, gsm_cls: type) -> None:
@@ -358,7 +363,7 @@ def make_grad_sample_module(model: nn.Module, batch_dim: int | None = None) -> n
     gsm_cls = _gsm_class()
     _register_slayer_samplers(model, gsm_cls)
     bdim = _batch_dim(model) if batch_dim is None else int(batch_dim)
-    trainable = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    trainable = trainable_layers(model)
     unknown = [type(m).__name__ for m in trainable if type(m) not in gsm_cls.GRAD_SAMPLERS]
     if unknown:
         raise NmprivacyError(f"DP-SGD has no per-sample gradients for layers {sorted(set(unknown))}: use a model kind built from nn.Linear, nn.Conv* or slayer blocks")
@@ -392,7 +397,7 @@ def make_ghost_module(model: nn.Module, max_grad_norm: float) -> nn.Module:
     gsm = GradSampleModuleFastGradientClipping(model, batch_first=True, loss_reduction="mean", strict=True, max_grad_norm=max_grad_norm,
                                                use_ghost_clipping=True)
     gsm._nmp_batch_hook = None
-    gsm._nmp_trainable = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    gsm._nmp_trainable = trainable_layers(model)
     gsm._nmp_engine = None
     return gsm
 
