@@ -142,11 +142,9 @@ def _loss(model: TargetModel, out: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return nn.functional.cross_entropy(out, y)
 
 
-def _sample_losses(model: TargetModel, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each sample's own training loss ``[B]`` (their mean is ``_loss``)."""
-    if model.info.domain == "spikes":
-        t, b, c = out.shape
-        return nn.functional.cross_entropy(out.reshape(t * b, c), y.repeat(t), reduction="none").reshape(t, b).sum(dim=0)
+def _sample_losses(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each sample's own training loss ``[B]`` of an image model's logits (their mean is ``_loss``;
+    only ghost clipping needs them, and only image models are ghost-clippable)."""
     return nn.functional.cross_entropy(out, y, reduction="none")
 
 
@@ -356,7 +354,7 @@ def train_model(
                         raise NmprivacyError(f"dropout did not reach the hidden layer of '{kind}' (its forward ran outside the hooked modules): train without dropout")
                     step_optim.zero_grad(set_to_none=True)
                     if run is not None and run.ghost:
-                        loss = run.backward(_sample_losses(model, out, yb))
+                        loss = run.backward(_sample_losses(out, yb))
                     else:
                         loss = _loss(model, out, yb)
                         loss.backward()

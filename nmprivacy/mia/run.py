@@ -31,7 +31,7 @@ from nmprivacy.mia.references import (
     reference_jobs,
     train_references,
 )
-from nmprivacy.mia.report import SILENT_WARN, fmt, markdown, notes, roc_figure, write_scores
+from nmprivacy.mia.report import fmt, markdown, notes, roc_figure, silent_note, write_scores
 from nmprivacy.runinfo import (
     Stopwatch,
     atomic_dir,
@@ -111,7 +111,7 @@ def _silent_output(plan: Plan, observations: list[Observations], target_obs: Obs
     if not shares:
         return None
     share = float(np.mean(shares))
-    if share >= SILENT_WARN:
+    if silent_note(share):
         tqdm.write(f"warning: the target's output neurons do not spike on {100 * share:.0f} % of the queries: the counts threat sees "
                    "ties there (see the notes; --threat membrane shows what the read-out holds)", file=sys.stderr)
     return share
