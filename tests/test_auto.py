@@ -55,6 +55,23 @@ def test_members_are_the_fixed_attacks_bit_for_bit() -> None:
         assert torch.equal(inv.reconstructions[k], chosen.reconstructions[k])
 
 
+def test_members_are_scored_by_the_targets_own_read_out() -> None:
+    """The engine scores the members' candidates (fast path); replaying the same draws through
+    ``model.probabilities`` gives the same confidences, bit for bit on a Loihi target."""
+    from nmprivacy.attacks.auto import score_candidate
+
+    model = lava_target()
+    attack = get_attack("bl-auto", SMALL, steps=T)
+    inv = attack.run(model, CLASSES, seed=2)
+    assert hasattr(attack.oracle_for(model), "probabilities")  # the engine answered
+    gen = torch.Generator().manual_seed(2 * 7919 + 17)  # the run's scoring stream, members in order
+    for name, m in inv.members.items():
+        conf, dens = score_candidate(model, m.candidate, torch.tensor(CLASSES), SMALL.draws, gen)
+        assert torch.equal(conf, m.confidence), name
+        assert torch.equal(dens, m.density), name
+    assert any(float(m.confidence.max()) > 0.3 for m in inv.members.values())  # not a degenerate all-equal case
+
+
 def test_selection_never_reads_an_evaluator(monkeypatch: pytest.MonkeyPatch) -> None:
     import nmprivacy.evaluation.scoring as scoring
 

@@ -255,3 +255,15 @@ def test_blv2_lanes_give_the_single_lane_result(patience: int) -> None:
         assert runs[1].iterations < s.iterations  # the plateau stop, decided over all classes, fired
     with pytest.raises(ValueError, match="lane 3 out of range"):
         FastLIFOracle(model, workers=3).lane(3)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_engine_probabilities_are_the_models_read_out(workers: int) -> None:
+    """The forward-only ``probabilities`` (bl-auto scores its members with it) gives
+    ``model.probabilities``: exactly in Loihi's fixed point, to float rounding otherwise."""
+    x = spikes(batch=9)
+    lava, norse = lava_model(), norse_model()
+    assert torch.equal(FastLIFOracle(lava, workers=workers).probabilities(x), lava.probabilities(x))
+    fast = FastLIFOracle(norse, workers=workers).probabilities(x)
+    assert fast.shape == (9, CLASSES)
+    assert torch.allclose(fast, norse.probabilities(x), atol=1e-6, rtol=0)

@@ -151,7 +151,7 @@ class BrainLeaksAuto(SpikingAttack):
         members = {name: self._member(name, model, run.targets.tolist(), seed, shared, run.steps) for name in names}
         gen = torch.Generator().manual_seed(int(seed) * 7919 + 17)
         for m in members.values():
-            m.confidence, m.density = score_candidate(model, m.candidate, run.targets, s.draws, gen)
+            m.confidence, m.density = score_candidate(model, m.candidate, run.targets, s.draws, gen, shared)
         winners = select(members, s.tie, self.domain_density if s.prior == "domain" else None)
         pick = lambda attr: torch.stack([getattr(members[w].inversion, attr)[i] if attr != "candidate" else members[w].candidate[i]  # noqa: E731
                                           for i, w in enumerate(winners)])
@@ -228,16 +228,21 @@ class BrainLeaksAuto(SpikingAttack):
 
 
 @torch.no_grad()
-def score_candidate(model: TargetModel, candidate: torch.Tensor, targets: torch.Tensor, draws: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def score_candidate(
+    model: TargetModel, candidate: torch.Tensor, targets: torch.Tensor, draws: int, gen: torch.Generator, oracle: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per class: the target's mean confidence in the class over ``draws`` Bernoulli draws of
-    ``candidate`` ``[K, T, ...]`` (one draw when it is binary), and the candidate's mean density."""
+    ``candidate`` ``[K, T, ...]`` (one draw when it is binary), and the candidate's mean density.
+    The target answers through ``oracle.probabilities`` when the oracle has it (the attack
+    engine: the same read-out, faster), else through ``model.probabilities``."""
     k = candidate.shape[0]
     binary = bool(((candidate == 0) | (candidate == 1)).all())
     n = 1 if binary else draws
     samples = candidate.unsqueeze(1).expand(k, n, *candidate.shape[1:])
     samples = samples if binary else bernoulli_spikes(samples.contiguous(), gen)
     flat = samples.reshape(k * n, *candidate.shape[1:])
-    probs = model.probabilities(to_model_layout(flat, "spikes"))
+    forward = getattr(oracle, "probabilities", None) or model.probabilities
+    probs = forward(to_model_layout(flat, "spikes"))
     conf = probs.gather(1, targets.repeat_interleave(n)[:, None]).reshape(k, n).mean(dim=1)
     return conf, candidate.reshape(k, -1).mean(dim=1)
 

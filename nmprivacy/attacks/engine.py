@@ -59,7 +59,7 @@ from nmprivacy.attacks.lif_kernels import lif_backward, lif_forward
 from nmprivacy.attacks.oracle import WeightsFn, group_weights
 from nmprivacy.attacks.threads import SerialPool, chunks
 from nmprivacy.errors import NmprivacyError
-from nmprivacy.models.base import LIFLayer, TargetModel
+from nmprivacy.models.base import LIFLayer, TargetModel, spike_readout
 
 # Output layers narrower than this compute their currents as (W @ S^T)^T, which MKL runs faster
 # than S @ W^T for a read-out of few outputs (3000 -> 10).
@@ -215,6 +215,18 @@ class FastLIFOracle:
         """Output read-out membrane ``[T, B, C]`` for ``x`` ``[T, B, *input_shape]`` (forward only)."""
         self._check(x)
         return self._forward(x, 0)[0].clone()
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``[B, C]`` (``spike_readout`` of the read-out membrane) for ``x``
+        ``[T, B, *input_shape]``, forward only, in shards on the workers: what
+        ``model.probabilities`` gives, through the engine."""
+        self._check(x)
+
+        def shard(i: int, s: slice) -> tuple:
+            return (self._forward(x[:, s], i)[0].clone(),)
+
+        return spike_readout(torch.cat([r[0] for r in self._map(shard, self._shards(x.shape[1]))], dim=1))  # one read-out over the whole batch, as the model's
 
     def _forward(self, x: torch.Tensor, shard: int) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], str]:
         """Read-out membrane ``[T, B, C]``, the shard's per-layer buffers and the input path."""
