@@ -224,7 +224,7 @@ class FastLIFOracle:
         self._check(x)
 
         def shard(i: int, s: slice) -> tuple:
-            return (self._forward(x[:, s], i)[0].clone(),)
+            return (self._forward(x[:, s], i)[0],)  # the shard's own buffer, copied out by the cat below
 
         return spike_readout(torch.cat([r[0] for r in self._map(shard, self._shards(x.shape[1]))], dim=1))  # one read-out over the whole batch, as the model's
 
