@@ -84,17 +84,45 @@ def tied_pick(primary: torch.Tensor, tie: float, key: torch.Tensor) -> torch.Ten
     return torch.where(tied, key, torch.full_like(key, -math.inf)).argmax(dim=0)
 
 
-def rules(f: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Candidate selection rules: name -> chosen member index per class ``[K]`` from features ``[M, K]``."""
+def rules(f: dict[str, torch.Tensor], names: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Candidate selection rules: name -> chosen member index per class ``[K]`` from features ``[M, K]``
+    (and, given the members' ``names``, rules that prefer BL-v1, the best single member on the report networks)."""
     conf, dens, robust, cons = f["conf"], f["density"], f["robust"], f["consensus"]
     densest = torch.where(dens < 0.5, dens, -dens)  # bl-auto's tie-break: densest below half of all voxels
     out = {f"conf, tie {t}, densest": tied_pick(conf, t, densest) for t in (0.0, 0.02, 0.05, 0.1)}
     out |= {f"robust, tie {t}, densest": tied_pick(robust, t, densest) for t in (0.0, 0.02, 0.05)}
     out["conf + robust"] = (conf + robust).argmax(dim=0)
+    out["min(conf, robust), tie 0.02, densest"] = tied_pick(torch.minimum(conf, robust), 0.02, densest)
     out |= {f"conf, tie {t}, consensus": tied_pick(conf, t, cons) for t in (0.02, 0.1, 0.2)}
     out |= {f"robust, tie {t}, consensus": tied_pick(robust, t, cons) for t in (0.02, 0.1)}
     out["consensus (conf >= 0.5)"] = tied_pick(conf, 0.5, cons)
+    if names is not None and "bl-v1:default" in names:
+        v1 = torch.tensor([n.startswith("bl-v1") for n in names], dtype=conf.dtype)[:, None]
+        out |= {f"conf, tie {t}, BL-v1 then densest": tied_pick(conf, t, densest + 10.0 * v1) for t in (0.05, 0.2)}
+        base, first = out["conf, tie 0.02, densest"], names.index("bl-v1:default")
+        for margin in (0.02, 0.1, 0.3):  # BL-v1 default unless another member is more confident by more than the margin
+            beaten = conf.max(dim=0).values - conf[first] > margin
+            out[f"BL-v1 default unless beaten by {margin}"] = torch.where(beaten, base, torch.full_like(base, first))
     return out
+
+
+def replay(result: dict) -> dict:
+    """``result`` (one network of a stored run) with every rule's metrics recomputed from its stored
+    features and evaluator rows (no attack is run): rules added after the run are compared on the same reconstructions."""
+    from nmprivacy.evaluation.scoring import summarize
+
+    per_rule: dict[str, list[list[dict[str, float]]]] = {}
+    for seed in result["seeds"]:
+        names = seed["members"]
+        feats = {k: torch.tensor(seed[k]) for k in ("conf", "density", "robust", "consensus")}
+        rows = torch.tensor(seed["rows"])  # [E, M, K, C]
+        classes = list(range(rows.shape[2]))
+        picks = rules(feats, names) | {f"member {n}": torch.full((len(classes),), i) for i, n in enumerate(names)}
+        picks["bl-auto as run"] = torch.as_tensor([names.index(w) for w in seed["winners"]])
+        picks["oracle (evaluators; upper bound)"] = torch.tensor(seed["correct"]).argmax(dim=0)
+        for rule, pick in picks.items():
+            per_rule.setdefault(rule, []).append([assemble(rows[e], pick, classes) for e in range(rows.shape[0])])
+    return {**result, "rules": {rule: summarize(table) for rule, table in per_rule.items()}}
 
 
 def assemble(rows: torch.Tensor, pick: torch.Tensor, classes: list[int]) -> dict[str, float]:
@@ -132,7 +160,7 @@ def study_network(net: Network, seeds: int, evaluators: int, threads: int | None
         # [E, M, K, C]: evaluator e's probabilities for member m's reconstruction of class k (as the audit scores it)
         rows = torch.stack([torch.stack([confidence_matrix(j, inv.members[n].inversion.reconstructions, torch.Generator().manual_seed(seed), steps)
                                          for n in names]) for j in judges])
-        picks = rules(feats)
+        picks = rules(feats, names)
         picks |= {f"member {n}": torch.full((len(classes),), i) for i, n in enumerate(names)}
         winners = torch.as_tensor([names.index(w) for w in inv.winners])
         picks["bl-auto as run"] = winners
@@ -274,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evaluators", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--merge", action="append", default=[], help="also tabulate the results of these earlier --out folders (no runs)")
+    p.add_argument("--replay", action="store_true", help="recompute every rule's metrics from the stored runs (rules added since they ran)")
     args = p.parse_args(argv)
     from nmprivacy.attacks.common import torch_threads
     from nmprivacy.runinfo import atomic_write_json, atomic_write_text, run_metadata
@@ -297,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     results = list(done.values())
     for folder in args.merge:
         results += [r for r in json.loads((Path(folder) / "auto-selection.json").read_text())["results"] if r["network"] not in done]
+    if args.replay:
+        results = [replay(r) for r in results]
     text = markdown(results) + "\n" + split_summary(results) + "\n" + ablation(results)
     atomic_write_text(out / "auto-selection.md", text)
     print(text)
@@ -307,4 +338,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__: list[str] = ["consensus", "main", "robust_confidence", "rules", "study_network"]
+__all__: list[str] = ["consensus", "main", "replay", "robust_confidence", "rules", "study_network"]

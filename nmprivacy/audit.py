@@ -33,7 +33,7 @@ from nmprivacy.evaluation.scoring import redraw_spread, score, summarize, target
 from nmprivacy.models.base import TargetModel
 from nmprivacy.progress import bar
 from nmprivacy.results import AttackResult, AuditResult
-from nmprivacy.presets import DEFAULT_VARIANT, Budget, Preset, Variant, family_of, resolve
+from nmprivacy.presets import AUDIT_VARIANT, Budget, Preset, Variant, family_of, resolve
 from nmprivacy.runinfo import Stopwatch, atomic_dir, atomic_write_json, run_metadata, to_jsonable
 
 from nmprivacy.model_kinds import kinds_with
@@ -54,7 +54,7 @@ class AuditConfig:
     target: str = "snn-lava"  # a target kind (snn-lava, snn-lava-conv, snn-norse), a NetX file, a NIR graph or a checkpoint folder
     dt: float | None = None  # time step (s) of a NIR target (None: 1 ms)
     budget: Budget = "default"
-    variant: Variant = DEFAULT_VARIANT  # attack settings (nmprivacy.presets.attack_variant)
+    variant: Variant = AUDIT_VARIANT  # attack settings (nmprivacy.presets.attack_variant); auto also runs bl-auto (attack_plan)
     hardware: bool = False
     lava_samples: int | None = None  # --hardware: inputs run on Lava in each check (None: all; --quick: 20)
     seed: int = 0
@@ -187,7 +187,8 @@ def attack_plan(preset: Preset, data_domain: str, config: AuditConfig) -> list[t
     registry (``AttackInfo``): the attacks of the spiking target, and those of the ANN baseline
     when the preset trains one on image data; by default those whose ``plan`` is "always", plus
     the "loihi" ones on targets that run bit-exactly on Loihi (snn-lava, NetX files); with
-    ``config.attacks``, exactly the attacks named there."""
+    ``config.attacks``, exactly the attacks named there, plus ``bl-auto`` under the ``auto``
+    variant when BL-v1 or BL-v2 is named (the ensemble over all their variants)."""
     from nmprivacy.attacks import attack_infos
 
     from nmprivacy.membership import MEMBERSHIP_ATTACKS
@@ -202,7 +203,10 @@ def attack_plan(preset: Preset, data_domain: str, config: AuditConfig) -> list[t
         if unknown or not config.attacks:
             raise NmprivacyError(f"--attacks {','.join(unknown) or '(empty)'} cannot run in this audit: choose from "
                                  f"{','.join([*available, *MEMBERSHIP_ATTACKS])}")
-        names = [n for n in available if n in config.attacks]
+        asked = set(config.attacks)
+        if config.variant == "auto" and asked & {"bl-v1", "bl-v2"} and "bl-auto" in available:
+            asked.add("bl-auto")  # auto: no variant is chosen, every one runs (its members are the fixed attacks' runs)
+        names = [n for n in available if n in asked]
     return [(n, available[n].model, preset.group(available[n].settings)) for n in names]
 
 
@@ -273,12 +277,17 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
         tqdm.write(f"warning: {why}; its attack rows are marked invalid (train longer, or pass --allow-weak to accept them)")
     attacks: dict[str, AttackResult] = {}
     first: dict[str, Inversion] = {}
+    shared = ensemble_members(plan)  # fixed attacks that bl-auto runs as members: run once, reported twice
+    runs: dict[str, list[Inversion]] = {member: [] for member in shared.values()}
     with sw("attacks"):
-        for name, role, settings in plan:
+        for name, role, settings in sorted(plan, key=lambda p: p[0] not in ("bl-auto",)):  # the ensemble first, its members kept
             reasons = [why for who, why in weak.items() if who == role or who.startswith("evaluator")]
+            member = shared.get(name)
             attacks[name], first[name] = run_attack(name, role, settings, models[role].model, judge, judge_kind, classes, steps, config, reasons,
-                                                    splits)
+                                                    splits, given=runs[member] if member else None, keep=runs if name == "bl-auto" else None,
+                                                    given_by=f"bl-auto/{member}" if member else None)
             save_inversion(out / f"inversion-{name}.pt", first[name])
+    attacks = {name: attacks[name] for name, _, _ in plan}  # the plan's order
 
     result = AuditResult(
         dataset=splits.name, family=family_of(config.dataset), domain=splits.domain, classes=list(splits.classes),
@@ -303,22 +312,45 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
     return results
 
 
+def ensemble_members(plan: list[tuple[str, str, Any]]) -> dict[str, str]:
+    """Fixed attack of ``plan`` -> the member of the plan's ``bl-auto`` that runs exactly it (same
+    attack and settings: bit for bit the same run, tests/test_auto.py), for the fixed attacks that
+    have one. The audit runs each such attack once, inside the ensemble, and scores it as both."""
+    from nmprivacy.attacks.auto import member_running
+
+    auto = next((settings for name, role, settings in plan if name == "bl-auto" and role == "target"), None)
+    if auto is None:
+        return {}
+    found = {name: member_running(auto, name, settings) for name, role, settings in plan if role == "target" and name in ("bl-v1", "bl-v2")}
+    return {name: member for name, member in found.items() if member is not None}
+
+
 def run_attack(
     name: str, role: str, settings: Any, target: TargetModel, judge: list[TrainedModel], judge_kind: str, classes: list[int], steps: int,
-    config: AuditConfig, reasons: list[str], splits: Any = None,
+    config: AuditConfig, reasons: list[str], splits: Any = None, given: list[Inversion] | None = None,
+    keep: dict[str, list[Inversion]] | None = None, given_by: str | None = None,
 ) -> tuple[AttackResult, Inversion]:
     """Attack ``name`` on ``target`` for every class over the audit's seeds, scored by every
-    evaluator; the summary and the first seed's inversion (kept for the report's figures)."""
+    evaluator; the summary and the first seed's inversion (kept for the report's figures).
+    ``given``: the attack's inversions per seed, already run (by ``given_by``, an ensemble member
+    that is this attack bit for bit); ``keep``: member name -> list, filled with an ensemble's
+    member inversions per seed."""
     table, confs, iters, spi, first = [], [], [], [], None
     part_tables: dict[str, list[list[dict[str, float]]]] = {}  # an ensemble's members, each scored as the attack it is
     for r in bar(range(config.seeds), desc=f"{name} seeds", leave=False, quiet=config.seeds == 1):
         seed = config.seed + r
         options = {"steps": steps} if target.info.domain == "spikes" else {}
-        tqdm.write(f"attack {name} on {role} ({target.info.kind}), seed {seed}")
         attack = get_attack(name, settings, **options)
-        if splits is not None:
-            attack.prepare(splits)  # public statistics of the domain, for attacks that may use them
-        inv = attack.run(target, classes, seed=seed)
+        if given is not None:
+            inv = given[r]
+            tqdm.write(f"attack {name} on {role} ({target.info.kind}), seed {seed}: the run of {given_by}")
+        else:
+            tqdm.write(f"attack {name} on {role} ({target.info.kind}), seed {seed}")
+            if splits is not None:
+                attack.prepare(splits)  # public statistics of the domain, for attacks that may use them
+            inv = attack.run(target, classes, seed=seed)
+        for member, kept in (keep or {}).items():
+            kept.append(inv.members[member].inversion)  # type: ignore[attr-defined]
         table.append([score(e.model, inv.reconstructions, classes, seed, steps) for e in judge])
         for part, recon in attack.parts(inv).items():
             part_tables.setdefault(part, []).append([score(e.model, recon, classes, seed, steps) for e in judge])
@@ -333,6 +365,8 @@ def run_attack(
         extra["diagnostics"] = diagnose(shown, target_confidences(target, first, config.seed), first.classes, data_density(splits), target.info.num_classes)
     if part_tables:
         extra["parts"] = {part: summarize(rows) for part, rows in part_tables.items()}
+    if given_by is not None:
+        extra["run_by"] = given_by
     if config.redraws > 0 and first.probabilities is not None:
         extra.update(redraw_spread(judge[0].model, first.probabilities, classes, config.redraws, config.seed))
     summary = AttackResult(

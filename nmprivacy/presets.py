@@ -410,9 +410,14 @@ def _reference(family: str, preset: Preset) -> Preset:
     })
 
 
-Variant = Literal["default", "paper", "reference"]
-VARIANTS: tuple[str, ...] = ("default", "paper", "reference")
-DEFAULT_VARIANT: Variant = "default"  # the one default of the audit, the study, the attack command and the API
+Variant = Literal["default", "paper", "reference", "auto"]
+FIXED_VARIANTS: tuple[str, ...] = ("default", "paper", "reference")  # the settings one attack runs with
+# ``auto``: the fixed rows run with the ``default`` settings and every audit that runs BL-v1 or BL-v2
+# also runs ``bl-auto``, the per-class ensemble over every fixed variant (docs/method.md §5.8), whose
+# members count in the worst case: no variant has to be chosen, none is left out
+VARIANTS: tuple[str, ...] = (*FIXED_VARIANTS, "auto")
+DEFAULT_VARIANT: Variant = "default"  # the default of the study's cells, the attack command and the API (cached cells keep their keys)
+AUDIT_VARIANT: Variant = "auto"  # the default of ``nmprivacy audit`` (``AuditConfig``)
 
 
 # The ``default`` variant's departures from the paper, per family, as dotted preset fields (the
@@ -453,8 +458,9 @@ def tuned_variant(dataset: str, preset: Preset) -> Preset:
 def attack_variant(dataset: str, preset: Preset, variant: str) -> Preset:
     """``preset`` with the attack settings of ``variant``: ``default`` (chosen by measurement,
     ``tuned_variant``), ``paper`` (as the paper writes them, with this project's readings where
-    it is silent) or ``reference`` (the published code's, ``reference_variant``)."""
-    if variant == "default":
+    it is silent), ``reference`` (the published code's, ``reference_variant``) or ``auto`` (the
+    default settings; the audit adds the ``bl-auto`` ensemble, ``nmprivacy.audit.attack_plan``)."""
+    if variant in ("default", "auto"):  # auto: its fixed rows run with the default settings
         return tuned_variant(dataset, preset)
     if variant == "reference":
         return reference_variant(dataset, preset)
@@ -483,5 +489,5 @@ def check_overrides(overrides: Mapping[str, Any]) -> None:
 
 __all__ = [
     "BLv1Settings", "BLv2QuerySettings", "BLv2Settings", "Budget", "MIFaceSettings", "PAPER", "Preset", "RMSPropStep", "TrainSettings",
-    "VARIANTS", "attack_variant", "check_overrides", "family_of", "preset_for", "resolve", "with_overrides",
+    "VARIANTS", "FIXED_VARIANTS", "AUDIT_VARIANT", "attack_variant", "check_overrides", "family_of", "preset_for", "resolve", "with_overrides",
 ]

@@ -275,17 +275,27 @@ def notes(results: Mapping[str, Any]) -> list[str]:
     if pads - {0, None}:
         out.append(f"- Evaluator convolutions use padding {sorted(pads - {0, None})}: the input is too small for two unpadded 5x5 convolutions.")
     attacks = results.get("attacks", {})
+    variant = results.get("variant")
+    named = "`default` settings of the `auto` variant" if variant == "auto" else f"`{variant}` attack variant"
+
+    def run_by(name: str) -> str:
+        by = attacks.get(name, {}).get("run_by")
+        return f" Run once, as `{by}` (bit for bit this attack), and scored as both." if by else ""
+
     v1 = attacks.get("bl-v1", {}).get("settings")
     if isinstance(v1, Mapping):
         mask = "Bernoulli(P)" if v1.get("mask") == "bernoulli" else f"threshold 1[P >= {v1.get('eta')}]"
-        out.append(f"- BL-v1 (`{results.get('variant')}` attack variant, docs/method.md §5.7): mask {mask}, {v1.get('iterations')} iterations.")
+        out.append(f"- BL-v1 ({named}, docs/method.md §5.7): mask {mask}, {v1.get('iterations')} iterations.{run_by('bl-v1')}")
+    if variant == "auto" and "bl-auto" in attacks:
+        out.append("- Variant `auto`: no attack variant is chosen; `bl-auto` runs every variant of BL-v1 and BL-v2 per class "
+                   "(docs/method.md §5.8) and each of its members counts in the worst case.")
     v2 = attacks.get("bl-v2", {}).get("settings")
     if isinstance(v2, Mapping):
         out.append(
-            f"- BL-v2 (`{results.get('variant')}` attack variant): lr {v2.get('lr')}, X_p starts at {v2.get('init')}, accumulator "
+            f"- BL-v2 ({named}): lr {v2.get('lr')}, X_p starts at {v2.get('init')}, accumulator "
             f"`{v2.get('accumulator')}`, population weights `{v2.get('variant')}`, loss `{v2.get('loss')}`; "
             f"the reconstruction is one Bernoulli sample of the {'best-scoring' if v2.get('keep', 'last') == 'best' else 'final'} X_p "
-            "per class (see the confidence curves)."
+            f"per class (see the confidence curves).{run_by('bl-v2')}"
         )
     if results.get("domain") == "image":
         out.append("- Image evaluators judge spike reconstructions rate-decoded (mean over T); MI-Face images are min-max scaled to [0, 1].")

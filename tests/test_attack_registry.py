@@ -36,7 +36,8 @@ def test_every_registered_attack_is_reachable_by_name() -> None:
     choices = next(a.choices for a in attack_cli._actions if a.dest == "attack")
     assert tuple(choices) == tuple(ATTACKS)
     for name, info in attack_infos().items():
-        assert [n for n, _, _ in attack_plan(preset_for("digits"), info.domain if info.model == "target" else "image", AuditConfig(attacks=(name,)))] == [name]
+        assert [n for n, _, _ in attack_plan(preset_for("digits"), info.domain if info.model == "target" else "image",
+                                                 AuditConfig(attacks=(name,), variant="default"))] == [name]
         assert build_spec({"grids": [{"factors": {"seed": [0]}}], "attacks": [name]}).attacks == (name,)
         assert isinstance(preset_for("digits").group(info.settings), info.settings_type)
 
@@ -52,7 +53,7 @@ def test_a_toy_attack_runs_everywhere_from_one_registry_line(toy: str, tmp_path:
     summary = json.loads((tmp_path / "toy.json").read_text())
     assert summary["attack"] == "toy" and summary["config"]["density"] == 0.3
 
-    assert main(["audit", *common, "--attacks", f"bl-v1,{toy}", "--out", str(tmp_path / "audit")]) == 0
+    assert main(["audit", *common, "--variant", "default", "--attacks", f"bl-v1,{toy}", "--out", str(tmp_path / "audit")]) == 0
     results = json.loads((tmp_path / "audit" / "results.json").read_text())
     assert set(results["attacks"]) == {"bl-v1", "toy"} and 0.0 <= results["attacks"]["toy"]["attack_acc"] <= 1.0
 

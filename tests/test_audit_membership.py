@@ -11,7 +11,7 @@ from nmprivacy.cli import main
 
 def test_audit_with_membership_attacks(tmp_path: Path) -> None:
     out = tmp_path / "audit"
-    assert main(["audit", "--dataset", "digits", "--quick", "--set", "hidden=16", "--evaluators", "1", "--attacks", "bl-v1,lira,loss",
+    assert main(["audit", "--dataset", "digits", "--quick", "--set", "hidden=16", "--evaluators", "1", "--variant", "default", "--attacks", "bl-v1,lira,loss",
                  "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert list(results["attacks"]) == ["bl-v1"]

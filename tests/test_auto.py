@@ -217,3 +217,58 @@ def test_the_headline_carries_a_caution_when_most_of_its_classes_are_degenerate(
     # when another attack with sound reconstructions sets part of the headline, no caution
     mixed = {**worst, "daa": {"value": 0.9, "attack": "bl-v1"}}
     assert degenerate_caution({"bl-auto": attack(4), "bl-v1": attack(0)}, mixed) == []
+
+
+def test_an_audit_runs_a_fixed_attack_once_when_its_ensemble_runs_it(tmp_path: Path) -> None:
+    """With bl-auto in the plan, BL-v1 and BL-v2 at the members' settings are not run again: their
+    rows are scored from the members' runs and equal, seed for seed, the rows of an audit without bl-auto."""
+    from nmprivacy.cli import main
+
+    base = ["audit", "--dataset", "digits", "--quick", "--set", "hidden=16", "--evaluators", "1", "--seeds", "2", "--variant", "default",
+            "--no-progress"]
+    assert main([*base, "--attacks", "bl-v1,bl-v2,bl-auto", "--out", str(tmp_path / "both")]) == 0
+    assert main([*base, "--attacks", "bl-v1,bl-v2", "--out", str(tmp_path / "fixed")]) == 0
+    both = json.loads((tmp_path / "both" / "results.json").read_text())["attacks"]
+    fixed = json.loads((tmp_path / "fixed" / "results.json").read_text())["attacks"]
+    assert list(both) == ["bl-v1", "bl-v2", "bl-auto"]  # the plan's order, though bl-auto ran first
+    for name in ("bl-v1", "bl-v2"):
+        assert both[name]["run_by"] == f"bl-auto/{name}:default" and "run_by" not in fixed[name]
+        for key in ("per_seed", "attack_acc", "daa", "target_confidence", "iterations", "settings", "diagnostics"):
+            assert both[name][key] == fixed[name][key], (name, key)
+    assert "Run once, as `bl-auto/bl-v1:default`" in (tmp_path / "both" / "report.md").read_text()
+
+
+def test_only_a_member_with_the_same_settings_stands_for_a_fixed_attack() -> None:
+    from dataclasses import replace
+
+    from nmprivacy.audit import AuditConfig, attack_plan, ensemble_members
+    from nmprivacy.presets import resolve
+
+    plan = attack_plan(resolve("digits", "default", "default"), "image", AuditConfig(attacks=("bl-v1", "bl-v2", "bl-auto")))
+    assert ensemble_members(plan) == {"bl-v1": "bl-v1:default", "bl-v2": "bl-v2:default"}
+    paper = attack_plan(resolve("digits", "default", "paper"), "image", AuditConfig(attacks=("bl-v1", "bl-v2", "bl-auto"), variant="paper"))
+    assert ensemble_members(paper) == {"bl-v1": "bl-v1:paper", "bl-v2": "bl-v2:paper"}
+    changed = [(n, r, replace(s, iterations=s.iterations + 1) if n == "bl-v2" else s) for n, r, s in plan]  # e.g. --set bl_v2.iterations=11
+    assert ensemble_members(changed) == {"bl-v1": "bl-v1:default"}
+    assert ensemble_members([p for p in plan if p[0] != "bl-auto"]) == {}
+
+
+def test_variant_auto_is_the_audits_default_and_always_brings_the_ensemble(capsys: pytest.CaptureFixture[str]) -> None:
+    from nmprivacy.audit import AuditConfig, attack_plan
+    from nmprivacy.cli import main
+    from nmprivacy.commands.common import VARIANTS as CLI_VARIANTS
+    from nmprivacy.presets import VARIANTS, resolve
+
+    assert CLI_VARIANTS == VARIANTS and AuditConfig().variant == "auto"
+    preset = resolve("digits", "default", "auto")
+    assert preset == resolve("digits", "default", "default")  # the fixed rows run with the default settings
+    names = lambda config: [n for n, _, _ in attack_plan(preset, "image", config)]  # noqa: E731
+    assert names(AuditConfig(attacks=("bl-v1",))) == ["bl-v1", "bl-auto"]
+    assert names(AuditConfig(attacks=("bl-v2", "mi-face"))) == ["bl-v2", "mi-face", "bl-auto"]
+    assert names(AuditConfig(attacks=("mi-face",))) == ["mi-face"]
+    assert names(AuditConfig(attacks=("bl-v1",), variant="default")) == ["bl-v1"]
+    assert "bl-auto" in names(AuditConfig())
+    # one attack has no ensemble to hold: one line, no traceback
+    assert main(["attack", "--model", "missing", "--attack", "bl-v1", "--variant", "auto", "--out", "x.pt"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--attack bl-auto" in err[0] and "Traceback" not in err[0]

@@ -43,3 +43,20 @@ def test_consensus_is_highest_for_the_member_most_like_the_others() -> None:
     c[0, :, 3] = 1.0
     cons = consensus({"a": a, "b": b, "c": c})
     assert torch.allclose(torch.stack([cons[n][0] for n in "abc"]), torch.tensor([0.5, 0.5, 0.0]))
+
+
+def test_replay_scores_each_rule_on_the_stored_rows() -> None:
+    from benchmarks.auto_selection import replay
+
+    k = 3
+    right = torch.eye(k).tolist()  # evaluator rows: class k recognised as k
+    wrong = torch.roll(torch.eye(k), 1, dims=1).tolist()
+    names = ["bl-v1:default", "bl-v2:default"]
+    conf = [[0.5, 0.5, 0.5], [0.6, 0.9, 0.55]]  # BL-v2 more confident everywhere; by 0.4 only on class 1
+    seed = {"members": names, "winners": ["bl-v2:default"] * k, "conf": conf, "density": [[0.1] * k, [0.1] * k], "robust": conf,
+            "consensus": [[0.0] * k, [0.0] * k], "rows": [[right, wrong]], "correct": [[1.0] * k, [0.0] * k]}
+    out = replay({"network": "n", "split": "s", "seeds": [seed]})["rules"]
+    assert out["member bl-v1:default"]["attack_acc"] == 1.0 and out["member bl-v2:default"]["attack_acc"] == 0.0
+    assert out["bl-auto as run"]["attack_acc"] == out["conf, tie 0.02, densest"]["attack_acc"] == 0.0
+    assert abs(out["BL-v1 default unless beaten by 0.3"]["attack_acc"] - 2 / 3) < 1e-9  # class 1: BL-v2 beats it by 0.4
+    assert out["oracle (evaluators; upper bound)"]["attack_acc"] == 1.0

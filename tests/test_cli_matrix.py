@@ -111,7 +111,8 @@ def test_every_subcommand_on_every_target(kind: str, family_name: str, families:
     run("audit", "audit", "--target", target, *dt, *data, "--quick", "--evaluators", "1", "--attacks", "bl-v1,bl-v2,bl-v2-query",
         "--hardware", "--lava-samples", lava, "--out", str(tmp_path / "audit"))
     results = json.loads((tmp_path / "audit" / "results.json").read_text())
-    assert set(results["attacks"]) == {"bl-v1", "bl-v2", "bl-v2-query"}
+    assert set(results["attacks"]) == {"bl-v1", "bl-v2", "bl-v2-query", "bl-auto"}  # the default variant, auto, brings the ensemble
+    assert {results["attacks"][a].get("run_by") for a in ("bl-v1", "bl-v2")} == {"bl-auto/bl-v1:default", "bl-auto/bl-v2:default"}
     if lava != "0":
         assert results["hardware"]["export"]["total_mismatches"] == 0 and results["hardware"]["attack"]["total_mismatches"] == 0
     assert results["attacks"]["bl-v2-query"]["leakage_vs_queries"], "the query attack's trace is scored in the audit"

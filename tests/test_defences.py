@@ -248,7 +248,7 @@ def test_cli_audit_records_epsilon_of_the_target_only(tmp_path: Path) -> None:
     from nmprivacy.cli import main
 
     out = tmp_path / "audit"
-    assert main(["audit", "--dataset", "digits", "--quick", "--set", "hidden=16", "--evaluators", "1", "--attacks", "bl-v1", "--limit-train", "100",
+    assert main(["audit", "--dataset", "digits", "--quick", "--set", "hidden=16", "--evaluators", "1", "--variant", "default", "--attacks", "bl-v1", "--limit-train", "100",
                  "--set", "snn_train.dp.noise_multiplier=1.0", "--set", "snn_train.dp.accountant=rdp", "--no-progress",
                  "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
     models = json.loads((out / "results.json").read_text())["models"]

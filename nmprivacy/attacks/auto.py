@@ -97,11 +97,21 @@ def distinct_members(settings: BLAutoSettings) -> list[str]:
     return [n for n, same in same_members(settings).items() if n == same]
 
 
+def member_running(settings: BLAutoSettings, attack: str, values: Any) -> str | None:
+    """The distinct member of the ensemble ``settings`` that runs the fixed attack ``attack``
+    (``bl-v1`` or ``bl-v2``) with exactly the settings ``values``, or None. Such a member is that
+    attack bit for bit (same seed and T), so an audit that runs both reuses the member's run."""
+    for name in distinct_members(settings):
+        if name.split(":")[0] == attack and not name.endswith(":adaptive") and member_settings(settings, name) == values:
+            return name
+    return None
+
+
 class BrainLeaksAuto(SpikingAttack):
     """The ``bl-auto`` ensemble on a spiking model (module docstring)."""
 
     info = AttackInfo(settings="bl_auto", settings_type=BLAutoSettings, iterations="member_iterations",
-                      quick={"member_iterations": 3, "adaptive_iterations": 6, "draws": 4})
+                      quick={"member_iterations": 5, "adaptive_iterations": 6, "draws": 4})  # members = the quick BL-v1/BL-v2 runs
     settings: BLAutoSettings
 
     def __init__(self, settings: BLAutoSettings = BLAutoSettings(), oracle: Any = None, steps: int | None = None) -> None:

@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     if summary_path == out:
         raise NmprivacyError(f"--out {args.out} must not end in .json: the JSON summary is written beside the inversion file")
     check_output(summary_path)
+    if variant(args) == "auto":
+        raise NmprivacyError("--variant auto runs the bl-auto ensemble beside BL-v1/BL-v2 in an audit: here run --attack bl-auto, "
+                             "or choose --variant default, paper or reference")
     info = attack_class(args.attack).info
     chosen = {**overrides(args), **attack_overrides(args, info)}
     check_overrides(chosen)  # bad settings fail before the model is loaded

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "network to audit: a NetX file (*.net), a NIR graph (*.nir) or a checkpoint folder")
     add_dt(p)
     add_budget(p)
-    add_variant(p)
+    add_variant(p, audit=True)
     p.add_argument("--hardware", action="store_true", help="also export the target to NetX and validate it on the Lava simulator")
     p.add_argument("--lava-samples", type=int, default=None, help="--hardware: inputs (test inputs, and attack draws in total) run on Lava (default: all; --quick: 20)")
     p.add_argument("--allow-weak", action="store_true", help="exit 0 even when a target or evaluator is too weak to judge "
@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the audit and print where the results are."""
     from nmprivacy.audit import AuditConfig, run_audit
+    from nmprivacy.presets import AUDIT_VARIANT
 
     redraws = args.redraws if args.redraws is not None else (1000 if budget(args) == "paper" else 0)
     config = AuditConfig(
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         evaluators=args.evaluators,
         target=args.target,
         budget=budget(args),
-        variant=variant(args),
+        variant=variant(args, AUDIT_VARIANT),
         hardware=args.hardware,
         lava_samples=args.lava_samples,
         seed=args.seed,

@@ -25,7 +25,7 @@ from typing import Any
 from nmprivacy.errors import NmprivacyError
 
 BUDGETS = ("quick", "default", "paper")
-VARIANTS = ("default", "paper", "reference")  # nmprivacy.presets.VARIANTS (kept here so --help imports no torch)
+VARIANTS = ("default", "paper", "reference", "auto")  # nmprivacy.presets.VARIANTS (kept here so --help imports no torch)
 
 
 def parse_value(text: str) -> Any:
@@ -139,18 +139,25 @@ def budget(args: argparse.Namespace) -> str:
     return getattr(args, "budget", None) or "default"
 
 
-def add_variant(p: argparse.ArgumentParser) -> None:
-    """``--variant``: which attack settings (``nmprivacy.presets.attack_variant``)."""
-    p.add_argument("--variant", choices=VARIANTS, default=None,
-                   help="attack settings: default (chosen by measurement, docs/method.md §5.7; the default), paper (as written) "
-                   "or reference (the published code's)")
+def add_variant(p: argparse.ArgumentParser, audit: bool = False) -> None:
+    """``--variant``: which attack settings (``nmprivacy.presets.attack_variant``); ``auto`` (the
+    audit's default) only where a run can hold the ``bl-auto`` ensemble (audit, study)."""
+    if audit:
+        p.add_argument("--variant", choices=VARIANTS, default=None,
+                       help="attack settings: auto (the default: BL-v1 and BL-v2 with the default settings, plus bl-auto, the per-class "
+                       "ensemble over every variant, whose members count in the worst case), default (chosen by measurement, "
+                       "docs/method.md §5.7), paper (as written) or reference (the published code's)")
+    else:
+        p.add_argument("--variant", choices=VARIANTS, default=None,
+                       help="attack settings: default (chosen by measurement, docs/method.md §5.7; the default), paper (as written) "
+                       "or reference (the published code's); auto is the audit's (or use --attack bl-auto)")
 
 
-def variant(args: argparse.Namespace) -> str:
-    """The variant the flags ask for (the one default, ``nmprivacy.presets.DEFAULT_VARIANT``, when none)."""
+def variant(args: argparse.Namespace, default: str | None = None) -> str:
+    """The variant the flags ask for (``default``, else ``nmprivacy.presets.DEFAULT_VARIANT``, when none)."""
     from nmprivacy.presets import DEFAULT_VARIANT
 
-    return getattr(args, "variant", None) or DEFAULT_VARIANT
+    return getattr(args, "variant", None) or default or DEFAULT_VARIANT
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
