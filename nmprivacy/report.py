@@ -234,6 +234,22 @@ def degenerate_caution(attacks: Mapping[str, Any], worst: Mapping[str, Any]) -> 
             "little leaks: the attacks found only inputs the target accepts but no evaluator recognises (see Diagnostics)."] if notes else []
 
 
+def ensemble_cost(result: Mapping[str, Any], classes: int) -> str:
+    """One line on what ``bl-auto`` cost (first seed): the whole ensemble, per class, and as a
+    multiple of its ``bl-v2:default`` member (one fixed BL-v2 run, timed in the same process), with
+    each member's seconds."""
+    total = float(result.get("seconds", 0.0))
+    members = result.get("member_seconds") or {}
+    text = f"{total:.1f} s for the ensemble's members ({total / max(classes, 1):.2f} s per class"
+    one = members.get("bl-v2:default")
+    if one:
+        text += f"; {total / one:.1f}x one BL-v2 run, its `bl-v2:default` member's {one:.2f} s"
+    text += ")"
+    if members:
+        text += "; members " + ", ".join(f"{m} {sec:.2f} s" for m, sec in members.items())
+    return text
+
+
 def diagnostic_lines(attacks: Mapping[str, Any], names: list[str]) -> list[str]:
     """The per-class diagnostics of the spiking attacks (``nmprivacy.evaluation.diagnostics``):
     degenerate reconstructions named, never a silent low score; bl-auto's winners and its prior alone."""
@@ -254,7 +270,7 @@ def diagnostic_lines(attacks: Mapping[str, Any], names: list[str]) -> list[str]:
             lines.append(f"  - winning members (chosen by target confidence, prior `{attacks[n].get('prior')}`): "
                          + ", ".join(f"{w} x{c}" for w, c in counts.items())
                          + f"; the prior alone scores attack accuracy {_pct(prior.get('attack_acc'))} %, DAA {_pct(prior.get('daa'))} %;"
-                         + f" {attacks[n].get('seconds', 0):.1f} s for the whole ensemble")
+                         + f" {ensemble_cost(attacks[n], len(attacks[n]['winners']))}")
         parts = attacks[n].get("parts") or {}
         if parts:
             lines.append("  - each member alone (the fixed attack it is; counted in the worst case): "

@@ -162,6 +162,7 @@ def test_audit_reports_auto_and_every_attacks_diagnostics(tmp_path: Path) -> Non
         assert len(d["per_class"]) == 10 and 0.0 < d["data_density"] < 1.0
     report = (out / "report.md").read_text()
     assert "## Diagnostics" in report and "winning members" in report and "degenerate classes" in report
+    assert "x one BL-v2 run" in report and "s per class" in report
     # every member is scored as the attack it is (the worst case counts them: test below)
     assert set(auto["parts"]) == set(distinct_members(BLAutoSettings())) and "each member alone" in report
     assert all(0.0 <= v["attack_acc"] <= 1.0 and 0.0 <= v["daa"] <= 1.0 for v in auto["parts"].values())
@@ -272,3 +273,12 @@ def test_variant_auto_is_the_audits_default_and_always_brings_the_ensemble(capsy
     assert main(["attack", "--model", "missing", "--attack", "bl-v1", "--variant", "auto", "--out", "x.pt"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--attack bl-auto" in err[0] and "Traceback" not in err[0]
+
+
+def test_the_report_gives_the_ensembles_cost_against_one_bl_v2_run() -> None:
+    from nmprivacy.report import ensemble_cost
+
+    line = ensemble_cost({"seconds": 3.0, "member_seconds": {"bl-v1:default": 0.5, "bl-v2:default": 0.6, "bl-v2:adaptive": 1.9}}, 10)
+    assert line.startswith("3.0 s for the ensemble's members (0.30 s per class; 5.0x one BL-v2 run")
+    assert "bl-v2:adaptive 1.90 s" in line
+    assert "x one BL-v2 run" not in ensemble_cost({"seconds": 1.0, "member_seconds": {"bl-v1:default": 1.0}}, 4)  # no BL-v2 member: no ratio
