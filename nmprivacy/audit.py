@@ -267,6 +267,8 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
         splits = load_dataset(config.dataset, root=config.data_root, **config.data_options)
     preset = resolve(config.dataset, config.budget, config.variant, config.hidden, config.overrides)
     plan = attack_plan(preset, splits.domain, config)
+    if config.attacks is not None and "bl-auto" not in config.attacks and any(name == "bl-auto" for name, _, _ in plan):
+        tqdm.write("variant auto: bl-auto runs beside BL-v1/BL-v2 (every variant, per class; --variant default runs only the attacks named)")
     classes = list(range(splits.num_classes))
 
     with sw("train"):

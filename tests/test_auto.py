@@ -254,7 +254,7 @@ def test_only_a_member_with_the_same_settings_stands_for_a_fixed_attack() -> Non
     assert ensemble_members([p for p in plan if p[0] != "bl-auto"]) == {}
 
 
-def test_variant_auto_is_the_audits_default_and_always_brings_the_ensemble(capsys: pytest.CaptureFixture[str]) -> None:
+def test_variant_auto_is_the_audits_default_and_always_brings_the_ensemble(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from nmprivacy.audit import AuditConfig, attack_plan
     from nmprivacy.cli import main
     from nmprivacy.commands.common import VARIANTS as CLI_VARIANTS
@@ -273,6 +273,13 @@ def test_variant_auto_is_the_audits_default_and_always_brings_the_ensemble(capsy
     assert main(["attack", "--model", "missing", "--attack", "bl-v1", "--variant", "auto", "--out", "x.pt"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--attack bl-auto" in err[0] and "Traceback" not in err[0]
+    # the audit says so when it adds the ensemble to the attacks named, and runs BL-v1 once, inside it
+    assert main(["audit", "--dataset", "digits", "--quick", "--set", "hidden=16", "--evaluators", "1", "--attacks", "bl-v1", "--no-progress",
+                 "--out", str(tmp_path / "audit")]) == 0
+    assert "variant auto: bl-auto runs beside BL-v1/BL-v2" in capsys.readouterr().out
+    results = json.loads((tmp_path / "audit" / "results.json").read_text())
+    assert results["variant"] == "auto" and list(results["attacks"]) == ["bl-v1", "bl-auto"]
+    assert results["attacks"]["bl-v1"]["run_by"] == "bl-auto/bl-v1:default"
 
 
 def test_the_report_gives_the_ensembles_cost_against_one_bl_v2_run() -> None:
