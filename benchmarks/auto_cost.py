@@ -1,7 +1,7 @@
-"""``python -m benchmarks.auto_cost TARGET DATASET [T]``: seconds of one ``bl-auto`` run against one BL-v2 run.
+"""``python -m benchmarks.auto_cost TARGET DATASET [T] [--set NAME=VALUE ...]``: seconds of one ``bl-auto`` run against one BL-v2 run.
 
 Loads TARGET (checkpoint folder, NetX file or NIR graph), resolves the data set's preset at the
-default budget and variant, and times ``attack.run`` (all classes, seed 0) of BL-v2 (the default
+default budget and variant (with the ``--set`` settings, e.g. a smaller ``bl_auto.members``), and times ``attack.run`` (all classes, seed 0) of BL-v2 (the default
 variant's 10 iterations) and of ``bl-auto`` alternately, twice each, in this one process; prints
 the fastest of each and their ratio as JSON. Process start, model loading and data loading are
 not timed.
@@ -17,9 +17,12 @@ import time
 def main(argv: list[str] | None = None) -> int:
     """Time BL-v2 and bl-auto on one target; print ``{"bl-v2": s, "bl-auto": s, "ratio": r}``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    sets = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--set"]
+    args = [a for i, a in enumerate(args) if a != "--set" and (i == 0 or args[i - 1] != "--set")]
     if len(args) not in (2, 3):
-        print("usage: python -m benchmarks.auto_cost TARGET DATASET [T]", file=sys.stderr)
+        print("usage: python -m benchmarks.auto_cost TARGET DATASET [T] [--set NAME=VALUE ...]", file=sys.stderr)
         return 2
+    from nmprivacy.commands.common import parse_pairs
     import nmprivacy as nmp
     from nmprivacy import presets
     from nmprivacy.attacks import attack_class
@@ -28,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     target, dataset = args[0], args[1]
     steps = int(args[2]) if len(args) > 2 else None
     model = nmp.load(target, steps=steps).model
-    preset = presets.resolve(dataset, "default", "default", None, {})
+    preset = presets.resolve(dataset, "default", "default", None, parse_pairs(sets, "--set"))
     classes = list(range(load_dataset(dataset).num_classes))
     times: dict[str, list[float]] = {}
     for name in ("bl-v2", "bl-auto", "bl-v2", "bl-auto"):
