@@ -135,13 +135,12 @@ def assemble(rows: torch.Tensor, pick: torch.Tensor, classes: list[int]) -> dict
 
 
 def study_network(net: Network, seeds: int, evaluators: int, threads: int | None) -> dict[str, Any]:
-    """Every member's rows under every evaluator and the features, per seed; each rule's metrics."""
+    """Every member's rows under every evaluator and the features, per seed; each rule's metrics (``replay``)."""
     from nmprivacy.attacks import get_attack
     from nmprivacy.evaluation.scoring import confidence_matrix
 
     target, judges, splits, steps, _, settings = load_network(net, evaluators, threads)
     classes = list(range(splits.num_classes))
-    per_rule: dict[str, list[list[dict[str, float]]]] = {}
     seeds_out = []
     for seed in range(seeds):
         attack = get_attack("bl-auto", settings, steps=steps)
@@ -160,21 +159,11 @@ def study_network(net: Network, seeds: int, evaluators: int, threads: int | None
         # [E, M, K, C]: evaluator e's probabilities for member m's reconstruction of class k (as the audit scores it)
         rows = torch.stack([torch.stack([confidence_matrix(j, inv.members[n].inversion.reconstructions, torch.Generator().manual_seed(seed), steps)
                                          for n in names]) for j in judges])
-        picks = rules(feats, names)
-        picks |= {f"member {n}": torch.full((len(classes),), i) for i, n in enumerate(names)}
-        winners = torch.as_tensor([names.index(w) for w in inv.winners])
-        picks["bl-auto as run"] = winners
         correct = rows.argmax(dim=3) == torch.as_tensor(classes)[None, None, :]  # [E, M, K]
-        picks["oracle (evaluators; upper bound)"] = correct.float().mean(dim=0).argmax(dim=0)
-        for rule, pick in picks.items():
-            per_rule.setdefault(rule, []).append([assemble(rows[e], pick, classes) for e in range(len(judges))])
         seeds_out.append({"seed": seed, "members": names, "winners": inv.winners, **{k: v.tolist() for k, v in feats.items()},
                           "correct": correct.float().mean(dim=0).tolist(), "rows": rows.tolist(),
                           "member_seconds": {n: inv.members[n].seconds for n in names}})
-    from nmprivacy.evaluation.scoring import summarize
-
-    summary = {rule: summarize(table) for rule, table in per_rule.items()}
-    return {"network": net.name, "split": net.split, "dataset": net.dataset, "rules": summary, "seeds": seeds_out}
+    return replay({"network": net.name, "split": net.split, "dataset": net.dataset, "seeds": seeds_out})
 
 
 def best_member(result: dict, metric: str) -> tuple[str, float]:

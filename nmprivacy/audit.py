@@ -282,7 +282,7 @@ def _audit_into(config: AuditConfig, out: Path) -> dict[str, Any]:
     shared = ensemble_members(plan)  # fixed attacks that bl-auto runs as members: run once, reported twice
     runs: dict[str, list[Inversion]] = {member: [] for member in shared.values()}
     with sw("attacks"):
-        for name, role, settings in sorted(plan, key=lambda p: p[0] not in ("bl-auto",)):  # the ensemble first, its members kept
+        for name, role, settings in sorted(plan, key=lambda p: p[0] != "bl-auto"):  # the ensemble first, its members kept
             reasons = [why for who, why in weak.items() if who == role or who.startswith("evaluator")]
             member = shared.get(name)
             attacks[name], first[name] = run_attack(name, role, settings, models[role].model, judge, judge_kind, classes, steps, config, reasons,

@@ -142,15 +142,12 @@ def budget(args: argparse.Namespace) -> str:
 def add_variant(p: argparse.ArgumentParser, audit: bool = False) -> None:
     """``--variant``: which attack settings (``nmprivacy.presets.attack_variant``); ``auto`` (the
     audit's default) only where a run can hold the ``bl-auto`` ensemble (audit, study)."""
-    if audit:
-        p.add_argument("--variant", choices=VARIANTS, default=None,
-                       help="attack settings: auto (the default: BL-v1 and BL-v2 with the default settings, plus bl-auto, the per-class "
-                       "ensemble over every variant, whose members count in the worst case), default (chosen by measurement, "
-                       "docs/method.md §5.7), paper (as written) or reference (the published code's)")
-    else:
-        p.add_argument("--variant", choices=VARIANTS, default=None,
-                       help="attack settings: default (chosen by measurement, docs/method.md §5.7; the default), paper (as written) "
-                       "or reference (the published code's); auto is the audit's (or use --attack bl-auto)")
+    text = ("attack settings: auto (the default: BL-v1 and BL-v2 with the default settings, plus bl-auto, the per-class ensemble over "
+            "every variant, whose members count in the worst case), default (chosen by measurement, docs/method.md §5.7), paper (as "
+            "written) or reference (the published code's)") if audit else (
+        "attack settings: default (chosen by measurement, docs/method.md §5.7; the default), paper (as written) or reference (the "
+        "published code's); auto is the audit's (or use --attack bl-auto)")
+    p.add_argument("--variant", choices=VARIANTS, default=None, help=text)
 
 
 def variant(args: argparse.Namespace, default: str | None = None) -> str:
