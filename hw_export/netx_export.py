@@ -66,8 +66,9 @@ def _slayer_blocks(model: torch.nn.Module) -> list[torch.nn.Module] | None:
         if name == "Flatten":
             out.append(block)
             continue
-        if getattr(block, "delay", None) is not None:
-            raise NetworkError(f"block {i} has learnable axonal delays: NetX reads a layer's delays as its input synapses' delays, so the export would not be equivalent")
+        if getattr(block, "delay", None) is not None and (name != "Dense" or i == len(blocks) - 1):
+            raise NetworkError(f"block {i} ({name}) has learnable axonal delays: NetX applies a layer's delays to its input synapses, which "
+                               "gives the same spikes only for a hidden Dense block (a read-out's voltage would lag; NetX ignores conv delays)")
         if not getattr(block, "delay_shift", True):
             raise NetworkError(f"block {i} uses delay_shift=False; Lava adds one step per layer, so train with delay_shift=True")
         neuron = block.neuron

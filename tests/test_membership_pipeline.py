@@ -118,20 +118,23 @@ def test_run_mia_on_a_netx_file_trains_references_for_its_sizes(tmp_path, stand_
 
 
 def test_run_mia_on_a_deeper_file_trains_references_of_all_its_layers(tmp_path, stand_in_digits):
+    """A 16-24-12-4 file with learned delays in its first hidden layer: the references have all its layers and learn delays there."""
     from nmprivacy.models import build, checkpoint
     from nmprivacy.models.snn_lava import SNNLavaConfig
 
     torch.manual_seed(0)
-    model = build("snn-lava", SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=24, extra_hidden=(12,), weight_scale=3.0)).freeze()
+    model = build("snn-lava", SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=24, extra_hidden=(12,), weight_scale=3.0, delay_layers=(0,)))
+    model.blocks[0].delay.delay.data = torch.rand(24) * 3
     net = tmp_path / "deep.net"
-    export_netx(model, net)  # 16-24-12-4, as a foreign NetX file
+    export_netx(model.freeze(), net)  # 16-24-12-4 with delays, as a foreign NetX file
     mia = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("loss",), overrides={"steps": 7}))
     assert mia["steps"] == 7  # --set steps=N reaches a file target's T (and its references'), as in the audit
     assert any("16-24-12-4" in n and "recipe" in n for n in mia["notes"])
     refs = mia["reference_models"]
     assert len(refs) == 2 and all(r["config"]["hidden"] == 24 and list(r["config"]["extra_hidden"]) == [12] for r in refs)
+    assert all(list(r["config"]["delay_layers"]) == [0] for r in refs) and any("(layers 0), theirs are learned" in n for n in mia["notes"])
     trained = checkpoint.load(refs[0]["checkpoint"], "snn-lava")
-    assert trained.network().sizes == (16, 24, 12, CLASSES)
+    assert trained.network().sizes == (16, 24, 12, CLASSES) and trained.blocks[0].delay is not None and trained.blocks[1].delay is None
     assert 0.0 <= mia["attacks"]["loss"]["auc"] <= 1.0
 
 
@@ -156,7 +159,7 @@ def test_a_target_whose_output_never_spikes_is_named_not_scored_silently(tmp_pat
 @pytest.mark.parametrize("extra, words", [({}, None), ({"delay": np.ones((5, 6), dtype=np.int64)}, "synaptic delays"),
                                            ({"weight_rec": np.zeros((5, 5), dtype=np.int64)}, "layer 1: recurrent")])
 def test_reference_recipe_takes_dense_stacks_and_names_the_layer_it_cannot_train(extra, words):
-    """A dense stack gets snn-lava references of all its sizes (delays: said in the note, not copied); recurrence is refused naming the layer."""
+    """A dense stack gets snn-lava references of all its sizes (a hidden layer's delays: learned ones, said in the note); recurrence is refused naming the layer."""
     from types import SimpleNamespace
 
     from nmprivacy.mia.plan import reference_recipe
@@ -172,9 +175,10 @@ def test_reference_recipe_takes_dense_stacks_and_names_the_layer_it_cannot_train
         with pytest.raises(NmprivacyError, match=words):
             reference_recipe(target)
         return
-    kind, hidden, more, note = reference_recipe(target)
-    assert (kind, hidden, more) == ("snn-lava", 6, (5,)) and "4-6-5-3" in note
-    assert ("synaptic delays (layers 1" in note) == ("delay" in extra)
+    recipe = reference_recipe(target)
+    fields = {"extra_hidden": [5], **({"delay_layers": [1]} if "delay" in extra else {})}
+    assert (recipe.kind, recipe.hidden, recipe.config) == ("snn-lava", 6, fields) and "4-6-5-3" in recipe.note
+    assert ("synaptic delays (layers 1), theirs are learned" in recipe.note) == ("delay" in extra)
 
 
 def run_cli(*args: str, env_cache: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

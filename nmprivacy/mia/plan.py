@@ -48,12 +48,25 @@ class Plan:
         return np.concatenate([self.audited, self.population])
 
 
-def reference_recipe(target: Any) -> tuple[str, int, tuple[int, ...], str]:
-    """(kind, hidden size, sizes of any further hidden layers, note) of the references for a model
-    nmprivacy did not train: a checkpoint's own kind and sizes; a stack of dense layers without
-    recurrence (NetX, NIR; input -> hidden -> ... -> output) gets ``snn-lava`` references of the
-    same layer sizes (synaptic delays, learned parameters of the file's own recipe like its
-    weights, are not reproduced: the note says so); anything else is refused in one line."""
+@dataclass(frozen=True)
+class ReferenceRecipe:
+    """Which reference models a target that nmprivacy did not train gets: their kind, first hidden
+    size, ``target_config`` fields beyond the preset's (further hidden layers, learned delays) and
+    the note the report prints."""
+
+    kind: str
+    hidden: int
+    config: dict[str, Any]
+    note: str
+
+
+def reference_recipe(target: Any) -> ReferenceRecipe:
+    """The references for a model nmprivacy did not train: a checkpoint's own kind and sizes; a
+    stack of dense layers without recurrence (NetX, NIR; input -> hidden -> ... -> output) gets
+    ``snn-lava`` references of the same layer sizes (``extra_hidden``) that learn one synaptic
+    delay per neuron in each hidden layer where the file has delays (``delay_layers``, as Lava-DL's
+    ``delay=True`` recipe; learned from their own data, not copied from the file); delays on the
+    read-out layer are not reproduced (the note says so); anything else is refused in one line."""
     from nmprivacy.network import DenseLayer, Network
 
     model = target.model
@@ -61,8 +74,11 @@ def reference_recipe(target: Any) -> tuple[str, int, tuple[int, ...], str]:
     config = getattr(model, "config", None)
     if kind in KINDS and getattr(config, "hidden", None) is not None:
         extra = tuple(getattr(config, "extra_hidden", ()))
+        delayed = tuple(getattr(config, "delay_layers", ()))
         sizes = "-".join(str(n) for n in (config.hidden, *extra))
-        return kind, int(config.hidden), extra, f"references: {kind} models of the checkpoint's size (hidden {sizes}), trained with nmprivacy's recipe"
+        fields: dict[str, Any] = {**({"extra_hidden": list(extra)} if extra else {}), **({"delay_layers": list(delayed)} if delayed else {})}
+        return ReferenceRecipe(kind, int(config.hidden), fields,
+                               f"references: {kind} models of the checkpoint's size (hidden {sizes}), trained with nmprivacy's recipe")
     network = model.network()
     if isinstance(network, Network):
         layers = network.layers
@@ -74,12 +90,19 @@ def reference_recipe(target: Any) -> tuple[str, int, tuple[int, ...], str]:
                 "inference needs reference models of the same architecture, which nmprivacy can train only for dense stacks without "
                 "recurrence (or pass a checkpoint folder)")
         sizes = "-".join(str(s) for s in network.sizes)
-        delayed = [str(i) for i, x in enumerate(layers) if x.delay is not None and np.any(x.delay)]
+        extra = [int(n) for n in network.sizes[2:-1]]
+        delayed = [i for i, x in enumerate(layers) if x.delay is not None and np.any(x.delay)]
+        hidden_delayed = [i for i in delayed if i < len(layers) - 1]
+        fields = {**({"extra_hidden": extra} if extra else {}), **({"delay_layers": hidden_delayed} if hidden_delayed else {})}
         note = (f"references: snn-lava models (Lava-DL CUBA, the preset's schedule) of the file's layer sizes {sizes}, trained with nmprivacy's "
                 "recipe, not with the file's own training")
-        if delayed:
-            note += f"; the file's synaptic delays (layers {', '.join(delayed)}, learned by its own recipe) are not reproduced: the references have none"
-        return "snn-lava", int(network.sizes[1]), tuple(int(n) for n in network.sizes[2:-1]), note
+        if hidden_delayed:
+            per_synapse = [str(i) for i in hidden_delayed if np.any(layers[i].delay != layers[i].delay[:, :1])]
+            note += (f"; like the file's synaptic delays (layers {', '.join(map(str, hidden_delayed))}), theirs are learned, one per neuron "
+                     "(Lava-DL's delay=True)" + (f", where the file's vary per synapse (layers {', '.join(per_synapse)})" if per_synapse else ""))
+        if len(layers) - 1 in delayed:
+            note += f"; the file's read-out layer {len(layers) - 1} has synaptic delays, which the references do not have"
+        return ReferenceRecipe("snn-lava", int(network.sizes[1]), fields, note)
     raise NmprivacyError(f"{target.source}: cannot tell which reference models to train for it: pass a NetX file, a NIR graph or a checkpoint folder")
 
 
@@ -96,9 +119,13 @@ def make_plan(config: MiaConfig) -> Plan:
     splits = load_dataset(config.dataset, root=config.data_root, **config.data_options)
     preset = preset_for(config.dataset, config.budget)
     preset = with_overrides(preset, {**({"hidden": config.hidden} if config.hidden is not None else {}), **config.overrides})
-    kind, hidden, extra, steps, foreign, notes = _target(config, splits, preset)
-    if extra:  # a deeper file's references: snn-lava with its further hidden layers
-        preset = with_overrides(preset, {"target_config": {**preset.target_config, "extra_hidden": list(extra)}})
+    kind, hidden, fields, steps, foreign, notes = _target(config, splits, preset)
+    if fields:  # a file's references: snn-lava with its further hidden layers and learned delays (unless --set names delay_layers)
+        mine = {k: v for k, v in preset.target_config.items() if k == "delay_layers"}
+        if mine and list(mine["delay_layers"]) != list(fields.get("delay_layers", [])):
+            notes.append(f"references: target_config.delay_layers={list(mine['delay_layers'])} as --set says, not the file's hidden layers with delays "
+                         f"({fields.get('delay_layers', [])})")
+        preset = with_overrides(preset, {"target_config": {**preset.target_config, **fields, **mine}})
     image_model = kind == "ann"
     threat, oracle, reference_oracle = _threat_and_oracles(config, kind, foreign)
     if image_model:
@@ -119,19 +146,20 @@ def make_plan(config: MiaConfig) -> Plan:
                 population, keep, foreign, tuple(notes))
 
 
-def _target(config: MiaConfig, splits: Any, preset: Any) -> tuple[str, int | None, tuple[int, ...], int | None, Any, list[str]]:
-    """(kind of the trained models, their hidden size, their further hidden layers' sizes, T, the file's ``Target`` or None, notes)."""
+def _target(config: MiaConfig, splits: Any, preset: Any) -> tuple[str, int | None, dict[str, Any], int | None, Any, list[str]]:
+    """(kind of the trained models, their hidden size, their ``target_config`` fields beyond the preset's, T, the file's ``Target`` or None, notes)."""
     notes: list[str] = []
     foreign = None
     if config.target in KINDS:
-        kind, hidden, extra = config.target, preset.hidden, ()
+        kind, hidden, fields = config.target, preset.hidden, {}
         steps = preset.steps if splits.domain == "image" else None
     elif Path(config.target).exists():
         from nmprivacy.targets import choose_steps, fit_to_data, load_target
 
         foreign = fit_to_data(load_target(config.target, dt=config.dt), splits.input_shape, splits.num_classes, splits.name)
-        kind, hidden, extra, note = reference_recipe(foreign)
-        notes.append(note)
+        recipe = reference_recipe(foreign)
+        kind, hidden, fields = recipe.kind, recipe.hidden, recipe.config
+        notes.append(recipe.note)
         if config.hidden is not None and config.hidden != hidden:
             notes.append(f"--hidden {config.hidden} was not used: the references take the target's own hidden size ({hidden})")
         notes.append("membership of the target: the data set's training split (after --limit-train) is taken to be what the file was trained on")
@@ -140,7 +168,7 @@ def _target(config: MiaConfig, splits: Any, preset: Any) -> tuple[str, int | Non
         raise NmprivacyError(f"--target '{config.target}' is neither a kind ({', '.join(KINDS)}) nor an existing NetX file, NIR graph or checkpoint folder")
     if foreign is not None and foreign.model.info.domain != "spikes" and kind != "ann":
         raise NmprivacyError(f"--target {config.target} is neither a spiking network nor an ann checkpoint: give a target nmprivacy can train references for")
-    return kind, hidden, extra, steps, foreign, notes
+    return kind, hidden, fields, steps, foreign, notes
 
 
 def _threat_and_oracles(config: MiaConfig, kind: str, foreign: Any) -> tuple[str, str, str]:

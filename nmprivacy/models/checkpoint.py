@@ -149,7 +149,7 @@ def _check_value(name: str, hint: Any, value: Any) -> Any:
     ``ValueError`` otherwise."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is int:
-        low = 0 if name in ("padding", "dense_hidden") else 1  # the integer fields that may be 0
+        low = 0 if name in ("padding", "dense_hidden", "delay_layers") else 1  # the integer fields that may be 0
         if not _is_int(value) or not low <= value <= MAX_DIM:
             raise ValueError(f"{name} = {str(value)[:40]} is not a whole number in {low}..{MAX_DIM}")
         return value

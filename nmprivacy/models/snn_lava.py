@@ -43,6 +43,14 @@ slayer's grid (steps 2/64 times a power of two; NetX re-derives ``num_weight_bit
 ``weight_exponent`` from the written integers, so the export stays lossless). Reset: Loihi's (and slayer's) CUBA neuron resets to 0; there is no
 subtractive reset (``reset`` accepts only ``"hard"``; use ``snn-norse`` for ``"subtract"``).
 
+Delays (``delay_layers``, e.g. ``[0, 1]``; default none): the hidden blocks named learn one
+axonal delay per neuron, as Lava-DL's ``delay=True`` (its N-MNIST tutorial): slayer's
+``axon.Delay`` (at most 62 steps, whole steps in the forward), exported by the block's own
+``export_hdf5`` as the layer's ``delay``, which NetX applies to that layer's input synapses:
+the same spikes (``network``). The reference models of a NetX file with delays get them
+(``nmprivacy mia``). Such a model runs slayer (not the sparse engine) and has no fast attack
+engine (attacks differentiate it); DP-SGD refuses it (Opacus has no per-sample gradient of a delay).
+
 Engine (``SNNLava.engine``, default ``"sparse"``, or ``$NMPRIVACY_LAVA_ENGINE``): on the CPU, for
 binary input spikes that need no gradient (training, evaluation, queries), the forward and the
 weight gradients run in ``nmprivacy.models.sparse_cuba``, which gathers the weights of the active
@@ -97,7 +105,7 @@ class SNNLavaConfig:
     """Everything that rebuilds an ``snn-lava`` model (docs/method.md §2.3 defaults, Loihi CUBA)."""
 
     # fields added after models were cached: left out of the JSON form (and cache keys) at their defaults
-    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("surrogate_params", "weight_bits", "reset", "extra_hidden")
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("surrogate_params", "weight_bits", "reset", "extra_hidden", "delay_layers")
 
     input_shape: tuple[int, ...]
     num_classes: int
@@ -112,6 +120,7 @@ class SNNLavaConfig:
     weight_bits: int = 8  # synapse mantissa bits on Loihi (8: slayer's quantize_8bit; 2-7: LoihiWeights)
     reset: Literal["hard"] = "hard"  # Loihi's CUBA neuron resets to 0; nothing else is expressible
     extra_hidden: tuple[int, ...] = ()  # sizes of further hidden layers after ``hidden`` (empty: one hidden layer)
+    delay_layers: tuple[int, ...] = ()  # hidden layers (0 = the first) whose neurons learn a synaptic delay each (Lava-DL's delay=True)
 
     def __post_init__(self) -> None:
         check_knobs(self)
@@ -122,6 +131,15 @@ class SNNLavaConfig:
         if any(n < 1 for n in sizes):
             raise NmprivacyError(f"snn-lava: extra_hidden is {self.extra_hidden!r}: give the sizes of the further hidden layers, e.g. [128, 64]")
         object.__setattr__(self, "extra_hidden", sizes)
+        hidden_layers = 1 + len(sizes)
+        try:
+            delayed = tuple(sorted({int(i) for i in self.delay_layers}))
+        except (TypeError, ValueError):
+            delayed = (-1,)
+        if any(i < 0 or i >= hidden_layers for i in delayed):
+            raise NmprivacyError(f"snn-lava: delay_layers is {self.delay_layers!r}: give hidden layer indices 0..{hidden_layers - 1} "
+                                 "(the read-out layer's voltage is the output and takes no delay)")
+        object.__setattr__(self, "delay_layers", delayed)
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -244,9 +262,27 @@ def cuba_block(kind: str, *args: object, config: SNNLavaConfig, **kwargs: object
     return block
 
 
-def cuba_dense(in_neurons: int, out_neurons: int, config: SNNLavaConfig) -> torch.nn.Module:
-    """One slayer CUBA Dense block with the configured surrogate."""
-    return cuba_block("Dense", in_neurons, out_neurons, config=config)
+def cuba_dense(in_neurons: int, out_neurons: int, config: SNNLavaConfig, delay: bool = False) -> torch.nn.Module:
+    """One slayer CUBA Dense block with the configured surrogate; ``delay``: each output neuron
+    learns an axonal delay (slayer's ``axon.Delay``, at most Loihi's 62 steps), initialised as
+    slayer does on its first forward (uniform in [0, 1): 0 steps) but at once, so that a saved
+    model loads into a fresh one."""
+    block = cuba_block("Dense", in_neurons, out_neurons, config=config, delay=delay)
+    if delay:
+        block.delay.delay = nn.Parameter(torch.rand(out_neurons, dtype=torch.float))  # (on the device in effect, e.g. meta)
+        block.delay.init = True
+    return block
+
+
+def block_delays(block: torch.nn.Module) -> torch.Tensor | None:
+    """The whole steps ``[out]`` (int64) by which a slayer block's axonal delay shifts each output
+    neuron's spikes (its forward truncates, NetX's export floors: the same for delays >= 0),
+    None for a block without delays."""
+    delay = getattr(block, "delay", None)
+    if delay is None:
+        return None
+    delay.clamp()
+    return torch.floor(delay.delay.detach()).to(torch.int64).flatten()
 
 
 def default_config(input_shape: tuple[int, ...], num_classes: int, preset: object, hidden: int | None = None) -> SNNLavaConfig:
@@ -262,7 +298,8 @@ class SNNLava(TargetModel):
         self.config = config
         self.info = ModelInfo("snn-lava", "spikes", tuple(config.input_shape), config.num_classes, reset="hard")
         sizes = config.layer_sizes
-        self.blocks = nn.ModuleList([cuba_dense(n_in, n_out, config) for n_in, n_out in itertools.pairwise(sizes)])
+        self.blocks = nn.ModuleList([cuba_dense(n_in, n_out, config, delay=i in config.delay_layers)
+                                     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes))])
         self.engine = default_engine()
 
     @property
@@ -323,12 +360,18 @@ class SNNLava(TargetModel):
 
     def network(self) -> Network:
         """The network as Loihi runs it: dense CUBA layers of integer weights (quantised w * 64),
-        12-bit decays and threshold mantissas, exactly what slayer's NetX export holds (tested)."""
+        12-bit decays and threshold mantissas, exactly what slayer's NetX export holds (tested).
+        A hidden block's learned delays, which slayer applies to its neurons' output spikes, are
+        its layer's synaptic delays per target neuron, as NetX reads the exported ``delay``: for
+        neurons without bias that start at rest, delaying a neuron's input by d steps or its
+        output by d steps gives the same spikes (tested against slayer and Lava)."""
         layers = []
         shape = tuple(self.config.input_shape)
         for i, (blk, w) in enumerate(zip(self.blocks, self.integer_weights())):
             n = blk.neuron
             neuron = LoihiNeuron(i_decay=int(n.cx_current_decay), v_decay=int(n.cx_voltage_decay), vth_mant=int(n.v_th_mant))
+            steps = block_delays(blk)
+            delay = None if steps is None else steps.numpy()[:, None].repeat(w.shape[1], axis=1)
             layers.append(DenseLayer(neuron=neuron, weight=w.round().to(torch.int64).numpy(), in_shape=shape if i == 0 else (w.shape[1],),
-                                     name=f"snn-lava layer {i}"))
+                                     delay=delay, name=f"snn-lava layer {i}"))
         return Network(input_shape=shape, layers=tuple(layers), meta={"kind": "snn-lava"}, name="snn-lava")

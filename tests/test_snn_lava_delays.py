@@ -1,0 +1,120 @@
+"""``snn-lava`` with learned synaptic delays (``delay_layers``, Lava-DL's ``delay=True``): the model,
+its description, its NetX file and Lava agree spike for spike; the delays learn; the references of
+a delayed NetX file get them (issue 24)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hw_export.lava_run import run_lava
+from hw_export.netx_emulation import load_netx
+from hw_export.netx_export import export_netx
+from nmprivacy.errors import NmprivacyError
+from nmprivacy.models import build
+from nmprivacy.models.network_model import NetworkModel
+from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig, block_delays
+
+torch.set_num_threads(1)
+
+SHAPE, CLASSES = (1, 4, 4), 3
+
+
+def delayed_model(seed: int = 0, most: float = 4.0, layers: tuple[int, ...] = (0, 1)) -> SNNLava:
+    """A 16-12-8-3 snn-lava whose hidden layers carry delays of 0..``most`` - 1 steps."""
+    torch.manual_seed(seed)
+    model = build("snn-lava", SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=12, extra_hidden=(8,), delay_layers=layers, weight_scale=3.0))
+    for i in layers:
+        model.blocks[i].delay.delay.data = torch.rand(model.blocks[i].delay.delay.shape) * most
+    return model
+
+
+def rate_spikes(batch: int = 5, steps: int = 20, seed: int = 1) -> torch.Tensor:
+    """Bernoulli(0.4) spikes ``[T, B, 1, 4, 4]``."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(steps, batch, *SHAPE, generator=g) < 0.4).float()
+
+
+def test_description_and_netx_file_run_the_delayed_model_exactly(tmp_path) -> None:
+    model = delayed_model().freeze()
+    x = rate_spikes()
+    with torch.no_grad():
+        voltage = model(x)
+        network = model.network()
+        described = NetworkModel(network)(x)
+    assert [layer.max_delay for layer in network.layers] == [3, 3, 0]
+    steps = block_delays(model.blocks[0])
+    assert np.array_equal(network.layers[0].delay, steps.numpy()[:, None].repeat(16, axis=1))  # one delay per target neuron
+    assert torch.equal(voltage, described)
+    report = export_netx(model, tmp_path / "d.net")
+    assert report.lossless
+    loaded = load_netx(tmp_path / "d.net")
+    assert [np.array_equal(a.delay, b.delay) if a.delay is not None else b.delay is None
+            for a, b in zip(loaded.network().layers, network.layers)] == [True, True, True]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), voltage)
+        emulated = [s.transpose(0, 1).to(torch.uint8) for s in loaded.layer_spikes(x)]
+    run = run_lava(tmp_path / "d.net", x.transpose(0, 1), record_membrane=True)
+    assert all(int(e.sum()) > 0 for e in emulated)
+    assert sum(int((e != g).sum()) for e, g in zip(emulated, run.layers)) == 0  # 0 mismatches on Lava, every layer
+    assert torch.equal(run.output_membrane, voltage.transpose(0, 1))
+
+
+def test_delays_change_the_output_and_learn() -> None:
+    model = delayed_model(most=0.0)  # all delays 0 steps: the plain network
+    plain = build("snn-lava", SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=12, extra_hidden=(8,), weight_scale=3.0))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if ".delay." not in k})
+    x = rate_spikes()
+    with torch.no_grad():
+        assert torch.equal(model(x), plain(x))
+        model.blocks[0].delay.delay.data += 2.0
+        assert not torch.equal(model(x), plain(x))
+    loss = model(x).sum(0).logsumexp(-1).sum()
+    loss.backward()
+    grads = [model.blocks[i].delay.delay.grad for i in (0, 1)]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)  # slayer's delay gradient reaches every delayed layer
+
+
+def test_saved_delays_load_into_a_fresh_model(tmp_path) -> None:
+    model = delayed_model()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    fresh = build("snn-lava", model.config)
+    fresh.load_state_dict(torch.load(tmp_path / "m.pt"))
+    x = rate_spikes()
+    with torch.no_grad():
+        assert torch.equal(fresh(x), model(x))
+
+
+def test_bad_delay_layers_and_dp_are_one_line_errors(tmp_path) -> None:
+    for bad in ([2], [-1], ["a"]):  # 2 is the read-out of a 2-hidden-layer model
+        with pytest.raises(NmprivacyError, match="delay_layers"):
+            SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=12, extra_hidden=(8,), delay_layers=bad)
+    from nmprivacy.dp import make_grad_sample_module
+
+    with pytest.raises(NmprivacyError, match="Delay"):
+        make_grad_sample_module(delayed_model())
+    model = delayed_model()
+    model.blocks[-1].delay = model.blocks[0].delay  # a read-out with delays would lag on NetX
+    with pytest.raises(Exception, match="read-out"):
+        export_netx(model, tmp_path / "x.net")
+
+
+def test_delayed_models_have_no_fast_engine_and_are_attacked_through_slayer() -> None:
+    model = delayed_model().freeze()
+    assert model.lif_layers() is None and "delays" in model.engine_refusal
+    from nmprivacy.models.sparse_cuba import run_stack
+
+    assert run_stack(model.blocks, rate_spikes()) is None  # the sparse engine does not describe delays: slayer runs them
+
+
+def test_references_of_a_delayed_file_learn_delays_in_its_hidden_layers(tmp_path) -> None:
+    from nmprivacy.mia.plan import reference_recipe
+    from nmprivacy.targets import load_target
+
+    export_netx(delayed_model().freeze(), tmp_path / "d.net")
+    recipe = reference_recipe(load_target(str(tmp_path / "d.net")))
+    assert (recipe.kind, recipe.hidden, recipe.config) == ("snn-lava", 12, {"extra_hidden": [8], "delay_layers": [0, 1]})
+    assert "learned, one per neuron" in recipe.note and "vary per synapse" not in recipe.note
+    export_netx(delayed_model(layers=(1,)).freeze(), tmp_path / "one.net")
+    assert reference_recipe(load_target(str(tmp_path / "one.net"))).config["delay_layers"] == [1]
