@@ -100,21 +100,43 @@ def test_bad_delay_layers_and_dp_are_one_line_errors(tmp_path) -> None:
         export_netx(model, tmp_path / "x.net")
 
 
-def test_delayed_models_have_no_fast_engine_and_are_attacked_through_slayer() -> None:
+def test_delayed_models_have_no_fast_attack_engine() -> None:
     model = delayed_model().freeze()
-    assert model.lif_layers() is None and "delays" in model.engine_refusal
-    from nmprivacy.models.sparse_cuba import run_stack
-
-    assert run_stack(model.blocks, rate_spikes()) is None  # the sparse engine does not describe delays: slayer runs them
+    assert model.lif_layers() is None and "delays" in model.engine_refusal  # attacks differentiate the model itself
 
 
-def test_references_of_a_delayed_file_learn_delays_in_its_hidden_layers(tmp_path) -> None:
-    from nmprivacy.mia.plan import reference_recipe
-    from nmprivacy.targets import load_target
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("layers", [(0, 1), (1,)])
+def test_sparse_engine_runs_delays_as_slayer(layers: tuple[int, ...], dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training with delays: the sparse engine's voltages and hidden spikes are slayer's bit for bit, its weight and
+    delay gradients slayer's within fp32 summation order (gathered and GEMM paths; delays past the window too)."""
+    from nmprivacy.models import sparse_cuba
+    from test_sparse_training import loss_of, slayer_reference, weight_grads
 
-    export_netx(delayed_model().freeze(), tmp_path / "d.net")
-    recipe = reference_recipe(load_target(str(tmp_path / "d.net")))
-    assert (recipe.kind, recipe.hidden, recipe.config) == ("snn-lava", 12, {"extra_hidden": [8], "delay_layers": [0, 1]})
-    assert "learned, one per neuron" in recipe.note and "vary per synapse" not in recipe.note
-    export_netx(delayed_model(layers=(1,)).freeze(), tmp_path / "one.net")
-    assert reference_recipe(load_target(str(tmp_path / "one.net"))).config["delay_layers"] == [1]
+    if dense:
+        monkeypatch.setattr(sparse_cuba, "DENSE_FORWARD", -1.0)
+        monkeypatch.setattr(sparse_cuba, "DENSE_BACKWARD", -1.0)
+    model = delayed_model(layers=layers, most=6.0)
+    model.blocks[layers[0]].delay.delay.data[0] = 40.0  # beyond T: the neuron's spikes never arrive
+    x, labels = rate_spikes(steps=12), torch.arange(5) % CLASSES
+    params = [model.blocks[i].delay.delay for i in layers]
+
+    def delay_grads() -> list[torch.Tensor]:
+        out = [p.grad.clone() for p in params]
+        for p in params:
+            p.grad = None
+        return out
+
+    hidden, voltage = slayer_reference(list(model.blocks), x)
+    loss_of(voltage, labels).backward()
+    expected_w, expected_d = weight_grads(list(model.blocks)), delay_grads()
+    result = sparse_cuba.run_stack(model.blocks, x, want_hidden=True)
+    assert result is not None, "the sparse engine runs delayed blocks"
+    ours_voltage, ours_hidden = result
+    assert torch.equal(ours_voltage, voltage) and all(torch.equal(a, b) for a, b in zip(ours_hidden, hidden))
+    loss_of(ours_voltage, labels).backward()
+    ours_w, ours_d = weight_grads(list(model.blocks)), delay_grads()
+    assert all(float(g.abs().sum()) > 0 for g in expected_d)
+    for ours, ref in zip([*ours_w, *ours_d], [*expected_w, *expected_d]):
+        assert ours.shape == ref.shape
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()) + 1e-12)

@@ -48,8 +48,9 @@ axonal delay per neuron, as Lava-DL's ``delay=True`` (its N-MNIST tutorial): sla
 ``axon.Delay`` (at most 62 steps, whole steps in the forward), exported by the block's own
 ``export_hdf5`` as the layer's ``delay``, which NetX applies to that layer's input synapses:
 the same spikes (``network``). The reference models of a NetX file with delays get them
-(``nmprivacy mia``). Such a model runs slayer (not the sparse engine) and has no fast attack
-engine (attacks differentiate it); DP-SGD refuses it (Opacus has no per-sample gradient of a delay).
+(``nmprivacy mia``). The sparse engine runs them (spikes moved per neuron, slayer's delay
+gradient); such a model has no fast attack engine (attacks differentiate it) and DP-SGD refuses
+it (Opacus has no per-sample gradient of a delay).
 
 Engine (``SNNLava.engine``, default ``"sparse"``, or ``$NMPRIVACY_LAVA_ENGINE``): on the CPU, for
 binary input spikes that need no gradient (training, evaluation, queries), the forward and the

@@ -46,12 +46,16 @@ Semantics are slayer's exactly (checked by ``tests/test_sparse_training.py`` aga
   none), each passed through float32 as slayer stores them; reset to 0 where
   ``float32(v_t) >= float32((th + eps) * 4096)``; the block's spike is ``v_t / 4096 > th``
   (fast sigmoid) or ``>= th + eps`` (slayer's surrogate); each hidden block's spikes reach the
-  next block one step later (``delay_shift``); the last block returns its pre-reset voltage;
+  next block one step later (``delay_shift``), and ``d_h`` steps more for neuron ``h`` of a block
+  with slayer's axonal ``delay`` (``floor(d_h)``, as its ``shift``); the last block returns its
+  pre-reset voltage;
 - backward (as ``_li_dynamics_bwd``): float32 leaky integrators ``g_t = d g_{t+1} + grad_t`` with
   ``d = 1 - decay / 4096`` through the voltage, then the current (no reset term); the spike's
   surrogate is the ``SurrogateCubaNeuron``'s (``nmprivacy.models.surrogates``: fast sigmoid
   ``1 / (1 + slope |v - th|)^2``, arctan, sigmoid, triangle, spike-rate escape, straight-through)
-  or slayer's ``scale / (2 tau) exp(-|v - th - eps| / tau)``.
+  or slayer's ``scale / (2 tau) exp(-|v - th - eps| / tau)``; the gradient reaching a block with
+  axonal delays is moved back ``d_h`` steps per neuron, and the delays' gradient is slayer's
+  (``delay_gradient``).
 
 Forward spikes and voltages are bit-identical to slayer's; gradients equal slayer's up to fp32
 summation order (tests: rtol 1e-5). Inputs must be binary (0/1) and on the CPU: ``run_stack``
@@ -67,7 +71,7 @@ block reads row ``r - shift`` (``shift = B`` for the one-step delay, rows ``t = 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -458,6 +462,8 @@ class CubaLayer:
     p1: float = 0.0  # its second parameter (spike-rate escape's k)
     low: int = -128  # weight mantissa range (the quantiser's clamp)
     high: int = 127
+    delays: np.ndarray | None = field(default=None, compare=False)  # a hidden block's axonal delay per neuron, whole steps (int64 [H])
+    delay_grad_scale: float = 1.0  # slayer's Delay.grad_scale
 
 
 def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
@@ -475,8 +481,15 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
         return None
     if neuron.shape is not None and tuple(neuron.shape) != (synapse.weight.shape[0],):
         return None
-    if getattr(block, "mask", None) is not None or getattr(block, "delay", None) is not None or getattr(block, "count_log", False):
+    if getattr(block, "mask", None) is not None or getattr(block, "count_log", False):
         return None
+    delays, delay = None, getattr(block, "delay", None)
+    if delay is not None:  # slayer's axon.Delay after the one-step delay: a hidden block's, one delay per neuron, whole steps
+        values = getattr(delay, "delay", None)
+        if (not spiking or not getattr(delay, "init", False) or not isinstance(values, torch.Tensor) or getattr(delay, "sampling_time", 1) != 1
+                or values.numel() != synapse.weight.shape[0] or not bool(torch.isfinite(values).all())):
+            return None
+        delays = torch.floor(values.detach().clamp(min=0)).to(torch.int64).reshape(-1).numpy()  # its forward truncates: the same for d >= 0
     if spiking and not block.delay_shift:
         return None
     if getattr(synapse, "weight_norm_enabled", False) or tuple(synapse.weight.shape[2:]) != (1, 1, 1):
@@ -519,6 +532,8 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
         p1=float(f32(params[1])),
         low=low,
         high=high,
+        delays=delays,
+        delay_grad_scale=float(getattr(delay, "grad_scale", 1.0)) if delay is not None else 1.0,
     )
 
 
@@ -560,9 +575,31 @@ def input_lists(x2d: np.ndarray) -> ActiveLists | None:
 
 def spike_lists(v: np.ndarray, layer: CubaLayer, batch: int) -> ActiveLists:
     """The spikes of a hidden block (voltages ``v`` ``[R, H]``) as the next block's input lists,
-    one step later (``shift = batch``)."""
+    one step later (``shift = batch``), and each neuron ``d_h`` steps more where the block has
+    axonal delays (``layer.delays``)."""
     th, inc = np.float32(layer.threshold), bool(layer.inclusive)
+    if layer.delays is not None and layer.delays.any():
+        spikes = (v >= th) if inc else (v > th)
+        plane = per_neuron_shift(spikes.astype(np.float32), layer.delays, batch)
+        return _lists(v.shape[0], lambda c, a, b: _count_active(plane, c, a, b), lambda o, i, a, b: _fill_active(plane, o, i, a, b), batch)[0]
     return _lists(v.shape[0], lambda c, a, b: _count_spikes(v, c, a, b, th, inc), lambda o, i, a, b: _fill_spikes(v, o, i, a, b, th, inc), batch)[0]
+
+
+def per_neuron_shift(plane: np.ndarray, steps: np.ndarray, batch: int) -> np.ndarray:
+    """``plane`` ``[R, H]`` (rows ``t * batch + b``) with column ``h`` moved ``steps[h]`` time
+    steps later (``steps[h] < 0``: earlier); what leaves the window is dropped, zeros enter."""
+    out = np.zeros_like(plane)
+    rows = plane.shape[0]
+    for d in np.unique(steps):
+        cols = np.flatnonzero(steps == d)
+        k = int(d) * batch
+        if abs(k) >= rows:
+            continue
+        if k >= 0:
+            out[k:, cols] = plane[: rows - k, cols]
+        else:
+            out[: rows + k, cols] = plane[-k:, cols]
+    return out
 
 
 def int8_weights(w: np.ndarray, unit: float, low: int = -128, high: int = 127) -> np.ndarray | None:
@@ -699,10 +736,13 @@ def _backward_layer(upstream: Upstream, v: np.ndarray, inp: LayerInput, layer: C
 
 class _SparseCuba(torch.autograd.Function):
     """The stack's read-out voltage ``[R, C]`` from the input lists and the blocks' raw weights
-    (``weights[i]``: slayer's ``[H, N, 1, 1, 1]`` Parameter; its ``quantize_8bit`` is applied here)."""
+    (``weights[i]``: slayer's ``[H, N, 1, 1, 1]`` Parameter; its ``quantize_8bit`` is applied here),
+    followed by the delay Parameters of the blocks with axonal delays (``plan.delayed``, in order;
+    the delays themselves are read from ``plan.layers``)."""
 
     @staticmethod
-    def forward(ctx, plan: StackPlan, *weights: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, plan: StackPlan, *params: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        weights = params[: len(plan.layers)]
         w8 = [int8_weights(_raw(w), layer.unit, layer.low, layer.high) for w, layer in zip(weights, plan.layers)]
         if any(w is None for w in w8):
             raise _NotExact()
@@ -713,19 +753,24 @@ class _SparseCuba(torch.autograd.Function):
             if li + 1 < len(plan.layers):
                 inputs.append(LayerInput(spike_lists(v, layer, plan.batch), v.shape[1]))
         ctx.plan, ctx.inputs, ctx.planes, ctx.w8 = plan, inputs, planes, w8
-        ctx.save_for_backward(*weights)  # autograd checks they are not changed in place before the backward
+        ctx.save_for_backward(*params)  # autograd checks they are not changed in place before the backward
         plan.hidden = [inp.lists for inp in inputs[1:]]
         return torch.from_numpy(planes[-1])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         plan: StackPlan = ctx.plan
-        weights = ctx.saved_tensors
-        grads: list[torch.Tensor | None] = [None] * len(weights)
+        params = ctx.saved_tensors
+        n = len(plan.layers)
+        weights = params[:n]
+        grads: list[torch.Tensor | None] = [None] * len(params)
+        wants = [ctx.needs_input_grad[1 + li] for li in range(n)]
+        delay_slot = {li: n + k for k, li in enumerate(plan.delayed)}  # position of a delayed block's Parameter in ``params``
+        wants_delay = {li: ctx.needs_input_grad[1 + k] for li, k in delay_slot.items()}
         upstream = Upstream(DIRECT, grad.detach().to(torch.float32).contiguous().numpy(), _EMPTY, _EMPTY)
-        for li in range(len(plan.layers) - 1, -1, -1):
-            want_w = ctx.needs_input_grad[1 + li]
-            below = li > 0 and any(ctx.needs_input_grad[1 : 1 + li])
+        for li in range(n - 1, -1, -1):
+            want_w = wants[li]
+            below = li > 0 and (any(wants[:li]) or any(wants_delay.get(k, False) for k in range(li)))
             if not want_w and not below:
                 continue
             grad_w, gz = _backward_layer(upstream, ctx.planes[li], ctx.inputs[li], plan.layers[li], plan.steps, plan.batch,
@@ -734,7 +779,13 @@ class _SparseCuba(torch.autograd.Function):
                 grads[li] = grad_w.reshape(weights[li].shape)
             if below:  # dL/d(delayed spikes of the block below) = dL/dz @ Wq, fused into its kernel for a narrow block
                 wn = quantised_float(ctx.w8[li], plan.layers[li].unit)
-                if wn.shape[0] <= FUSE_WIDTH:
+                lower = plan.layers[li - 1]
+                if lower.delays is not None:  # slayer's Delay backward: the delay's gradient, and the plane moved back per neuron
+                    up = torch.mm(torch.from_numpy(gz), wn).numpy()
+                    if wants_delay[li - 1]:
+                        grads[delay_slot[li - 1]] = delay_gradient(up, ctx.inputs[li].dense(), plan.batch, lower.delay_grad_scale)
+                    upstream = Upstream(PLANE, per_neuron_shift(up, -lower.delays, plan.batch), _EMPTY, _EMPTY)
+                elif wn.shape[0] <= FUSE_WIDTH:
                     upstream = Upstream(FUSED, _EMPTY, gz, wn.numpy())
                 else:
                     upstream = Upstream(PLANE, torch.mm(torch.from_numpy(gz), wn).numpy(), _EMPTY, _EMPTY)
@@ -744,6 +795,15 @@ class _SparseCuba(torch.autograd.Function):
 def _raw(weight: torch.Tensor) -> np.ndarray:
     """A block's raw weights as float32 ``[H, N]`` (a view of the parameter where it already is one)."""
     return weight.detach().reshape(weight.shape[0], -1).to(torch.float32).contiguous().numpy()
+
+
+def delay_gradient(up: np.ndarray, delayed: np.ndarray, batch: int, grad_scale: float = 1.0) -> torch.Tensor:
+    """slayer's gradient of an axonal delay per neuron ``[H]``: ``sum over b, t of dL/dO[t] (O[t-1] - O[t])``
+    times ``grad_scale``, for the delayed output ``O`` (``delayed`` ``[R, H]``, as the next block
+    reads it) and ``dL/dO`` (``up`` ``[R, H]``); ``axon.delay._delayFunction.backward``."""
+    diff = -delayed
+    diff[batch:] += delayed[:-batch]
+    return torch.from_numpy((up * diff).sum(0, dtype=np.float64).astype(np.float32) * np.float32(grad_scale))
 
 
 class _NotExact(Exception):
@@ -760,6 +820,11 @@ class StackPlan:
     batch: int
     hidden: list[ActiveLists] | None = None  # filled by the forward: each hidden block's spikes (delayed)
 
+    @property
+    def delayed(self) -> list[int]:
+        """The blocks with axonal delays, whose delay Parameters follow the weights in ``_SparseCuba``."""
+        return [i for i, layer in enumerate(self.layers) if layer.delays is not None]
+
 
 def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """Output voltage ``[T, B, C]`` (float units, pre-reset) of slayer Dense ``blocks`` (hidden
@@ -770,6 +835,9 @@ def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: b
     uses slayer."""
     if x.device.type != "cpu" or x.requires_grad or x.dim() < 3 or not blocks:
         return None
+    for blk in blocks:
+        if getattr(blk, "delay", None) is not None and getattr(blk.delay, "init", False):
+            blk.delay.clamp()  # as slayer's forward does, in place
     layers = [layer_of(blk, spiking=i + 1 < len(blocks)) for i, blk in enumerate(blocks)]
     if any(layer is None for layer in layers) or any(blk.synapse.weight.device.type != "cpu" for blk in blocks):
         return None
@@ -786,8 +854,9 @@ def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: b
             blk.neuron.num_neurons = int(blk.synapse.weight.shape[0])
     weights = [blk.synapse.weight for blk in blocks]
     plan = StackPlan(layers, LayerInput(lists, x2d.shape[1], x2d.numpy()), steps, batch)  # type: ignore[arg-type]
+    delays = [blocks[i].delay.delay for i in plan.delayed]
     try:
-        out = _SparseCuba.apply(plan, *weights)
+        out = _SparseCuba.apply(plan, *weights, *delays)
     except _NotExact:
         return None
     hidden = []
