@@ -9,7 +9,9 @@ is measured under the same conditions even on a shared machine:
   mean intensity ~0.16; MNIST's is ~0.13) rate-coded with ``nmprivacy.encoding.rate_encode``;
 - ``nmnist``: 2312-3000-10, T = 100, 100 recordings cycled from the 20 labelled real N-MNIST
   recordings in ``tests/data/nmnist-sample`` (3 ms frames, 40 ms denoising, both polarities:
-  ~1.7 % event density).
+  ~1.7 % event density);
+- ``nmnist-delays`` (not in the default set): the Lava-DL N-MNIST tutorial's 2312-512-512-10,
+  T = 100, with learned axonal delays in both hidden layers (drawn in 0..3 steps), the same input.
 
 ``ours`` is ``SNNLava.engine = "sparse"`` (``nmprivacy.models.sparse_cuba``), ``slayer`` is
 ``engine = "slayer"`` (lava-dl's own blocks). Each is timed at every load of ``--loads``: 0 (as
@@ -59,26 +61,46 @@ class Network:
     batch: int = 100
     hidden: int = 3000
     classes: int = 10
+    extra_hidden: tuple[int, ...] = ()  # further hidden layers
+    delay_layers: tuple[int, ...] = ()  # hidden layers with learned axonal delays (Lava-DL's delay=True)
 
     @property
     def inputs(self) -> int:
         return math.prod(self.input_shape)
 
     @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.inputs, self.hidden, *self.extra_hidden, self.classes)
+
+    @property
     def label(self) -> str:
-        """``inputs-hidden-classes``."""
-        return f"{self.inputs}-{self.hidden}-{self.classes}"
+        """``inputs-hidden-...-classes`` (``+delays`` with learned delays)."""
+        return "-".join(map(str, self.sizes)) + ("+delays" if self.delay_layers else "")
 
     def dense_gflop(self) -> float:
-        """GFLOP of one training step of the dense algorithm (module docstring)."""
+        """GFLOP of one training step of the dense algorithm (module docstring; every layer after
+        the first also needs its input gradient)."""
         rows = self.steps * self.batch
-        nh, hc = self.inputs * self.hidden, self.hidden * self.classes
-        return 2.0 * rows * (2 * nh + 3 * hc) / 1e9
+        pairs = list(zip(self.sizes, self.sizes[1:]))
+        return 2.0 * rows * sum((2 if i == 0 else 3) * a * b for i, (a, b) in enumerate(pairs)) / 1e9
+
+    def model(self, seed: int) -> Any:
+        """A fresh ``SNNLava`` of this shape (delays drawn uniformly in 0..3 steps, seeded)."""
+        from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
+
+        torch.manual_seed(seed)
+        model = SNNLava(SNNLavaConfig(input_shape=self.input_shape, num_classes=self.classes, hidden=self.hidden,
+                                      extra_hidden=self.extra_hidden, delay_layers=self.delay_layers))
+        for i in self.delay_layers:
+            model.blocks[i].delay.delay.data = torch.rand(model.blocks[i].delay.delay.shape) * 4
+        return model
 
 
 NETWORKS: dict[str, Network] = {
     "mnist": Network("mnist", (1, 28, 28), steps=25),
     "nmnist": Network("nmnist", (2, 34, 34), steps=100),
+    # the Lava-DL N-MNIST tutorial's shape, learned delays in both hidden layers (the zoo's lavadl-nmnist-* files)
+    "nmnist-delays": Network("nmnist-delays", (2, 34, 34), steps=100, hidden=512, extra_hidden=(512,), delay_layers=(0, 1)),
 }
 QUICK = {"hidden": 64, "batch": 8}  # --quick: tiny widths and batches (T as the full run)
 DEFAULT_BUDGET_STEPS = 300  # the default budget's least optimiser steps (nmprivacy.presets.DEFAULT_MIN_STEPS["snn"])
@@ -134,10 +156,7 @@ def train_step(model: Any, optim: torch.optim.Optimizer, x: torch.Tensor, y: tor
 def time_engines(net: Network, x: torch.Tensor, y: torch.Tensor, repeats: int, seed: int) -> dict[str, list[float]]:
     """Seconds of ``repeats`` interleaved steps of each engine on identical models (after one
     warm-up step each)."""
-    from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
-
-    torch.manual_seed(seed)
-    ours = SNNLava(SNNLavaConfig(input_shape=net.input_shape, num_classes=net.classes, hidden=net.hidden))
+    ours = net.model(seed)
     slayer = copy.deepcopy(ours)
     ours.engine, slayer.engine = "sparse", "slayer"
     models = {"ours": ours, "slayer": slayer}
@@ -153,10 +172,7 @@ def time_engines(net: Network, x: torch.Tensor, y: torch.Tensor, repeats: int, s
 
 def hidden_density(net: Network, x: torch.Tensor, seed: int) -> float:
     """Spike density of the hidden block (after its delay) for ``x`` at initialisation."""
-    from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
-
-    torch.manual_seed(seed)
-    model = SNNLava(SNNLavaConfig(input_shape=net.input_shape, num_classes=net.classes, hidden=net.hidden)).freeze()
+    model = net.model(seed).freeze()
     with torch.no_grad():
         return float(model.run(x)[0].mean())
 
@@ -222,7 +238,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help=f"smoke run: hidden {QUICK['hidden']}, batch {QUICK['batch']}, 1 repeat, idle only")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"result file (default {DEFAULT_JSON})")
-    p.add_argument("--networks", default="mnist,nmnist", help="networks to time (default mnist,nmnist)")
+    p.add_argument("--networks", default="mnist,nmnist", help=f"networks to time, of {','.join(NETWORKS)} (default mnist,nmnist)")
     p.add_argument("--loads", default=None, help="busy loops to time beside, comma-separated (default 0,1; quick 0)")
     p.add_argument("--repeats", type=int, default=None, help="timed steps per engine and load, the fastest is kept (default 3, quick 1)")
     p.add_argument("--batch", type=int, default=None, help="recordings per step (default 100)")

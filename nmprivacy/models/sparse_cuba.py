@@ -586,20 +586,41 @@ def spike_lists(v: np.ndarray, layer: CubaLayer, batch: int) -> ActiveLists:
 
 
 def per_neuron_shift(plane: np.ndarray, steps: np.ndarray, batch: int) -> np.ndarray:
-    """``plane`` ``[R, H]`` (rows ``t * batch + b``) with column ``h`` moved ``steps[h]`` time
-    steps later (``steps[h] < 0``: earlier); what leaves the window is dropped, zeros enter."""
+    """``plane`` ``[R, H]`` float32 (rows ``t * batch + b``) with column ``h`` moved ``steps[h]``
+    time steps later (``steps[h] < 0``: earlier); what leaves the window is dropped, zeros enter."""
     out = np.zeros_like(plane)
-    rows = plane.shape[0]
-    for d in np.unique(steps):
-        cols = np.flatnonzero(steps == d)
-        k = int(d) * batch
-        if abs(k) >= rows:
-            continue
-        if k >= 0:
-            out[k:, cols] = plane[: rows - k, cols]
-        else:
-            out[: rows + k, cols] = plane[-k:, cols]
+    _shift_columns(plane, (np.asarray(steps, np.int64) * batch).astype(np.int64), out)
     return out
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _shift_columns(plane: np.ndarray, rows_by: np.ndarray, out: np.ndarray) -> None:
+    """``out[r + rows_by[h], h] = plane[r, h]`` where the target row exists (row-major sweep)."""
+    rows, width = plane.shape
+    for r in range(rows):
+        src = plane[r]
+        for h in range(width):
+            q = r + rows_by[h]
+            if 0 <= q < rows:
+                out[q, h] = src[h]
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _delay_gradient(up: np.ndarray, delayed: np.ndarray, batch: int, out: np.ndarray) -> None:
+    """``out[h] = sum over rows r of up[r, h] (delayed[r - batch, h] - delayed[r, h])`` (float64 sums)."""
+    rows, width = up.shape
+    acc = np.zeros(width, np.float64)
+    for r in range(rows):
+        u, o = up[r], delayed[r]
+        if r >= batch:
+            prev = delayed[r - batch]
+            for h in range(width):
+                acc[h] += np.float64(u[h]) * (np.float64(prev[h]) - np.float64(o[h]))
+        else:
+            for h in range(width):
+                acc[h] -= np.float64(u[h]) * np.float64(o[h])
+    for h in range(width):
+        out[h] = np.float32(acc[h])
 
 
 def int8_weights(w: np.ndarray, unit: float, low: int = -128, high: int = 127) -> np.ndarray | None:
@@ -801,9 +822,9 @@ def delay_gradient(up: np.ndarray, delayed: np.ndarray, batch: int, grad_scale: 
     """slayer's gradient of an axonal delay per neuron ``[H]``: ``sum over b, t of dL/dO[t] (O[t-1] - O[t])``
     times ``grad_scale``, for the delayed output ``O`` (``delayed`` ``[R, H]``, as the next block
     reads it) and ``dL/dO`` (``up`` ``[R, H]``); ``axon.delay._delayFunction.backward``."""
-    diff = -delayed
-    diff[batch:] += delayed[:-batch]
-    return torch.from_numpy((up * diff).sum(0, dtype=np.float64).astype(np.float32) * np.float32(grad_scale))
+    out = np.empty(up.shape[1], np.float32)
+    _delay_gradient(np.ascontiguousarray(up, np.float32), np.ascontiguousarray(delayed, np.float32), int(batch), out)
+    return torch.from_numpy(out * np.float32(grad_scale))
 
 
 class _NotExact(Exception):
