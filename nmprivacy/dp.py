@@ -365,6 +365,9 @@ def make_grad_sample_module(model: nn.Module, batch_dim: int | None = None) -> n
     bdim = _batch_dim(model) if batch_dim is None else int(batch_dim)
     trainable = trainable_layers(model)
     unknown = [type(m).__name__ for m in trainable if type(m) not in gsm_cls.GRAD_SAMPLERS]
+    if "Delay" in unknown:
+        raise NmprivacyError("DP-SGD has no per-sample gradient for learned synaptic delays (slayer's axon.Delay): "
+                             "train without them (--set target_config.delay_layers=[])")
     if unknown:
         raise NmprivacyError(f"DP-SGD has no per-sample gradients for layers {sorted(set(unknown))}: use a model kind built from nn.Linear, nn.Conv* or slayer blocks")
     try:

@@ -135,6 +135,8 @@ def test_run_mia_on_a_deeper_file_trains_references_of_all_its_layers(tmp_path, 
     assert all(list(r["config"]["delay_layers"]) == [0] for r in refs) and any("(layers 0), theirs are learned" in n for n in mia["notes"])
     trained = checkpoint.load(refs[0]["checkpoint"], "snn-lava")
     assert trained.network().sizes == (16, 24, 12, CLASSES) and trained.blocks[0].delay is not None and trained.blocks[1].delay is None
+    with pytest.raises(NmprivacyError, match=r"DP-SGD cannot train .*delay_layers=\[\]"):  # before any training
+        run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("loss",), overrides={"snn_train.dp.epsilon": 8}, out=str(tmp_path / "dp")))
     assert 0.0 <= mia["attacks"]["loss"]["auc"] <= 1.0
 
 

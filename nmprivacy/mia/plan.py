@@ -126,6 +126,9 @@ def make_plan(config: MiaConfig) -> Plan:
             notes.append(f"references: target_config.delay_layers={list(mine['delay_layers'])} as --set says, not the file's hidden layers with delays "
                          f"({fields.get('delay_layers', [])})")
         preset = with_overrides(preset, {"target_config": {**preset.target_config, **fields, **mine}})
+        if preset.target_config.get("delay_layers") and getattr(preset.snn_train, "dp", None) is not None:
+            raise NmprivacyError(f"{config.target} has learned synaptic delays, which DP-SGD cannot train in the references (no per-sample "
+                                 "gradient for a delay): add --set target_config.delay_layers=[] to train DP references without them")
     image_model = kind == "ann"
     threat, oracle, reference_oracle = _threat_and_oracles(config, kind, foreign)
     if image_model:
