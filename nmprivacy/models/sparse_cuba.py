@@ -489,7 +489,7 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
         if (not spiking or not getattr(delay, "init", False) or not isinstance(values, torch.Tensor) or getattr(delay, "sampling_time", 1) != 1
                 or values.numel() != synapse.weight.shape[0] or not bool(torch.isfinite(values).all())):
             return None
-        delays = torch.floor(values.detach().clamp(min=0)).to(torch.int64).reshape(-1).numpy()  # its forward truncates: the same for d >= 0
+        delays = torch.floor(values.detach().clamp(0, getattr(delay, "max_delay", None))).to(torch.int64).reshape(-1).numpy()  # as its clamp, then its truncating shift
     if spiking and not block.delay_shift:
         return None
     if getattr(synapse, "weight_norm_enabled", False) or tuple(synapse.weight.shape[2:]) != (1, 1, 1):
