@@ -140,3 +140,18 @@ def test_sparse_engine_runs_delays_as_slayer(layers: tuple[int, ...], dense: boo
     for ours, ref in zip([*ours_w, *ours_d], [*expected_w, *expected_d]):
         assert ours.shape == ref.shape
         torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()) + 1e-12)
+
+
+def test_references_of_a_delayed_file_learn_delays_in_its_hidden_layers(tmp_path) -> None:
+    from nmprivacy.mia.plan import reference_recipe
+    from nmprivacy.targets import load_target
+
+    export_netx(delayed_model().freeze(), tmp_path / "d.net")
+    recipe = reference_recipe(load_target(str(tmp_path / "d.net")))
+    assert (recipe.kind, recipe.hidden, recipe.config) == ("snn-lava", 12, {"extra_hidden": [8], "delay_layers": [0, 1]})
+    assert "learned, one per neuron" in recipe.note and "vary per synapse" not in recipe.note
+    export_netx(delayed_model(layers=(1,)).freeze(), tmp_path / "one.net")
+    assert reference_recipe(load_target(str(tmp_path / "one.net"))).config["delay_layers"] == [1]
+    plain = reference_recipe(load_target(str(tmp_path / "d.net")), delay_layers=[])  # --set target_config.delay_layers=[]
+    assert plain.config == {"extra_hidden": [8], "delay_layers": []}
+    assert "learned delays in layers none, as --set" in plain.note and "theirs are learned" not in plain.note

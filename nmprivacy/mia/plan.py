@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -60,13 +60,14 @@ class ReferenceRecipe:
     note: str
 
 
-def reference_recipe(target: Any) -> ReferenceRecipe:
+def reference_recipe(target: Any, delay_layers: Sequence[int] | None = None) -> ReferenceRecipe:
     """The references for a model nmprivacy did not train: a checkpoint's own kind and sizes; a
     stack of dense layers without recurrence (NetX, NIR; input -> hidden -> ... -> output) gets
     ``snn-lava`` references of the same layer sizes (``extra_hidden``) that learn one synaptic
     delay per neuron in each hidden layer where the file has delays (``delay_layers``, as Lava-DL's
     ``delay=True`` recipe; learned from their own data, not copied from the file); delays on the
-    read-out layer are not reproduced (the note says so); anything else is refused in one line."""
+    read-out layer are not reproduced (the note says so); ``delay_layers`` (from ``--set
+    target_config.delay_layers``) replaces the file's choice; anything else is refused in one line."""
     from nmprivacy.network import DenseLayer, Network
 
     model = target.model
@@ -93,10 +94,14 @@ def reference_recipe(target: Any) -> ReferenceRecipe:
         extra = [int(n) for n in network.sizes[2:-1]]
         delayed = [i for i, x in enumerate(layers) if x.delay is not None and np.any(x.delay)]
         hidden_delayed = [i for i in delayed if i < len(layers) - 1]
-        fields = {**({"extra_hidden": extra} if extra else {}), **({"delay_layers": hidden_delayed} if hidden_delayed else {})}
+        chosen = hidden_delayed if delay_layers is None else [int(i) for i in delay_layers]
+        fields = {**({"extra_hidden": extra} if extra else {}), **({"delay_layers": chosen} if chosen or delay_layers is not None else {})}
         note = (f"references: snn-lava models (Lava-DL CUBA, the preset's schedule) of the file's layer sizes {sizes}, trained with nmprivacy's "
                 "recipe, not with the file's own training")
-        if hidden_delayed:
+        if delay_layers is not None and chosen != hidden_delayed:
+            note += (f"; learned delays in layers {chosen or 'none'}, as --set target_config.delay_layers says (the file has synaptic delays in "
+                     f"layers {hidden_delayed or 'none'})")
+        elif hidden_delayed:
             per_synapse = [str(i) for i in hidden_delayed if np.any(layers[i].delay != layers[i].delay[:, :1])]
             note += (f"; like the file's synaptic delays (layers {', '.join(map(str, hidden_delayed))}), theirs are learned, one per neuron "
                      "(Lava-DL's delay=True)" + (f", where the file's vary per synapse (layers {', '.join(per_synapse)})" if per_synapse else ""))
@@ -120,12 +125,8 @@ def make_plan(config: MiaConfig) -> Plan:
     preset = preset_for(config.dataset, config.budget)
     preset = with_overrides(preset, {**({"hidden": config.hidden} if config.hidden is not None else {}), **config.overrides})
     kind, hidden, fields, steps, foreign, notes = _target(config, splits, preset)
-    if fields:  # a file's references: snn-lava with its further hidden layers and learned delays (unless --set names delay_layers)
-        mine = {k: v for k, v in preset.target_config.items() if k == "delay_layers"}
-        if mine and list(mine["delay_layers"]) != list(fields.get("delay_layers", [])):
-            notes.append(f"references: target_config.delay_layers={list(mine['delay_layers'])} as --set says, not the file's hidden layers with delays "
-                         f"({fields.get('delay_layers', [])})")
-        preset = with_overrides(preset, {"target_config": {**preset.target_config, **fields, **mine}})
+    if fields:  # a file's references: snn-lava with its further hidden layers and learned delays
+        preset = with_overrides(preset, {"target_config": {**preset.target_config, **fields}})
         if preset.target_config.get("delay_layers") and getattr(preset.snn_train, "dp", None) is not None:
             raise NmprivacyError(f"{config.target} has learned synaptic delays, which DP-SGD cannot train in the references (no per-sample "
                                  "gradient for a delay): add --set target_config.delay_layers=[] to train DP references without them")
@@ -160,7 +161,7 @@ def _target(config: MiaConfig, splits: Any, preset: Any) -> tuple[str, int | Non
         from nmprivacy.targets import choose_steps, fit_to_data, load_target
 
         foreign = fit_to_data(load_target(config.target, dt=config.dt), splits.input_shape, splits.num_classes, splits.name)
-        recipe = reference_recipe(foreign)
+        recipe = reference_recipe(foreign, preset.target_config.get("delay_layers"))
         kind, hidden, fields = recipe.kind, recipe.hidden, recipe.config
         notes.append(recipe.note)
         if config.hidden is not None and config.hidden != hidden:
