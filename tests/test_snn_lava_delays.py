@@ -155,3 +155,21 @@ def test_references_of_a_delayed_file_learn_delays_in_its_hidden_layers(tmp_path
     plain = reference_recipe(load_target(str(tmp_path / "d.net")), delay_layers=[])  # --set target_config.delay_layers=[]
     assert plain.config == {"extra_hidden": [8], "delay_layers": []}
     assert "learned delays in layers none, as --set" in plain.note and "theirs are learned" not in plain.note
+
+
+def test_a_file_whose_neurons_differ_from_the_references_gets_the_set_that_matches_them(tmp_path) -> None:
+    from nmprivacy.mia.plan import neuron_note
+    from nmprivacy.presets import preset_for, with_overrides
+    from nmprivacy.targets import load_target
+
+    torch.manual_seed(0)
+    odd = build("snn-lava", SNNLavaConfig(input_shape=SHAPE, num_classes=CLASSES, hidden=12, threshold=1.25, current_decay=0.25,
+                                          voltage_decay=123 / 4096)).freeze()
+    export_netx(odd, tmp_path / "odd.net")
+    network = load_target(str(tmp_path / "odd.net")).model.network()
+    preset = preset_for("digits", "default")
+    (note,) = neuron_note(network, preset)
+    assert "iDecay 1024, vDecay 123, vThMant 80" in note and "iDecay 4096, vDecay 1229, vThMant 64" in note
+    sets = dict(part.split("=") for part in note.split("--set ")[1:] for part in [part.split()[0]])
+    assert neuron_note(network, with_overrides(preset, {k: float(v) for k, v in sets.items()})) == []  # the suggested --set matches them
+    assert neuron_note(delayed_model().freeze().network(), preset) == []  # the preset's own neurons: nothing to say

@@ -111,6 +111,30 @@ def reference_recipe(target: Any, delay_layers: Sequence[int] | None = None) -> 
     raise NmprivacyError(f"{target.source}: cannot tell which reference models to train for it: pass a NetX file, a NIR graph or a checkpoint folder")
 
 
+def neuron_note(network: Any, preset: Any) -> list[str]:
+    """A note when every layer of the file has the same Loihi CUBA neurons and they differ from
+    the ``snn-lava`` references' (the preset's ``target_config``): the ``--set`` that gives the
+    references the file's neurons. Empty otherwise."""
+    from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
+    from nmprivacy.network import LoihiNeuron
+
+    neurons = {getattr(layer, "neuron", None) for layer in getattr(network, "layers", ())}
+    if len(neurons) != 1 or not isinstance(next(iter(neurons)), LoihiNeuron):
+        return []
+    theirs = next(iter(neurons))
+    fields = {k: v for k, v in preset.target_config.items() if k in ("threshold", "current_decay", "voltage_decay")}
+    with torch.device("meta"):
+        probe = SNNLava(SNNLavaConfig(input_shape=(1,), num_classes=1, hidden=1, **fields))
+    blk = probe.blocks[0].neuron
+    ours = (int(blk.cx_current_decay), int(blk.cx_voltage_decay), int(blk.v_th_mant))
+    if ours == (theirs.i_decay, theirs.v_decay, theirs.vth_mant):
+        return []
+    sets = (f"--set target_config.threshold={theirs.vth_mant / 64:g} --set target_config.current_decay={theirs.i_decay / 4096:.12g} "
+            f"--set target_config.voltage_decay={theirs.v_decay / 4096:.12g}")
+    return [f"the file's neurons (iDecay {theirs.i_decay}, vDecay {theirs.v_decay}, vThMant {theirs.vth_mant}) are not the references' "
+            f"(iDecay {ours[0]}, vDecay {ours[1]}, vThMant {ours[2]}): {sets} trains references with the file's"]
+
+
 def default_population(pool: int, test: int, file_target: bool = False) -> int:
     """Z: 10 % of the population, at most 500 and at most half the test split (a quarter for a
     file target, whose only known non-members are test records), at least 1."""
@@ -164,6 +188,8 @@ def _target(config: MiaConfig, splits: Any, preset: Any) -> tuple[str, int | Non
         recipe = reference_recipe(foreign, preset.target_config.get("delay_layers"))
         kind, hidden, fields = recipe.kind, recipe.hidden, recipe.config
         notes.append(recipe.note)
+        if kind == "snn-lava":
+            notes.extend(neuron_note(foreign.model.network(), preset))
         if config.hidden is not None and config.hidden != hidden:
             notes.append(f"--hidden {config.hidden} was not used: the references take the target's own hidden size ({hidden})")
         notes.append("membership of the target: the data set's training split (after --limit-train) is taken to be what the file was trained on")
