@@ -75,9 +75,10 @@ def reference_recipe(target: Any, delay_layers: Sequence[int] | None = None) -> 
     config = getattr(model, "config", None)
     if kind in KINDS and getattr(config, "hidden", None) is not None:
         extra = tuple(getattr(config, "extra_hidden", ()))
-        delayed = tuple(getattr(config, "delay_layers", ()))
+        delayed = tuple(getattr(config, "delay_layers", ()) if delay_layers is None else delay_layers)
         sizes = "-".join(str(n) for n in (config.hidden, *extra))
-        fields: dict[str, Any] = {**({"extra_hidden": list(extra)} if extra else {}), **({"delay_layers": list(delayed)} if delayed else {})}
+        fields: dict[str, Any] = {**({"extra_hidden": list(extra)} if extra else {}),
+                                  **({"delay_layers": list(delayed)} if delayed or delay_layers is not None else {})}
         return ReferenceRecipe(kind, int(config.hidden), fields,
                                f"references: {kind} models of the checkpoint's size (hidden {sizes}), trained with nmprivacy's recipe")
     network = model.network()
@@ -117,6 +118,7 @@ def neuron_note(network: Any, preset: Any) -> list[str]:
     references the file's neurons. Empty otherwise."""
     from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
     from nmprivacy.network import LoihiNeuron
+    from nmprivacy.network import loihi
 
     neurons = {getattr(layer, "neuron", None) for layer in getattr(network, "layers", ())}
     if len(neurons) != 1 or not isinstance(next(iter(neurons)), LoihiNeuron):
@@ -129,8 +131,9 @@ def neuron_note(network: Any, preset: Any) -> list[str]:
     ours = (int(blk.cx_current_decay), int(blk.cx_voltage_decay), int(blk.v_th_mant))
     if ours == (theirs.i_decay, theirs.v_decay, theirs.vth_mant):
         return []
-    sets = (f"--set target_config.threshold={theirs.vth_mant / 64:g} --set target_config.current_decay={theirs.i_decay / 4096:.12g} "
-            f"--set target_config.voltage_decay={theirs.v_decay / 4096:.12g}")
+    unit = loihi.DECAY_UNIT  # the float decays and threshold slayer maps back onto these integers
+    sets = (f"--set target_config.threshold={theirs.vth_mant / loihi.ACT_SHIFT:g} --set target_config.current_decay={theirs.i_decay / unit:.12g} "
+            f"--set target_config.voltage_decay={theirs.v_decay / unit:.12g}")
     return [f"the file's neurons (iDecay {theirs.i_decay}, vDecay {theirs.v_decay}, vThMant {theirs.vth_mant}) are not the references' "
             f"(iDecay {ours[0]}, vDecay {ours[1]}, vThMant {ours[2]}): {sets} trains references with the file's"]
 
