@@ -100,9 +100,38 @@ def test_bad_delay_layers_and_dp_are_one_line_errors(tmp_path) -> None:
         export_netx(model, tmp_path / "x.net")
 
 
-def test_delayed_models_have_no_fast_attack_engine() -> None:
-    model = delayed_model().freeze()
-    assert model.lif_layers() is None and "delays" in model.engine_refusal  # attacks differentiate the model itself
+@pytest.mark.parametrize("loss", ["identity", "cross-entropy"])
+@pytest.mark.parametrize("layers", [(0, 1), (1,)])
+def test_fast_attack_engine_runs_delays_as_autograd(layers: tuple[int, ...], loss: str, tmp_path) -> None:
+    """The fast engine's read-out, probabilities and input gradient equal autograd through slayer (and through the
+    exported file's emulation) for a model with learned delays."""
+    from nmprivacy.attacks.engine import FastLIFOracle, make_oracle
+    from nmprivacy.attacks.oracle import AutogradOracle
+    from test_engine import assert_same
+
+    model = delayed_model(layers=layers).freeze()
+    assert isinstance(make_oracle(model), FastLIFOracle)
+    assert sum(layer.neuron_delays is not None for layer in model.lif_layers()) == len(layers)
+    x, y = rate_spikes(batch=8), torch.arange(8) % CLASSES
+    fast = FastLIFOracle(model)
+    assert torch.equal(fast.membrane(x), model.run(x)[1])  # exact fixed-point forward
+    assert_same(fast(x, y, loss), AutogradOracle(model)(x, y, loss))
+    export_netx(model, tmp_path / "d.net")
+    file_model = load_netx(tmp_path / "d.net")
+    assert_same(FastLIFOracle(file_model)(x, y, loss), AutogradOracle(file_model)(x, y, loss))
+
+
+def test_fast_engine_refuses_delays_that_differ_within_a_neuron() -> None:
+    from dataclasses import replace
+
+    from nmprivacy.network.lif import lif_layers
+
+    network = delayed_model().freeze().network()
+    layer = network.layers[1]
+    odd = layer.delay.copy()
+    odd[0, 0] += 1  # one synapse of neuron 0 differs from its others
+    with pytest.raises(NmprivacyError, match="differ within a neuron"):
+        lif_layers(replace(network, layers=(network.layers[0], replace(layer, delay=odd), network.layers[2])))
 
 
 @pytest.mark.parametrize("dense", [False, True])

@@ -83,6 +83,7 @@ class _Layer:
     root_scale: float  # sqrt(scale): the surrogate is a derivative per scale unit of voltage
     membrane_scale: float
     reset_detached: bool  # True: d v_after / d v_before = 1 - z; False: 1 (reset invisible to the gradient)
+    neuron_delays: torch.Tensor | None = None  # [out] int64: extra steps of each neuron's input current (None: all 0)
 
     @property
     def size(self) -> int:
@@ -108,6 +109,7 @@ def _prepare(layer: LIFLayer) -> _Layer:
         root_scale=math.sqrt(float(layer.surrogate_scale)),
         membrane_scale=float(layer.membrane_scale),
         reset_detached=(layer.reset_grad or ("none" if loihi else "detached")) == "detached",
+        neuron_delays=None if layer.neuron_delays is None or not bool(layer.neuron_delays.any()) else layer.neuron_delays.to(torch.int64),
     )
 
 
@@ -239,6 +241,8 @@ class FastLIFOracle:
                 path = input_currents(rows, self.input_weights, a.view(steps * batch, -1), self.sparse_density)
             else:
                 _shifted_mm(bufs[i - 1][1], forward_mm(layer), a, self.layers[i - 1].delay)
+            if layer.neuron_delays is not None:
+                shift_neurons(a.view(steps, batch, -1), layer.neuron_delays)
             lif_forward(a.view(steps, -1), z.view(steps, -1), layer.loihi, layer.threshold, layer.leak, layer.v_keep, layer.i_keep)
         last = self.layers[-1]
         a_out = bufs[-1][0]
@@ -260,6 +264,8 @@ class FastLIFOracle:
                 g.view(steps, -1), bufs[i][0].view(steps, -1), i < len(self.layers) - 1, layer.reset_detached, layer.threshold,
                 layer.leak, layer.slope, layer.root_scale, layer.i_keep if layer.loihi else 0.0,
             )
+            if layer.neuron_delays is not None:  # dL/d(current before its delay): moved back per neuron
+                shift_neurons(g.view(steps, batch, -1), -layer.neuron_delays)
             if i == 0:
                 return values, probs, g, path
             g_prev = bufs[i - 1][1]  # dL/d(spikes of layer i-1) overwrites its spike buffer
@@ -366,6 +372,17 @@ def forward_mm(layer: _Layer) -> MatMul:
 def backward_mm(layer: _Layer) -> MatMul:
     """dL/d(spikes in) ``g @ weight_grad`` into ``out`` for dL/d(voltage input) rows ``g``."""
     return lambda rows, out: torch.mm(rows, layer.weight_grad, out=out)
+
+
+def shift_neurons(x: torch.Tensor, steps: torch.Tensor) -> None:
+    """Move column ``n`` of ``x`` ``[T, B, N]`` (contiguous, CPU) ``steps[n]`` time steps later
+    (earlier if negative), in place; what leaves the window is dropped, zeros enter
+    (``sparse_cuba.per_neuron_shift``'s kernel)."""
+    from nmprivacy.models.sparse_cuba import per_neuron_shift
+
+    t, b = x.shape[0], x.shape[1]
+    rows = x.view(t * b, -1)
+    rows.copy_(torch.from_numpy(per_neuron_shift(rows.numpy(), steps.numpy(), b)))
 
 
 def _shifted_mm(src: torch.Tensor, mm: MatMul, out: torch.Tensor, shift: int) -> None:

@@ -147,3 +147,4 @@ class LIFLayer:
     surrogate_scale: float = 1.0
     membrane_scale: float = 1.0
     reset_grad: Literal["detached", "none"] | None = None
+    neuron_delays: torch.Tensor | None = None  # [out] int: extra steps by which each neuron's input current arrives (row-constant synaptic delays)

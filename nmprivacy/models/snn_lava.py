@@ -49,8 +49,8 @@ axonal delay per neuron, as Lava-DL's ``delay=True`` (its N-MNIST tutorial): sla
 ``export_hdf5`` as the layer's ``delay``, which NetX applies to that layer's input synapses:
 the same spikes (``network``). The reference models of a NetX file with delays get them
 (``nmprivacy mia``). The sparse engine runs them (spikes moved per neuron, slayer's delay
-gradient); such a model has no fast attack engine (attacks differentiate it) and DP-SGD refuses
-it (Opacus has no per-sample gradient of a delay).
+gradient), and so does the fast attack engine (each neuron's input current moved by its delay);
+DP-SGD refuses it (Opacus has no per-sample gradient of a delay).
 
 Engine (``SNNLava.engine``, default ``"sparse"``, or ``$NMPRIVACY_LAVA_ENGINE``): on the CPU, for
 binary input spikes that need no gradient (training, evaluation, queries), the forward and the

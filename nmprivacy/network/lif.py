@@ -1,7 +1,8 @@
 """The fast attack engine's view of a network: ``LIFLayer`` records from a ``Network``.
 
 The engine (``nmprivacy.attacks.engine``) runs dense feed-forward LIF layers on binary input
-spikes without synaptic delays, recurrence or biases; ``lif_layers`` gives that view of a
+spikes without recurrence or biases, with synaptic delays only where each neuron's synapses share one
+(``LIFLayer.neuron_delays``: Lava-DL's and ``snn-lava``'s learned delays); ``lif_layers`` gives that view of a
 ``Network`` or says, in one line, what the engine cannot express (attacks then use autograd
 through ``nmprivacy.models.network_model``). Every model's view for the engine is built here from
 its ``network()`` (``TargetModel.lif_layers``).
@@ -28,8 +29,13 @@ def lif_layers(network: Network, surrogate_slope: float = 40.0, layer_delay: int
     for layer in network.layers:
         if not isinstance(layer, DenseLayer):
             raise NmprivacyError(f"{layer.name}: the fast engine runs dense layers only ({type(layer).__name__} needs autograd)")
-        if layer.delay is not None or layer.weight_rec is not None or layer.bias is not None:
-            raise NmprivacyError(f"{layer.name}: the fast engine has no synaptic delays, recurrence or biases")
+        if layer.weight_rec is not None or layer.bias is not None:
+            raise NmprivacyError(f"{layer.name}: the fast engine has no recurrence or biases")
+        neuron_delays = None
+        if layer.delay is not None:
+            if (layer.delay != layer.delay[:, :1]).any():
+                raise NmprivacyError(f"{layer.name}: the fast engine has no synaptic delays that differ within a neuron's synapses")
+            neuron_delays = torch.as_tensor(layer.delay[:, 0], dtype=torch.int64)
         n = layer.neuron
         weight = torch.as_tensor(layer.weight, dtype=torch.float32)
         if isinstance(n, LoihiNeuron):
@@ -38,7 +44,7 @@ def lif_layers(network: Network, surrogate_slope: float = 40.0, layer_delay: int
                 LIFLayer(
                     weight=weight, arithmetic="loihi", threshold=float(n.threshold), leak=loihi.keep_of(n.v_decay),
                     i_decay=n.i_decay, v_decay=n.v_decay, delay=1, surrogate_slope=surrogate_slope,
-                    surrogate_scale=unit, membrane_scale=unit, reset_grad="none",
+                    surrogate_scale=unit, membrane_scale=unit, reset_grad="none", neuron_delays=neuron_delays,
                 )
             )
         else:
@@ -48,6 +54,7 @@ def lif_layers(network: Network, surrogate_slope: float = 40.0, layer_delay: int
                 LIFLayer(
                     weight=weight, arithmetic="float", threshold=float(n.threshold), leak=float(n.beta), delay=int(layer_delay),
                     surrogate_slope=surrogate_slope, surrogate_scale=1.0, membrane_scale=1.0, reset_grad="detached",
+                    neuron_delays=neuron_delays,
                 )
             )
     return out
