@@ -33,7 +33,8 @@ the read-out is the output layer's *pre-reset* voltage divided by ``membrane_sca
 reset's gradient follows ``LIFLayer.reset_grad`` (detached: ``d v_after / d v_before = 1 - z``;
 none: 1, as slayer's leaky-integrator backward); spikes ``z = 1[v > threshold]`` with
 surrogate ``1 / (1 + slope |v - threshold| / scale)^2``; a layer with ``delay = d`` emits its
-spikes ``d`` steps later. In "loihi" arithmetic the forward is exact CUBA fixed point (states in
+spikes ``d`` steps later, and neuron ``n`` of a layer with ``neuron_delays`` receives its input
+current ``neuron_delays[n]`` steps later (synaptic delays shared by all of a neuron's synapses). In "loihi" arithmetic the forward is exact CUBA fixed point (states in
 float64 holding integers, ``rstz`` = truncation toward zero) and the backward passes the decays
 straight through (``d rstz(v * c, 12) / dv = c / 4096``); Lava's 24-bit wrap of u and clip of v
 are computed as Lava does (``nmprivacy.attacks.lif_kernels``), so every state is exact.
