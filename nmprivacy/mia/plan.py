@@ -103,7 +103,7 @@ def reference_recipe(target: Any, delay_layers: Sequence[int] | None = None) -> 
             note += (f"; learned delays in layers {chosen or 'none'}, as --set target_config.delay_layers says (the file has synaptic delays in "
                      f"layers {hidden_delayed or 'none'})")
         elif hidden_delayed:
-            per_synapse = [str(i) for i in hidden_delayed if np.any(layers[i].delay != layers[i].delay[:, :1])]
+            per_synapse = [str(i) for i in hidden_delayed if layers[i].neuron_delays is None]
             note += (f"; like the file's synaptic delays (layers {', '.join(map(str, hidden_delayed))}), theirs are learned, one per neuron "
                      "(Lava-DL's delay=True)" + (f", where the file's vary per synapse (layers {', '.join(per_synapse)})" if per_synapse else ""))
         if len(layers) - 1 in delayed:

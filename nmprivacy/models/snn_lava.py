@@ -278,7 +278,7 @@ def cuba_dense(in_neurons: int, out_neurons: int, config: SNNLavaConfig, delay: 
 def block_delays(block: torch.nn.Module) -> torch.Tensor | None:
     """The whole steps ``[out]`` (int64) by which a slayer block's axonal delay shifts each output
     neuron's spikes (its forward truncates, NetX's export floors: the same for delays >= 0),
-    None for a block without delays."""
+    after clamping them in place as slayer's forward does; None for a block without delays."""
     delay = getattr(block, "delay", None)
     if delay is None:
         return None

@@ -471,7 +471,7 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
     it exactly (not a plain Dense CUBA block with slayer's 8-bit weights and binary spikes)."""
     from lava.lib.dl.slayer.neuron import cuba
 
-    from nmprivacy.models.snn_lava import LoihiWeights, SurrogateCubaNeuron
+    from nmprivacy.models.snn_lava import LoihiWeights, SurrogateCubaNeuron, block_delays
     from nmprivacy.models.surrogates import KERNEL_CODES
 
     neuron, synapse = getattr(block, "neuron", None), getattr(block, "synapse", None)
@@ -489,7 +489,7 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
         if (not spiking or not getattr(delay, "init", False) or not isinstance(values, torch.Tensor) or getattr(delay, "sampling_time", 1) != 1
                 or values.numel() != synapse.weight.shape[0] or not bool(torch.isfinite(values).all())):
             return None
-        delays = torch.floor(values.detach().clamp(0, getattr(delay, "max_delay", None))).to(torch.int64).reshape(-1).numpy()  # as its clamp, then its truncating shift
+        delays = block_delays(block).numpy()
     if spiking and not block.delay_shift:
         return None
     if getattr(synapse, "weight_norm_enabled", False) or tuple(synapse.weight.shape[2:]) != (1, 1, 1):
@@ -856,9 +856,6 @@ def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: b
     uses slayer."""
     if x.device.type != "cpu" or x.requires_grad or x.dim() < 3 or not blocks:
         return None
-    for blk in blocks:
-        if getattr(blk, "delay", None) is not None and getattr(blk.delay, "init", False):
-            blk.delay.clamp()  # as slayer's forward does, in place
     layers = [layer_of(blk, spiking=i + 1 < len(blocks)) for i, blk in enumerate(blocks)]
     if any(layer is None for layer in layers) or any(blk.synapse.weight.device.type != "cpu" for blk in blocks):
         return None

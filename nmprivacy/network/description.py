@@ -239,6 +239,14 @@ class DenseLayer(_Layer):
     def max_delay(self) -> int:
         return 0 if self.delay is None else int(self.delay.max())
 
+    @property
+    def neuron_delays(self) -> np.ndarray | None:
+        """``[out]``: the delay each neuron's synapses share (Lava-DL's learned delays, one per
+        neuron); None without delays or where a neuron's synapses differ."""
+        if self.delay is None or (self.delay != self.delay[:, :1]).any():
+            return None
+        return self.delay[:, 0]
+
 
 def conv_output_shape(in_shape: Shape, out_channels: int, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Shape:
     """``(C, H, W)`` a convolution produces from ``in_shape`` ``(C, H, W)`` (torch's formula)."""

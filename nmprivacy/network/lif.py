@@ -33,9 +33,9 @@ def lif_layers(network: Network, surrogate_slope: float = 40.0, layer_delay: int
             raise NmprivacyError(f"{layer.name}: the fast engine has no recurrence or biases")
         neuron_delays = None
         if layer.delay is not None:
-            if (layer.delay != layer.delay[:, :1]).any():
+            if layer.neuron_delays is None:
                 raise NmprivacyError(f"{layer.name}: the fast engine has no synaptic delays that differ within a neuron's synapses")
-            neuron_delays = torch.as_tensor(layer.delay[:, 0], dtype=torch.int64)
+            neuron_delays = torch.as_tensor(layer.neuron_delays, dtype=torch.int64)
         n = layer.neuron
         weight = torch.as_tensor(layer.weight, dtype=torch.float32)
         if isinstance(n, LoihiNeuron):
