@@ -580,8 +580,8 @@ def spike_lists(v: np.ndarray, layer: CubaLayer, batch: int) -> ActiveLists:
     th, inc = np.float32(layer.threshold), bool(layer.inclusive)
     if layer.delays is not None and layer.delays.any():
         spikes = (v >= th) if inc else (v > th)
-        plane = per_neuron_shift(spikes.astype(np.float32), layer.delays, batch)
-        return _lists(v.shape[0], lambda c, a, b: _count_active(plane, c, a, b), lambda o, i, a, b: _fill_active(plane, o, i, a, b), batch)[0]
+        moved = input_lists(per_neuron_shift(spikes.astype(np.float32), layer.delays, batch))  # 0/1 by construction
+        return ActiveLists(moved.idx, moved.offsets, batch)
     return _lists(v.shape[0], lambda c, a, b: _count_spikes(v, c, a, b, th, inc), lambda o, i, a, b: _fill_spikes(v, o, i, a, b, th, inc), batch)[0]
 
 
@@ -589,7 +589,7 @@ def per_neuron_shift(plane: np.ndarray, steps: np.ndarray, batch: int) -> np.nda
     """``plane`` ``[R, H]`` float32 (rows ``t * batch + b``) with column ``h`` moved ``steps[h]``
     time steps later (``steps[h] < 0``: earlier); what leaves the window is dropped, zeros enter."""
     out = np.zeros_like(plane)
-    _shift_columns(plane, (np.asarray(steps, np.int64) * batch).astype(np.int64), out)
+    _shift_columns(plane, np.asarray(steps, np.int64) * batch, out)
     return out
 
 
