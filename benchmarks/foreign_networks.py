@@ -308,7 +308,7 @@ def roundtrip_file(splits: Any, out: Path) -> tuple[Path, dict]:
     from snntorch.import_nir import import_from_nir
 
     from hw_export.netx_export import model_network
-    from nmprivacy.audit import train_or_load
+    from nmprivacy.trained import train_or_load
     from nmprivacy.cache import cache_root
     from nmprivacy.models.network_model import NetworkModel
     from nmprivacy.network.nir_export import write_nir

@@ -25,7 +25,8 @@ def run_variants(dataset: str, model_path: str, variants: Sequence[dict[str, Any
     """One record per (variant, seed): settings overrides, metrics, queries, seconds, leakage curve."""
     from hw_export.netx_emulation import load_netx
     from nmprivacy.attacks.blv2_query import BrainLeaksV2Query
-    from nmprivacy.audit import cache_root, evaluator_kind, train_evaluators
+    from nmprivacy.cache import cache_root
+    from nmprivacy.trained import evaluator_kind, train_evaluators
     from nmprivacy.data import load_dataset
     from nmprivacy.evaluation.leakage import leakage_curve
     from nmprivacy.evaluation.scoring import score, summarize, target_confidence

@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.tr
     """Run the benchmark, print a summary, write the JSON; returns 0."""
     from benchmarks.attack_cost.roofline import measure_gemm_peak
     from nmprivacy.errors import NmprivacyError
-    from nmprivacy.models import sparse_cuba
+    from nmprivacy.models.snn_lava import warm_up_engine
     from nmprivacy.runinfo import atomic_write_json, machine_info, package_versions, run_metadata
 
     args = build_parser(prog).parse_args(argv)
@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.tr
         raise NmprivacyError(f"--loads {args.loads!r}: give whole numbers of busy loops >= 0, e.g. 0,1")
     repeats = args.repeats or (1 if args.quick else 3)
     start = time.perf_counter()
-    sparse_cuba.warm_up()
+    warm_up_engine()
     peak_start = measure_gemm_peak()
     result: dict[str, Any] = {}
     for name in names:

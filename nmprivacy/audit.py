@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from nmprivacy.attacks import get_attack
 from nmprivacy.attacks.base import Inversion
 from nmprivacy.attacks.io import save_inversion
-from nmprivacy.cache import cache_key, cache_root
-from nmprivacy.errors import CheckpointError, NmprivacyError
+from nmprivacy.cache import cache_root
+from nmprivacy.errors import NmprivacyError
 from nmprivacy.evaluation.diagnostics import data_density, diagnose
 from nmprivacy.evaluation.scoring import redraw_spread, score, summarize, target_confidence, target_confidences
 from nmprivacy.models.base import TargetModel
@@ -36,9 +36,7 @@ from nmprivacy.results import AttackResult, AuditResult
 from nmprivacy.presets import AUDIT_VARIANT, Budget, Preset, Variant, family_of, resolve
 from nmprivacy.runinfo import Stopwatch, atomic_dir, atomic_write_json, run_metadata, to_jsonable
 
-from nmprivacy.model_kinds import kinds_with
-
-SNN_KINDS = kinds_with("target")  # trainable attack targets: snn-lava, snn-lava-conv, snn-norse
+from nmprivacy.trained import SNN_KINDS, TrainedModel, evaluator_kind, train_evaluators, train_or_load
 
 
 @dataclass(frozen=True)
@@ -75,67 +73,6 @@ class AuditConfig:
     references: int | None = None  # membership attacks: reference models (None: nmprivacy mia's default, 16; --quick 4)
 
 
-@dataclass
-class TrainedModel:
-    """A model ready for the audit and what the results file says about it."""
-
-    model: TargetModel
-    record: dict[str, Any]
-
-
-def model_config(kind: str, splits: Any, preset: Preset, budget: Budget = "default") -> Any:
-    """The config of a ``kind`` model for ``splits`` under ``preset``: the kind's defaults (hidden
-    size), the preset's ``target_config`` fields on a target kind (surrogate, weight bits,
-    ``extra_hidden``, ...) and ``ann_quantize`` on an ``ann``."""
-    from nmprivacy.models import default_config
-
-    model_cfg = default_config(kind, splits.input_shape, splits.num_classes, dataset=splits.name, hidden=preset.hidden, budget=budget)
-    if kind in SNN_KINDS and preset.target_config:
-        try:
-            model_cfg = replace(model_cfg, **preset.target_config)
-        except TypeError:
-            raise NmprivacyError(f"target_config {preset.target_config} names fields that a {kind} config does not have") from None
-    if kind == "ann" and preset.ann_quantize:
-        model_cfg = replace(model_cfg, quantize=preset.ann_quantize)  # post-training quantisation (nmprivacy.models.ann)
-    return model_cfg
-
-
-def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
-                  device: str = "cpu") -> TrainedModel:
-    """The ``kind`` model for ``splits``: from the cache folder ``cache`` when its key (data set,
-    kind, config, schedule, seed, T) matches, else trained with ``training.train_model`` and cached."""
-    from nmprivacy.models import checkpoint
-    from nmprivacy.training import defence_fields, settings_for, train_model
-
-    model_cfg = model_config(kind, splits, preset, budget)
-    settings = settings_for(kind, preset)
-    key = cache_key(dataset=splits.name, source=splits.source, n=[len(splits.train), len(splits.test)], kind=kind,
-                    config=model_cfg, settings=settings, seed=seed, steps=steps)
-    folder = cache / f"{splits.name}-{kind}-s{seed}-{key}"
-    if (folder / "config.json").exists():
-        try:
-            model = checkpoint.load(folder, kind)
-            info = checkpoint.load_info(folder)
-        except CheckpointError as exc:
-            tqdm.write(f"cached {kind} in {folder} is unusable ({exc}); training it again")
-        else:
-            tqdm.write(f"reusing cached {kind} (seed {seed}) from {folder}")
-            return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": info.get("val_acc"), "checkpoint": str(folder), "cached": True,
-                                        "reset": model.info.reset, "config": model_cfg, **defence_fields(info.get("train_report"))})
-    tqdm.write(f"training {kind} (seed {seed}) on {splits.name}")
-    model, report = train_model(kind, splits, model_cfg, settings, seed, steps=steps, device=device)
-    checkpoint.save(model, folder, extra={"val_acc": report.final_val_accuracy, "train_report": report, "dataset": splits.name, "steps": report.steps, "data_source": splits.source}, seed=seed,
-                    timings={"train": report.seconds})
-    return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": report.final_val_accuracy, "checkpoint": str(folder), "cached": False,
-                                "reset": model.info.reset, "config": model_cfg, "train_seconds": report.seconds, **defence_fields(to_jsonable(report))})
-
-
-def train_evaluators(kind: str, splits: Any, preset: Preset, n: int, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
-                     device: str = "cpu") -> list[TrainedModel]:
-    """``n`` independently trained evaluation classifiers of ``kind`` (seeds ``seed + 1 ... seed + n``)."""
-    return [train_or_load(kind, splits, preset, seed + 1 + i, steps, cache, budget, device) for i in range(n)]
-
-
 def load_foreign_target(spec: str, splits: Any, dt: float | None = None, overrides: dict[str, Any] | None = None) -> tuple[TrainedModel, Any, int]:
     """A user's network (NetX file, NIR graph, checkpoint folder) as the audit target, reading the
     data set's layout, with its accuracy here; returns it, its ``nmprivacy.targets.Target`` and
@@ -156,13 +93,6 @@ def load_foreign_target(spec: str, splits: Any, dt: float | None = None, overrid
         record["float_val_acc"] = evaluate_accuracy(float_model, splits.test, steps, seed=0)
         record["dt"] = target.meta.get("dt")
     return TrainedModel(model, record), target, steps
-
-
-def evaluator_kind(data_domain: str) -> str:
-    """The evaluation classifier of a data set: the image CNN for image data (one judge for SNN
-    and ANN attacks alike; spike reconstructions are rate-decoded for it), the spiking CNN for
-    event data."""
-    return "evaluator" if data_domain == "image" else "evaluator-snn"
 
 
 WEAK_FACTOR = 2.0  # a model is too weak to judge below this multiple of chance accuracy (1 / classes)

@@ -212,7 +212,7 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_epoch(digits: Data
 
 
 def test_dp_models_are_cached_apart_and_records_keep_epsilon(digits: DatasetSplits, tmp_path: Path) -> None:
-    from nmprivacy.audit import train_or_load
+    from nmprivacy.trained import train_or_load
 
     small = replace(digits, train=Split(digits.train.x[:60], digits.train.y[:60]))
     plain = resolve("digits", "quick", hidden=8, overrides={"ann_train.epochs": 1})

@@ -16,7 +16,8 @@ from hw_export.netx_export import export_netx
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models import build
 from nmprivacy.models.ann import ANN, ANNConfig
-from nmprivacy.models.snn_lava import LoihiWeights, SNNLava, SNNLavaConfig
+from nmprivacy.models.cuba_blocks import LoihiWeights
+from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
 from nmprivacy.models.snn_norse import SNNNorseConfig
 from nmprivacy.models.surrogates import SURROGATES, surrogate_derivative
 from test_hw_export import CLASSES, HIDDEN, SHAPE, spikes
@@ -220,7 +221,7 @@ def _splits(n: int = 40):
 
 
 def test_dotted_names_reach_the_model_configs_through_train_or_load(tmp_path) -> None:
-    from nmprivacy.audit import train_or_load
+    from nmprivacy.trained import train_or_load
     from nmprivacy.presets import resolve
 
     quick = {"snn_train.epochs": 1, "snn_train.batch_size": 20, "snn_train.min_steps": 1, "ann_train.epochs": 1,

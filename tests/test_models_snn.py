@@ -9,7 +9,7 @@ import pytest
 import numpy as np
 import torch
 
-from nmprivacy.models.base import LIFLayer
+from nmprivacy.network.lif import LIFLayer
 from nmprivacy.models.lif import LIFBox
 from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
 from nmprivacy.models.snn_norse import SNNNorse, SNNNorseConfig

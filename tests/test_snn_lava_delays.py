@@ -14,7 +14,8 @@ from hw_export.netx_export import export_netx
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models import build
 from nmprivacy.models.network_model import NetworkModel
-from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig, block_delays
+from nmprivacy.models.cuba_blocks import block_delays
+from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
 
 torch.set_num_threads(1)
 

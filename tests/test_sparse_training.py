@@ -16,7 +16,8 @@ import torch
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models import sparse_cuba
 from nmprivacy.models.base import membrane_cross_entropy
-from nmprivacy.models.snn_lava import ENGINE_ENV, SNNLava, SNNLavaConfig, cuba_dense
+from nmprivacy.models.cuba_blocks import cuba_dense
+from nmprivacy.models.snn_lava import ENGINE_ENV, SNNLava, SNNLavaConfig
 
 SHAPE = (1, 6, 7)
 CLASSES = 4

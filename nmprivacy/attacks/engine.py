@@ -5,7 +5,7 @@ prepared layers and buffers, so they stay one module; the LIF kernels and the in
 live in ``lif_kernels`` and ``currents``.)
 
 ``FastLIFOracle(model)`` is a ``GradientOracle`` for any ``TargetModel`` exposing
-``lif_layers()`` (a list of ``nmprivacy.models.base.LIFLayer``). It computes the same numbers as
+``lif_layers()`` (a list of ``nmprivacy.network.lif.LIFLayer``). It computes the same numbers as
 autograd through the model's own forward (``AutogradOracle``), without an autograd graph and
 without weight gradients:
 
@@ -60,7 +60,8 @@ from nmprivacy.attacks.lif_kernels import lif_backward, lif_forward
 from nmprivacy.attacks.oracle import WeightsFn, group_weights
 from nmprivacy.attacks.threads import SerialPool, chunks
 from nmprivacy.errors import NmprivacyError
-from nmprivacy.models.base import LIFLayer, TargetModel, spike_readout
+from nmprivacy.models.base import TargetModel, spike_readout
+from nmprivacy.network.lif import LIFLayer
 
 # Output layers narrower than this compute their currents as (W @ S^T)^T, which MKL runs faster
 # than S @ W^T for a read-out of few outputs (3000 -> 10).

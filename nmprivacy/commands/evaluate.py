@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load reconstructions and evaluators, print (and optionally save) the metrics."""
     from nmprivacy.attacks.io import load_reconstructions
-    from nmprivacy.audit import evaluator_kind, train_evaluators
+    from nmprivacy.trained import evaluator_kind, train_evaluators
     from nmprivacy.cache import cache_root
     from nmprivacy.data import load_dataset
     from nmprivacy.errors import NmprivacyError

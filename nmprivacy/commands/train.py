@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the data, train, evaluate and save; prints the validation accuracy."""
     import torch
 
-    from nmprivacy.audit import model_config
+    from nmprivacy.trained import model_config
     from nmprivacy.data import load_dataset
     from nmprivacy.errors import NmprivacyError
     from nmprivacy.models.checkpoint import check_replaceable, save

@@ -28,7 +28,7 @@ the ``N`` models (``--references``) trains on its own random half of them
   its members assumed to be the data set's training split; the N models are its references,
   trained with nmprivacy's recipe for the same layer sizes (``reference_recipe``; the report says so).
 
-Each reference model is one task (train or reuse it through ``nmprivacy.audit.train_or_load``,
+Each reference model is one task (train or reuse it through ``nmprivacy.trained.train_or_load``,
 then record its answers to every record's queries), cached under the model cache
 (``mia-<data set>-<kind>-r<i>-<key>.pt`` beside the checkpoint folders), so an interrupted run
 resumes where it stopped. ``mia.json``'s stable keys: ``attacks.<name>.auc``,

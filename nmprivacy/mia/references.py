@@ -1,5 +1,5 @@
 """Reference models (docs/method.md §9.4): one job per model, which trains it on its half of the
-audited records (or reuses it through ``nmprivacy.audit.train_or_load``) and records its answers
+audited records (or reuses it through ``nmprivacy.trained.train_or_load``) and records its answers
 to every observed record's queries into a cache entry (``mia-<data set>-<kind>-r<i>-<key>.pt``
 beside the checkpoint folders). Jobs run on the study's Dask cluster (``workers`` local
 processes or a scheduler) or in this process; cached ones are read back, so a run resumes where
@@ -111,7 +111,7 @@ def _on_worker() -> bool:
 
 
 def _reference_job(job: dict[str, Any]) -> dict[str, Any]:
-    from nmprivacy.audit import train_or_load
+    from nmprivacy.trained import train_or_load
     from nmprivacy.data.base import DatasetSplits, Split
 
     cached = load_observations(job["entry"])
@@ -167,7 +167,7 @@ def train_references(config: MiaConfig, jobs: list[dict[str, Any]]) -> list[dict
     else:
         from distributed import as_completed
 
-        from nmprivacy.study.run import StudyRun, cluster_client
+        from nmprivacy.cluster import StudyRun, cluster_client
 
         with cluster_client(StudyRun(workers=max(config.workers, 1), threads=1, scheduler=config.scheduler)) as client:
             futures = {client.submit(reference_job, job, key=f"mia-ref-{job['index']}-{Path(job['entry']).stem}-{time.time_ns()}", pure=False): job

@@ -22,6 +22,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from nmprivacy.network.description import Network
+    from nmprivacy.network.lif import LIFLayer
 
 ModelDomain = Literal["spikes", "image"]
 
@@ -114,37 +115,3 @@ class TargetModel(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
         return self
-
-
-@dataclass(frozen=True)
-class LIFLayer:
-    """One dense layer of LIF neurons as the fast attack engine sees it (no parameters to train).
-
-    ``weight`` is ``[out, in]``. Per time step, with input spikes ``s_t`` ``[B, in]``:
-    - ``arithmetic == "float"`` (Norse LIFBox, hard reset):
-      ``v_t = leak * v_{t-1} + s_t @ weight.T``; spike ``z_t = v_t > threshold``; ``v_t <- 0`` where spiking.
-    - ``arithmetic == "loihi"`` (CUBA fixed point as NetX/Lava runs it; ``weight`` holds integers,
-      ``threshold = vThMant << 6``): ``u_t = rstz(u_{t-1} * (4096 - i_decay), 12) + (s_t @ weight.T) * 64``;
-      ``v_t = rstz(v_{t-1} * (4096 - v_decay), 12) + u_t``; spike ``v_t > threshold``; ``v_t <- 0``.
-    ``delay`` steps are added by the layer (1 for slayer's ``delay_shift``/Lava, 0 for Norse).
-    The surrogate is the fast sigmoid ``1 / (1 + slope * |v - threshold| / scale)^2`` with
-    ``scale`` the threshold's unit (1 for float; 4096 = ``1 << 12`` for loihi, the integer voltage of 1.0, times any per-layer weight scale); ``membrane_scale`` divides the
-    voltage before it is used as the output read-out.
-    ``reset_grad`` says how the model's own autograd treats the hard reset: ``"detached"``
-    (``v <- (1 - z.detach()) v``, d v_after / d v_before = 1 - z; ``nmprivacy.models.lif``),
-    ``"none"`` (the reset carries no gradient at all, slayer's leaky-integrator backward);
-    None means "detached" for float and "none" for loihi arithmetic.
-    """
-
-    weight: torch.Tensor
-    arithmetic: Literal["float", "loihi"]
-    threshold: float
-    leak: float = 1.0
-    i_decay: int = 4096
-    v_decay: int = 0
-    delay: int = 0
-    surrogate_slope: float = 40.0
-    surrogate_scale: float = 1.0
-    membrane_scale: float = 1.0
-    reset_grad: Literal["detached", "none"] | None = None
-    neuron_delays: torch.Tensor | None = None  # [out] int: extra steps by which each neuron's input current arrives (row-constant synaptic delays)

@@ -25,7 +25,8 @@ from torch import nn
 
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import ModelInfo, TargetModel
-from nmprivacy.models.snn_lava import LavaSurrogate, check_knobs, cuba_block
+from nmprivacy.models.cuba_blocks import cuba_block
+from nmprivacy.models.snn_lava import LavaSurrogate, check_knobs
 from nmprivacy.network import conv_output_shape
 
 

@@ -79,8 +79,8 @@ import torch
 from numba import njit
 
 from nmprivacy.attacks.threads import SerialPool, chunks
+from nmprivacy.network.loihi import VOLTAGE_UNIT as STATE_SCALE  # slayer CUBA's s_scale: integer state per float unit (4096)
 
-STATE_SCALE = 1 << 12  # slayer's s_scale: integer state per float unit
 FORWARD_BLOCK = 512  # output columns per forward task (int8 weight block [N, 512]: 1.2 MB at N = 2312)
 BACKWARD_BLOCK = 256  # output columns per backward task (a sample's dL/dz [T, 256] stays in L1/L2)
 ROW_BLOCK = 2048  # rows per list-building task
@@ -471,7 +471,7 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
     it exactly (not a plain Dense CUBA block with slayer's 8-bit weights and binary spikes)."""
     from lava.lib.dl.slayer.neuron import cuba
 
-    from nmprivacy.models.snn_lava import LoihiWeights, SurrogateCubaNeuron, block_delays
+    from nmprivacy.models.cuba_blocks import LoihiWeights, SurrogateCubaNeuron, block_delays
     from nmprivacy.models.surrogates import KERNEL_CODES
 
     neuron, synapse = getattr(block, "neuron", None), getattr(block, "synapse", None)
@@ -881,18 +881,3 @@ def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: b
     if want_hidden:
         hidden = [torch.from_numpy(LayerInput(lists, w.shape[0]).dense()).reshape(steps, batch, -1) for lists, w in zip(plan.hidden or [], weights[:-1])]
     return out.reshape(steps, batch, -1), hidden
-
-
-def warm_up() -> None:
-    """Compile (or load from Numba's disk cache) every kernel once, so that the first training
-    step does not pay for it."""
-    from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
-
-    x = torch.zeros(3, 2, 1, 2, 2)
-    x[0, 0, 0, 0, 0] = x[1, 1, 0, 1, 1] = 1.0
-    for surrogate in ("fast-sigmoid", "slayer", "arctan"):  # the specialised loops and the generic one
-        model = SNNLava(SNNLavaConfig(input_shape=(1, 2, 2), num_classes=2, hidden=3, surrogate=surrogate))
-        for density in (0.0, 1.0):  # gathered and GEMM currents
-            result = run_stack(model.blocks, x if density == 0.0 else torch.ones_like(x))
-            if result is not None:
-                result[0].sum().backward()

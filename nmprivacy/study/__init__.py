@@ -5,7 +5,8 @@ on a Dask cluster, resumable, summarised as one table and figure.
 ``table`` (study.json, study.md, study.png).
 """
 
-from nmprivacy.study.run import StudyRun, run_study
+from nmprivacy.cluster import StudyRun
+from nmprivacy.study.run import run_study
 from nmprivacy.study.spec import Cell, Grid, StudySpec, build_spec, expand, load_spec
 
 __all__ = ["Cell", "Grid", "StudyRun", "StudySpec", "build_spec", "expand", "load_spec", "run_study"]

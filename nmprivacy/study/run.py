@@ -8,9 +8,8 @@ complete and carry the cell's key is done; anything else there (an interrupted o
 cell) is computed again. Cells that need the same trained models (``Cell.group``) run after the
 first of them, so that only one worker trains each model into the shared cache.
 
-Cluster: a ``dask.distributed.LocalCluster`` of ``workers`` processes with one thread each by
-default, or an existing scheduler (``scheduler="tcp://host:8786"``), whose workers must import
-nmprivacy and see ``out`` and the model cache at the same paths.
+Cluster: ``nmprivacy.cluster`` (a local cluster of ``workers`` processes, or an existing
+scheduler whose workers see ``out`` and the model cache at the same paths).
 """
 
 from __future__ import annotations
@@ -20,29 +19,18 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from nmprivacy.errors import NmprivacyError
 from nmprivacy.progress import bar as progress_bar
 from nmprivacy.runinfo import Stopwatch, atomic_write_json, run_metadata, to_jsonable
+from nmprivacy.cluster import StudyRun, cluster_client
 from nmprivacy.study.spec import Cell, StudySpec, cell_seed, expand, split_settings
 
 CELL_RECORD = "cell.json"
 RESULTS = "results.json"
-
-
-@dataclass(frozen=True)
-class StudyRun:
-    """How a study's cells run: ``workers`` local processes (ignored with ``scheduler``), torch
-    ``threads`` per cell, a scheduler address or None for a local cluster."""
-
-    workers: int = 1
-    threads: int = 1
-    scheduler: str | None = None
 
 
 def cell_done(folder: Path, cell: Cell) -> bool:
@@ -96,41 +84,6 @@ def run_cell(spec: StudySpec, cell: Cell, folder: str, threads: int, after: Any 
         log_path.unlink(missing_ok=True)
         return {"key": cell.key, "status": "failed", "error": f"{type(exc).__name__}: {first}", "seconds": time.perf_counter() - start}
     return {"key": cell.key, "status": "done", "error": None, "seconds": time.perf_counter() - start}
-
-
-@contextlib.contextmanager
-def cluster_client(run: StudyRun):
-    """A ``dask.distributed.Client`` on the given scheduler, or on a local cluster of
-    ``run.workers`` single-threaded worker processes (closed on exit)."""
-    try:
-        import dask
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise NmprivacyError("nmprivacy study needs Dask distributed: pip install -c constraints.txt -e . (it is a dependency)") from None
-    if run.scheduler:
-        try:
-            client = Client(run.scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise NmprivacyError(f"cannot reach the Dask scheduler at {run.scheduler} ({exc}): start it (dask scheduler) or drop --scheduler") from None
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    if run.workers < 1 or run.threads < 1:
-        raise NmprivacyError("--workers and --threads must be at least 1")
-    threads = str(run.threads)
-    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads,
-           "TQDM_DISABLE": "1"}  # bars of the cells' audits would only fill their log.txt
-    with dask.config.set({"distributed.worker.daemon": False, "distributed.logging.distributed": "error"}):
-        cluster = LocalCluster(n_workers=run.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               env=env, silence_logs=40)
-        client = Client(cluster)
-        try:
-            yield client
-        finally:
-            client.close()
-            cluster.close()
 
 
 def plan(spec: StudySpec) -> tuple[list[Cell], dict[str, list[Cell]]]:

@@ -1,0 +1,94 @@
+"""Trained models of an audit, a study or a membership run: from the model cache when their key
+matches, else trained now and cached.
+
+A model's cache folder is ``<cache>/<data set>-<kind>-s<seed>-<key>``, the key a hash of the data
+set (name, source, sizes), the kind, its config (``model_config``: the kind's defaults with the
+preset's ``target_config`` / ``ann_quantize``), the training schedule, the seed and T
+(``nmprivacy.cache.cache_key``). Target, ANN baseline, evaluators and membership reference models
+all come through ``train_or_load``, so each is trained once whoever asks first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from nmprivacy.cache import cache_key
+from nmprivacy.errors import CheckpointError, NmprivacyError
+from nmprivacy.model_kinds import kinds_with
+from nmprivacy.models.base import TargetModel
+from nmprivacy.presets import Budget, Preset
+from nmprivacy.runinfo import to_jsonable
+
+SNN_KINDS = kinds_with("target")  # trainable attack targets: snn-lava, snn-lava-conv, snn-norse
+
+
+@dataclass
+class TrainedModel:
+    """A model ready for an audit (or a membership run) and what the results file says about it."""
+
+    model: TargetModel
+    record: dict[str, Any]
+
+
+def model_config(kind: str, splits: Any, preset: Preset, budget: Budget = "default") -> Any:
+    """The config of a ``kind`` model for ``splits`` under ``preset``: the kind's defaults (hidden
+    size), the preset's ``target_config`` fields on a target kind (surrogate, weight bits,
+    ``extra_hidden``, ...) and ``ann_quantize`` on an ``ann``."""
+    from nmprivacy.models import default_config
+
+    model_cfg = default_config(kind, splits.input_shape, splits.num_classes, dataset=splits.name, hidden=preset.hidden, budget=budget)
+    if kind in SNN_KINDS and preset.target_config:
+        try:
+            model_cfg = replace(model_cfg, **preset.target_config)
+        except TypeError:
+            raise NmprivacyError(f"target_config {preset.target_config} names fields that a {kind} config does not have") from None
+    if kind == "ann" and preset.ann_quantize:
+        model_cfg = replace(model_cfg, quantize=preset.ann_quantize)  # post-training quantisation (nmprivacy.models.ann)
+    return model_cfg
+
+
+def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
+                  device: str = "cpu") -> TrainedModel:
+    """The ``kind`` model for ``splits``: from the cache folder ``cache`` when its key (data set,
+    kind, config, schedule, seed, T) matches, else trained with ``training.train_model`` and cached."""
+    from nmprivacy.models import checkpoint
+    from nmprivacy.training import defence_fields, settings_for, train_model
+
+    model_cfg = model_config(kind, splits, preset, budget)
+    settings = settings_for(kind, preset)
+    key = cache_key(dataset=splits.name, source=splits.source, n=[len(splits.train), len(splits.test)], kind=kind,
+                    config=model_cfg, settings=settings, seed=seed, steps=steps)
+    folder = cache / f"{splits.name}-{kind}-s{seed}-{key}"
+    if (folder / "config.json").exists():
+        try:
+            model = checkpoint.load(folder, kind)
+            info = checkpoint.load_info(folder)
+        except CheckpointError as exc:
+            tqdm.write(f"cached {kind} in {folder} is unusable ({exc}); training it again")
+        else:
+            tqdm.write(f"reusing cached {kind} (seed {seed}) from {folder}")
+            return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": info.get("val_acc"), "checkpoint": str(folder), "cached": True,
+                                        "reset": model.info.reset, "config": model_cfg, **defence_fields(info.get("train_report"))})
+    tqdm.write(f"training {kind} (seed {seed}) on {splits.name}")
+    model, report = train_model(kind, splits, model_cfg, settings, seed, steps=steps, device=device)
+    checkpoint.save(model, folder, extra={"val_acc": report.final_val_accuracy, "train_report": report, "dataset": splits.name, "steps": report.steps, "data_source": splits.source}, seed=seed,
+                    timings={"train": report.seconds})
+    return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": report.final_val_accuracy, "checkpoint": str(folder), "cached": False,
+                                "reset": model.info.reset, "config": model_cfg, "train_seconds": report.seconds, **defence_fields(to_jsonable(report))})
+
+
+def train_evaluators(kind: str, splits: Any, preset: Preset, n: int, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
+                     device: str = "cpu") -> list[TrainedModel]:
+    """``n`` independently trained evaluation classifiers of ``kind`` (seeds ``seed + 1 ... seed + n``)."""
+    return [train_or_load(kind, splits, preset, seed + 1 + i, steps, cache, budget, device) for i in range(n)]
+
+
+def evaluator_kind(data_domain: str) -> str:
+    """The evaluation classifier of a data set: the image CNN for image data (one judge for SNN
+    and ANN attacks alike; spike reconstructions are rate-decoded for it), the spiking CNN for
+    event data."""
+    return "evaluator" if data_domain == "image" else "evaluator-snn"
