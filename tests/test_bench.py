@@ -237,3 +237,17 @@ def test_lava_throughput_result_has_the_stable_schema() -> None:
         "spikes_per_sample": [30.0, 2.0],
     }
     assert "meta" not in LavaThroughput({"784-300-10": net}, meta={}).to_json(meta=False)
+
+
+def test_lane_scaling_times_each_lane_count_on_the_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.lane_scaling import main
+    from nmprivacy.models import build, checkpoint, default_config
+
+    torch.manual_seed(0)
+    folder = checkpoint.save(build("snn-lava", default_config("snn-lava", (1, 8, 8), 10, "digits", hidden=6)), tmp_path / "ck",
+                             extra={"dataset": "digits", "steps": 4})
+    assert main([str(folder), "digits", "4", "--lanes", "1,2", "--repeats", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["oracle"] == "FastLIFOracle" and out["steps"] == 4 and out["classes"] == 10
+    assert list(out["seconds"]) == ["1", "2"] and all(v > 0 for v in out["seconds"].values())
+    assert out["relative"]["1"] == 1.0 and out["relative"]["2"] == pytest.approx(out["seconds"]["2"] / (2 * out["seconds"]["1"]))
