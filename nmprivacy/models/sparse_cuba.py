@@ -35,7 +35,7 @@ whose number follows the process's thread plan (``nmprivacy.resources``).
 Semantics are slayer's exactly (checked by ``tests/test_sparse_training.py`` against slayer):
 
 - weights: slayer's ``pre_hook_fx`` (``quantize_8bit``: ``round(W / unit) * unit``, unit 2/64,
-  clamped to [-256, 254]/64; or ``snn_lava.LoihiWeights`` for fewer bits: unit ``2^e / 64`` with
+  clamped to [-256, 254]/64; or ``cuba_blocks.LoihiWeights`` for fewer bits: unit ``2^e / 64`` with
   the layer's exponent e, clamped to the mantissa range [low, high]) is applied in one pass that
   writes ``Wq / unit`` as int8 (``layer_of`` runs only blocks whose hook is exactly one of those);
   its backward, the round's straight-through gradient and the clamp's mask (zero where the
