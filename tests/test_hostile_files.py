@@ -304,12 +304,12 @@ def test_outputs_are_checked_first_and_never_left_half(tmp_path: Path, capsys: p
 
 
 def test_one_cache_root_for_data_and_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nmprivacy import audit, cache
+    from nmprivacy import audit, cache, trained
 
     monkeypatch.delenv("NMPRIVACY_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache.cache_root() == tmp_path / "xdg" / "nmprivacy"
     assert cache.cache_root("mine") == Path("mine")
     monkeypatch.setenv("NMPRIVACY_CACHE", str(tmp_path / "env"))
-    assert cache.cache_root() == tmp_path / "env" and audit.cache_root is cache.cache_root and audit.cache_key is cache.cache_key
+    assert cache.cache_root() == tmp_path / "env" and audit.cache_root is cache.cache_root and trained.cache_key is cache.cache_key
     assert cache.cache_key(a=1, b=[1, 2]) == cache.cache_key(b=(1, 2), a=1) != cache.cache_key(a=2, b=[1, 2])
