@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             oracle.population_gradient(x, targets, groups, weights)
             best = min(best, time.perf_counter() - start)
         seconds[lanes] = best
-    base = seconds[min(seconds)]
-    relative = {k: v / (base * k / min(seconds)) for k, v in seconds.items()}
+    per_lane = seconds[min(seconds)] / min(seconds)  # the smallest count's seconds per lane
+    relative = {k: v / (k * per_lane) for k, v in seconds.items()}
     print(json.dumps({"oracle": type(oracle).__name__, "steps": steps, "population": population, "classes": classes,
                       "seconds": seconds, "relative": relative, "torch_threads": torch.get_num_threads()}))
     return 0

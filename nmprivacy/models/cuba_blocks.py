@@ -28,6 +28,7 @@ import_slayer()
 from lava.lib.dl import slayer  # noqa: E402
 from lava.lib.dl.slayer.neuron import cuba  # noqa: E402
 from lava.lib.dl.slayer.utils import quantize as slayer_quantize  # noqa: E402
+
 WEIGHT_BITS = range(2, 9)  # Loihi's synapse holds a signed mantissa of up to 8 bits
 
 

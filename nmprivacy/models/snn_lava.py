@@ -75,10 +75,9 @@ from torch import nn
 
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import ModelInfo, TargetModel
-from nmprivacy.network.description import DenseLayer, LoihiNeuron, Network
 from nmprivacy.models.cuba_blocks import WEIGHT_BITS, block_delays, cuba_dense
 from nmprivacy.models.surrogates import canonical, model_params
-
+from nmprivacy.network.description import DenseLayer, LoihiNeuron, Network
 
 ENGINES = ("sparse", "slayer")  # SNNLava.engine (module docstring)
 ENGINE_ENV = "NMPRIVACY_LAVA_ENGINE"
@@ -93,7 +92,6 @@ def default_engine() -> str:
 
 
 LavaSurrogate = Literal["fast-sigmoid", "arctan", "atan", "sigmoid", "triangle", "spike-rate-escape", "straight-through", "slayer"]
-
 
 
 @dataclass(frozen=True)
