@@ -9,10 +9,13 @@ Every result file is written through ``atomic_write_*`` (temp file in the same f
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
@@ -25,15 +28,45 @@ from nmprivacy.errors import NmprivacyError
 STACK_PACKAGES = ("nmprivacy", "torch", "numpy", "lava-nc", "lava-dl", "norse", "tonic", "h5py")
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
 def package_versions(names: tuple[str, ...] = STACK_PACKAGES) -> dict[str, str]:
-    """Installed version of each named distribution (``"missing"`` when not installed)."""
+    """Installed version of each named distribution (``"missing"`` when not installed), plus
+    which nmprivacy code runs (``source_version``): a package version does not change with
+    every commit, the code that trains and attacks does."""
     out: dict[str, str] = {"python": platform.python_version()}
     for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "missing"
+    return {**out, **source_version()}
+
+
+@functools.lru_cache(maxsize=1)
+def source_version() -> dict[str, str]:
+    """The running nmprivacy code: ``nmprivacy-source``, a SHA-256 (first 16 hex digits) over the
+    package's Python files (relative path and content: the same in any checkout or install of
+    the same code), and, when the package sits in a git work tree, ``nmprivacy-git``: the commit,
+    with ``+dirty`` when the package's files differ from it."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    out = {"nmprivacy-source": digest.hexdigest()[:16]}
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        out["nmprivacy-git"] = commit + ("+dirty" if _git("status", "--porcelain", "--", ".") else "")
     return out
+
+
+def _git(*args: str) -> str:
+    """Output of ``git args`` run in the package folder ("" when git or a work tree is missing)."""
+    try:
+        done = subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def machine_info() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from nmprivacy.errors import CheckpointError, NmprivacyError
 from nmprivacy.model_kinds import kinds_with
 from nmprivacy.models.base import TargetModel
 from nmprivacy.presets import Budget, Preset
-from nmprivacy.runinfo import to_jsonable
+from nmprivacy.runinfo import source_version, to_jsonable
 
 SNN_KINDS = kinds_with("target")  # trainable attack targets: snn-lava, snn-lava-conv, snn-norse
 
@@ -70,15 +70,30 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
         except CheckpointError as exc:
             tqdm.write(f"cached {kind} in {folder} is unusable ({exc}); training it again")
         else:
+            trained_by = trained_by_code(info)
             tqdm.write(f"reusing cached {kind} (seed {seed}) from {folder}")
+            if trained_by["same_code"] is False:
+                tqdm.write(f"  note: it was trained by other nmprivacy code (source {trained_by['nmprivacy-source']}, now "
+                           f"{source_version()['nmprivacy-source']}); a fresh training may not reproduce it exactly (delete {folder} to retrain)")
             return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": info.get("val_acc"), "checkpoint": str(folder), "cached": True,
-                                        "reset": model.info.reset, "config": model_cfg, **defence_fields(info.get("train_report"))})
+                                        "trained_by": trained_by, "reset": model.info.reset, "config": model_cfg,
+                                        **defence_fields(info.get("train_report"))})
     tqdm.write(f"training {kind} (seed {seed}) on {splits.name}")
     model, report = train_model(kind, splits, model_cfg, settings, seed, steps=steps, device=device)
     checkpoint.save(model, folder, extra={"val_acc": report.final_val_accuracy, "train_report": report, "dataset": splits.name, "steps": report.steps, "data_source": splits.source}, seed=seed,
                     timings={"train": report.seconds})
     return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": report.final_val_accuracy, "checkpoint": str(folder), "cached": False,
                                 "reset": model.info.reset, "config": model_cfg, "train_seconds": report.seconds, **defence_fields(to_jsonable(report))})
+
+
+def trained_by_code(info: dict[str, Any]) -> dict[str, Any]:
+    """Which code trained a cached model, from its run record: ``nmprivacy-source`` (None in
+    records older than the fingerprint), ``torch_threads`` (threads change the summation order,
+    so the last digits of a training), and ``same_code``: whether that is the code running now
+    (None when the record does not say)."""
+    source = (info.get("versions") or {}).get("nmprivacy-source")
+    return {"nmprivacy-source": source, "torch_threads": (info.get("machine") or {}).get("torch_threads"),
+            "same_code": None if source is None else source == source_version()["nmprivacy-source"]}
 
 
 def train_evaluators(kind: str, splits: Any, preset: Preset, n: int, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
