@@ -137,6 +137,19 @@ def defence_lines(models: Mapping[str, Any]) -> list[str]:
     return ["", "Training defences:", "", *out] if out else []
 
 
+def other_code_lines(models: Mapping[str, Any]) -> list[str]:
+    """A caution naming the models reused from the cache that other nmprivacy code trained
+    (their ``trained_by.same_code`` is False): a fresh run may not reproduce their numbers exactly."""
+    named = [("target", models.get("target", {})), ("ANN baseline", models.get("ann", {}))]
+    named += [(f"evaluator {i + 1}", ev) for i, ev in enumerate(models.get("evaluators", []))]
+    other = [f"{label} (source {m['trained_by'].get('nmprivacy-source')})" for label, m in named
+             if (m or {}).get("trained_by", {}).get("same_code") is False]
+    if not other:
+        return []
+    return ["", "Reused from the model cache but trained by other nmprivacy code: " + ", ".join(other)
+            + ". A fresh training with this code may differ slightly (README, \"Repeating a number\")."]
+
+
 def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
     """The report text for ``results`` (the results.json dict) and the figure files."""
     fam = results.get("family", "")
@@ -164,6 +177,7 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
         key = "evaluator_snn" if ev.get("kind") == "evaluator-snn" else "evaluator_ann"
         lines.append(f"| evaluator {i + 1} | {ev.get('kind')} | {_pct(ev.get('val_acc'))} | {_pct(paper_acc.get(key))} |")
     lines += defence_lines(models)
+    lines += other_code_lines(models)
     names = list(attacks)
     worst = results.get("worst_case") or {}
     if worst:

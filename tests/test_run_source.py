@@ -72,3 +72,14 @@ def test_cached_model_from_other_code_is_named(tmp_path: Path, capsys: pytest.Ca
     del run["versions"]["nmprivacy-source"]  # a record older than the fingerprint: unknown, not "other"
     run_file.write_text(json.dumps(run))
     assert train_or_load("ann", small, preset, 0, None, tmp_path, "quick").record["trained_by"]["same_code"] is None
+
+
+def test_report_names_models_trained_by_other_code() -> None:
+    from nmprivacy.report import other_code_lines
+
+    same = {"kind": "snn-lava", "trained_by": {"nmprivacy-source": "a" * 16, "same_code": True}}
+    other = {"kind": "evaluator", "trained_by": {"nmprivacy-source": "b" * 16, "same_code": False}}
+    assert other_code_lines({"target": same, "evaluators": [same]}) == []
+    assert other_code_lines({"target": {"kind": "ann"}}) == []  # trained in this run: no trained_by
+    text = " ".join(other_code_lines({"target": same, "evaluators": [same, other]}))
+    assert f"evaluator 2 (source {'b' * 16})" in text and "target" not in text.split("code:")[1]
