@@ -346,7 +346,13 @@ def membership_lines(mia: Mapping[str, Any]) -> list[str]:
     from nmprivacy.mia.report import silent_note
 
     caution = silent_note(t.get("silent_output"))
-    return lines + (["", f"Caution: {caution}."] if caution else []) + ["", "Details: [membership/mia.md](membership/mia.md)."]
+    lines += ["", f"Caution: {caution}."] if caution else []
+    check = mia.get("silent_check")
+    if check:
+        lines += ["", "Through the membrane (white-box; scored because the counts are mostly silent): " + "; ".join(
+            f"{name} AUC {a.get('auc', float('nan')):.3f}, TPR at 1 % FPR {_pct(a.get('tpr_at_fpr', {}).get('0.01'))} %"
+            for name, a in check.get("attacks", {}).items()) + "."]
+    return lines + ["", "Details: [membership/mia.md](membership/mia.md)."]
 
 
 def hardware_lines(hw: Mapping[str, Any]) -> list[str]:

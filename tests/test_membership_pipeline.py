@@ -156,6 +156,13 @@ def test_a_target_whose_output_never_spikes_is_named_not_scored_silently(tmp_pat
     assert mia["target"]["silent_output"] == 1.0 and any(line.startswith("Caution: the target's output neurons") for line in membership_lines(mia))
     ok = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("loss",), threat="membrane", oracle="emulation", out=str(tmp_path / "m")))
     assert not any("do not spike" in n for n in ok["notes"]) and ok["target"]["silent_output"] is None
+    # the silent counts run scored the same observations through the membrane too: what the membrane run measures
+    check = mia["silent_check"]
+    assert check["threat"] == "membrane" and check["silent_output"] == 1.0 and ok["silent_check"] is None
+    assert check["attacks"]["loss"]["auc"] == pytest.approx(ok["attacks"]["loss"]["auc"], abs=1e-12) != pytest.approx(0.5)
+    assert check["attacks"]["loss"]["tpr_at_fpr"] == pytest.approx(ok["attacks"]["loss"]["tpr_at_fpr"])
+    assert "through their membrane (white-box)" in (tmp_path / "out" / "mia.md").read_text()
+    assert any(line.startswith("Through the membrane (white-box") for line in membership_lines(mia))
 
 
 @pytest.mark.parametrize("extra, words", [({}, None), ({"delay": np.ones((5, 6), dtype=np.int64)}, "synaptic delays"),
