@@ -335,3 +335,28 @@ def test_replicates_are_pooled_into_mean_and_std_rows(tmp_path: Path) -> None:
     # grid "seeds": std over training seeds; grid "single": as without replicates (std over attack seeds, none for the models)
     assert f"| 1 | {' | '.join(['50.0 ± 14.1'] * 4)} | 90.0 ± 0.0 | 0.650 ± 0.071 | 6.5 ± 0.7 | 85.0 ± 7.1 | 6 ± 2.8 | 75.0 ± 7.1 | ∞ | 2 |" in md
     assert f"| 2 | {' | '.join(['30.0 ± 1.0'] * 4)} | 90.0 ± 0.0 | 0.550 | 5.5 | 70.0 | ∞ | 60.0 | ∞ | 1 |" in md
+
+
+def test_a_silent_counts_cell_maps_its_membrane_check_as_its_own_measures(tmp_path: Path) -> None:
+    """A cell whose membership ran on mostly silent counts carries the membrane cross-check
+    (``silent_check``) into the map as ``<attack>[membrane]`` measures; a cell without it does not."""
+    from nmprivacy.study.run import plan
+    from nmprivacy.study.table import write_study
+
+    spec = build_spec({"dataset": "digits", "attacks": ["bl-v2", "lira"], "grids": [{"name": "dp", "factors": {"snn_train.epochs": [1, 2]}}]})
+    cells, grids = plan(spec)
+    folders = {c.key: tmp_path / "cells" / c.folder for c in cells}
+    silent = fake_results(0.7, 0.5, 0.5, 4.0)
+    silent["membership"]["silent_check"] = {"threat": "membrane", "silent_output": 0.9,
+                                            "attacks": {"lira": {"auc": 0.58, "tpr_at_fpr": {"0.01": 0.03, "0.001": 0.005}}}}
+    for c, results in zip(cells, (silent, fake_results(0.9, 0.6, 0.55, None))):
+        folders[c.key].mkdir(parents=True)
+        (folders[c.key] / "results.json").write_text(json.dumps(results))
+    study = write_study(tmp_path, spec, cells, grids, folders, {c.key: {"status": "done", "seconds": 1.0} for c in cells},
+                        {"scheduler": "local", "workers": 1, "threads": 1}, {})
+    first, second = study["cells"]
+    assert first["membership"]["lira[membrane]"] == {"auc": 0.58, "tpr_at_1pct_fpr": 0.03, "tpr_at_0.1pct_fpr": 0.005}
+    assert first["membership"]["lira"]["auc"] == 0.5 and "lira[membrane]" not in second["membership"]
+    front = study["privacy_utility"]["lira[membrane] auc"]
+    assert front["cells"] == [first["key"]] and front["accuracy"] == [pytest.approx(0.7)]
+    assert "lira[membrane] auc" in (tmp_path / "study.md").read_text()

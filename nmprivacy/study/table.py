@@ -70,6 +70,10 @@ def cell_row(cell: Cell, folder: Path, outcome: dict[str, Any], out: Path) -> di
         mia = results["membership"]
         row["membership"] = {name: {"auc": a.get("auc"), "tpr_at_1pct_fpr": a.get("tpr_at_fpr", {}).get("0.01"),
                                     "tpr_at_0.1pct_fpr": a.get("tpr_at_fpr", {}).get("0.001")} for name, a in mia.get("attacks", {}).items()}
+        check = mia.get("silent_check") or {}  # mostly silent counts: the same models through the membrane, as their own measures
+        row["membership"].update({f"{name}[membrane]": {"auc": a.get("auc"), "tpr_at_1pct_fpr": a.get("tpr_at_fpr", {}).get("0.01"),
+                                                        "tpr_at_0.1pct_fpr": a.get("tpr_at_fpr", {}).get("0.001")}
+                                  for name, a in check.get("attacks", {}).items()})
         row["membership_target"] = mia.get("target", {})
     try:
         record = json.loads((folder / "cell.json").read_text())
