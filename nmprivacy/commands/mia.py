@@ -91,12 +91,20 @@ def run(args: argparse.Namespace) -> int:
     mia = run_mia(config)
     t = mia["target"]
     print(f"target {t['spec']}: train acc {100 * t['train_acc']:.1f} %, test acc {100 * t['test_acc']:.1f} %; threat {mia['threat']}, oracle {mia['oracle']}")
+    _print_table(mia["attacks"])
+    if mia.get("silent_check"):
+        print(f"the outputs are silent on {100 * mia['silent_check']['silent_output']:.0f} % of the queries; the same models through their membrane (white-box):")
+        _print_table(mia["silent_check"]["attacks"])
+    print(f"results: {args.out}/mia.json, report: {args.out}/mia.md, ROC: {args.out}/roc.png")
+    return 0
+
+
+def _print_table(attacks: dict) -> None:
+    """One line per membership attack: AUC, TPR at 0.1 % and 1 % FPR, balanced accuracy."""
     print("attack        AUC     TPR@0.1%FPR  TPR@1%FPR  bal.acc")
-    for name, r in mia["attacks"].items():
+    for name, r in attacks.items():
         if r["auc"] is None:
             print(f"{name:<12}  n/a ({r.get('error', 'no pairs scored')})")
             continue
         tpr = r["tpr_at_fpr"]
         print(f"{name:<12}  {r['auc']:.3f}   {100 * tpr['0.001']:6.2f}       {100 * tpr['0.01']:6.2f}     {100 * r['balanced_acc']:.1f}")
-    print(f"results: {args.out}/mia.json, report: {args.out}/mia.md, ROC: {args.out}/roc.png")
-    return 0
