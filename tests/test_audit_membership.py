@@ -9,7 +9,7 @@ from pathlib import Path
 from nmprivacy.cli import main
 
 
-def test_audit_with_membership_attacks(tmp_path: Path) -> None:
+def test_audit_with_membership_attacks(tmp_path: Path, capsys) -> None:
     out = tmp_path / "audit"
     assert main(["audit", "--dataset", "digits", "--quick", "--set", "hidden=16", "--evaluators", "1", "--variant", "default", "--attacks", "bl-v1,lira,loss",
                  "--out", str(out)]) == 0
@@ -20,3 +20,21 @@ def test_audit_with_membership_attacks(tmp_path: Path) -> None:
     for a in mia["attacks"].values():
         assert 0.0 <= a["auc"] <= 1.0 and set(a["tpr_at_fpr"]) == {"0.001", "0.01"}
     assert "## Membership inference" in (out / "report.md").read_text() and (out / "membership" / "roc.png").is_file()
+    printed = capsys.readouterr().out
+    assert f"membership (threat {mia['threat']}): lira AUC {mia['attacks']['lira']['auc']:.3f}" in printed
+
+
+def test_the_audit_summary_prints_the_membrane_check_of_silent_counts() -> None:
+    """The console summary names the membership numbers and, when the counts were mostly silent, the membrane's."""
+    from nmprivacy.commands.audit import summary_table
+
+    def attack(auc: float) -> dict:
+        return {"auc": auc, "tpr_at_fpr": {"0.001": 0.0, "0.01": auc / 50}}
+
+    results = {"attacks": {}, "membership": {"threat": "counts", "attacks": {"lira": attack(0.5)},
+                                             "silent_check": {"silent_output": 0.92, "attacks": {"lira": attack(0.6)}}}}
+    lines = summary_table(results).splitlines()
+    assert lines[1:] == ["membership (threat counts): lira AUC 0.500, TPR@1%FPR 1.00 %",
+                         "membership through the membrane (outputs silent on 92 % of the queries): lira AUC 0.600, TPR@1%FPR 1.20 %"]
+    del results["membership"]["silent_check"]
+    assert summary_table(results).splitlines()[1:] == ["membership (threat counts): lira AUC 0.500, TPR@1%FPR 1.00 %"]

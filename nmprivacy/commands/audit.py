@@ -87,4 +87,20 @@ def summary_table(results: dict) -> str:
             f"{name:<9} {100 * a['attack_acc']:6.2f}  {100 * a['top3_acc']:6.2f}  {100 * a['avg_conf']:6.2f}  "
             f"{100 * a['daa']:6.2f}  {100 * a['target_confidence']:6.2f}" + ("  NOT VALID (model too weak to judge)" if not a.get("valid", True) else "")
         )
+    mia = results.get("membership")
+    if mia:
+        rows.append(f"membership (threat {mia.get('threat')}): " + _membership_line(mia.get("attacks", {})))
+        check = mia.get("silent_check")
+        if check:
+            rows.append(f"membership through the membrane (outputs silent on {100 * check['silent_output']:.0f} % of the queries): "
+                        + _membership_line(check.get("attacks", {})))
     return "\n".join(rows)
+
+
+def _membership_line(attacks: dict) -> str:
+    """``name AUC x, TPR@1%FPR y %`` per membership attack, "; "-separated."""
+    def one(name: str, a: dict) -> str:
+        if a.get("auc") is None:
+            return f"{name} n/a"
+        return f"{name} AUC {a['auc']:.3f}, TPR@1%FPR {100 * a['tpr_at_fpr']['0.01']:.2f} %"
+    return "; ".join(one(n, a) for n, a in attacks.items())
