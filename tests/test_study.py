@@ -360,3 +360,9 @@ def test_a_silent_counts_cell_maps_its_membrane_check_as_its_own_measures(tmp_pa
     front = study["privacy_utility"]["lira[membrane] auc"]
     assert front["cells"] == [first["key"]] and front["accuracy"] == [pytest.approx(0.7)]
     assert "lira[membrane] auc" in (tmp_path / "study.md").read_text()
+    # replicates of which only one had the check: their pooled row has no membrane measure, the rest pools
+    from nmprivacy.study.table import leakage_of, replicate_row
+
+    pooled = replicate_row([{**first, "seed": 0}, {**second, "seed": 1, "settings": first["settings"]}])
+    assert pooled["membership"]["lira[membrane]"] is None and pooled["n"] == 2
+    assert set(leakage_of(pooled)) == {"bl-v2 attack_acc", "lira auc", "lira tpr_at_1pct_fpr"}

@@ -167,6 +167,8 @@ def leakage_of(row: dict[str, Any], suffix: str = "") -> dict[str, float]:
     ``"_std"``: their stds instead, where the row has them)."""
     out = {f"{name} attack_acc": a.get(f"attack_acc{suffix}") for name, a in row.get("attacks", {}).items()}
     for name, a in row.get("membership", {}).items():
+        if not isinstance(a, dict):  # pooled over replicates of which only some had it (a membrane check): no measure
+            continue
         for m in ("auc", "tpr_at_1pct_fpr"):
             out[f"{name} {m}"] = a.get(f"{m}{suffix}")
     return {k: v for k, v in out.items() if v is not None}
