@@ -50,6 +50,12 @@ def model_summary(record: dict[str, Any]) -> dict[str, Any]:
     return {**{k: record.get(k) for k in ("kind", "val_acc", "reset")}, "epsilon": (record.get("dp") or {}).get("epsilon")}
 
 
+def membership_entry(attack: dict[str, Any]) -> dict[str, Any]:
+    """One membership attack's result of mia.json as the study keeps it: AUC, TPR at 1 % and 0.1 % FPR."""
+    tpr = attack.get("tpr_at_fpr", {})
+    return {"auc": attack.get("auc"), "tpr_at_1pct_fpr": tpr.get("0.01"), "tpr_at_0.1pct_fpr": tpr.get("0.001")}
+
+
 def cell_row(cell: Cell, folder: Path, outcome: dict[str, Any], out: Path) -> dict[str, Any]:
     """One cell of study.json: settings, status, timings, models' accuracies and attack numbers."""
     row: dict[str, Any] = {"key": cell.key, "folder": str(folder.relative_to(out)), "settings": cell.settings,
@@ -68,12 +74,9 @@ def cell_row(cell: Cell, folder: Path, outcome: dict[str, Any], out: Path) -> di
     row["attacks"] = {name: attack_row(a) for name, a in results.get("attacks", {}).items()}
     if results.get("membership"):
         mia = results["membership"]
-        row["membership"] = {name: {"auc": a.get("auc"), "tpr_at_1pct_fpr": a.get("tpr_at_fpr", {}).get("0.01"),
-                                    "tpr_at_0.1pct_fpr": a.get("tpr_at_fpr", {}).get("0.001")} for name, a in mia.get("attacks", {}).items()}
         check = mia.get("silent_check") or {}  # mostly silent counts: the same models through the membrane, as their own measures
-        row["membership"].update({f"{name}[membrane]": {"auc": a.get("auc"), "tpr_at_1pct_fpr": a.get("tpr_at_fpr", {}).get("0.01"),
-                                                        "tpr_at_0.1pct_fpr": a.get("tpr_at_fpr", {}).get("0.001")}
-                                  for name, a in check.get("attacks", {}).items()})
+        row["membership"] = {**{name: membership_entry(a) for name, a in mia.get("attacks", {}).items()},
+                             **{f"{name}[membrane]": membership_entry(a) for name, a in check.get("attacks", {}).items()}}
         row["membership_target"] = mia.get("target", {})
     try:
         record = json.loads((folder / "cell.json").read_text())
