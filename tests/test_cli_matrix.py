@@ -6,8 +6,9 @@ lava-dl user's), a convolutional NetX file with an input layer (slayer's own exp
 and a recurrent NIR graph (the NIR paper's Braille shape). Data: images (``digits``) and events
 (the real N-MNIST recordings in ``tests/data``, two input channels, T = 20). Each combination
 runs ``attack`` (every registered attack; the query attack's trace is then scored too),
-``evaluate``, ``validate`` (with the attack's reconstructions on Lava), ``export`` (NetX and NIR)
-and ``audit --hardware``. A command either succeeds or, where the combination cannot work
+``evaluate``, ``validate`` (with the attack's reconstructions on Lava), ``export`` (NetX and NIR),
+``audit --hardware`` and ``mia`` (membership inference with references trained for the target's
+layer sizes; a target whose outputs are mostly silent must carry the membrane cross-check). A command either succeeds or, where the combination cannot work
 (``REFUSED``), exits 2 with one line saying why; any exception fails the test with its traceback.
 """
 
@@ -31,6 +32,9 @@ TARGETS = ("checkpoint", "dense-netx", "conv-netx", "nir", "recurrent-nir")
 REFUSED: dict[tuple[str, str, str], str] = {
     **{(t, f, "attack mi-face"): r"^error: mi-face needs a model with image inputs" for t in TARGETS for f in ("image", "event")},
     **{(t, f, "evaluate mi-face"): r"^error: .*(not found|does not exist)" for t in TARGETS for f in ("image", "event")},
+    # membership inference trains references of the target's architecture: dense stacks only
+    **{(t, f, "mia"): r"^error: .* is not a stack of dense layers .*membership inference needs reference models"
+       for t in ("conv-netx", "recurrent-nir") for f in ("image", "event")},
 }
 
 
@@ -117,3 +121,14 @@ def test_every_subcommand_on_every_target(kind: str, family_name: str, families:
         assert results["hardware"]["export"]["total_mismatches"] == 0 and results["hardware"]["attack"]["total_mismatches"] == 0
     assert results["attacks"]["bl-v2-query"]["leakage_vs_queries"], "the query attack's trace is scored in the audit"
     assert outcomes["validate"] == "ok" and outcomes["attack bl-v2-query"] == "ok" and outcomes["evaluate bl-v2-query"] == "ok"
+    if run("mia", "mia", "--target", target, *dt, *data, "--quick", "--references", "4", "--workers", "0", "--attacks", "lira,rmia,loss",
+           "--out", str(tmp_path / "mia")):
+        mia = json.loads((tmp_path / "mia" / "mia.json").read_text())
+        assert set(mia["attacks"]) == {"lira", "rmia", "loss"} and mia["threat"] == "counts"
+        silent, check = mia["target"]["silent_output"], mia["silent_check"]
+        if silent is not None and silent > 0.5:  # silent counts: the same observations scored through the membrane too
+            assert check["threat"] == "membrane" and set(check["attacks"]) == {"lira", "rmia", "loss"}
+            assert all(0.0 <= a["auc"] <= 1.0 for a in check["attacks"].values()), check
+            assert "membrane" in (tmp_path / "mia" / "mia.md").read_text()
+        else:
+            assert check is None
