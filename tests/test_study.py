@@ -366,3 +366,32 @@ def test_a_silent_counts_cell_maps_its_membrane_check_as_its_own_measures(tmp_pa
     pooled = replicate_row([{**first, "seed": 0}, {**second, "seed": 1, "settings": first["settings"]}])
     assert pooled["membership"]["lira[membrane]"] is None and pooled["n"] == 2
     assert set(leakage_of(pooled)) == {"bl-v2 attack_acc", "lira auc", "lira tpr_at_1pct_fpr"}
+
+
+def test_a_study_runs_on_a_nir_graph_with_events_and_maps_its_membership(tmp_path: Path, nmnist_sample: Path) -> None:
+    """The combination a user brings: a NIR graph trained elsewhere, real N-MNIST events, inversion
+    and membership in one cell. Its outputs are silent (the chain's read-out never fires on these
+    recordings), so the cell carries the membrane cross-check into the map."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import networks
+
+    root = tmp_path / "data" / "NMNIST"
+    root.mkdir(parents=True)
+    for split in ("Train", "Test"):  # the sample has test recordings only
+        (root / split).symlink_to(nmnist_sample / "Test")
+    graph = networks.nir_chain(tmp_path / "chain.nir", 2 * 34 * 34)
+    out = tmp_path / "study"
+    assert main(["study", "--target", str(graph), "--dataset", "nmnist", "--data-root", str(tmp_path / "data"),
+                 "--option", "steps=20", "--option", "polarity=both", "--quick", "--seeds", "1", "--evaluators", "1",
+                 "--attacks", "bl-v1,lira,rmia,loss", "--set", "references=4", "--factor", "bl_v1.eta=0.2",
+                 "--workers", "1", "--no-progress", "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    study = json.loads((out / "study.json").read_text())
+    (cell,) = study["cells"]
+    assert cell["status"] == "done" and set(cell["attacks"]) == {"bl-v1"}
+    results = json.loads((out / cell["folder"] / "results.json").read_text())
+    assert results["membership"]["target"]["silent_output"] > 0.5
+    assert set(results["membership"]["silent_check"]["attacks"]) == {"lira", "rmia", "loss"}
+    assert {"lira", "rmia", "loss", "lira[membrane]", "rmia[membrane]", "loss[membrane]"} <= set(cell["membership"])
+    assert "lira[membrane] auc" in study["privacy_utility"] and "lira[membrane] auc" in (out / "study.md").read_text()
