@@ -343,13 +343,14 @@ def membership_lines(mia: Mapping[str, Any]) -> list[str]:
     for name, a in mia.get("attacks", {}).items():
         tpr = a.get("tpr_at_fpr", {})
         lines.append(f"| {name} | {a.get('auc', float('nan')):.3f} | {_pct(tpr.get('0.001'))} % | {_pct(tpr.get('0.01'))} % |")
-    from nmprivacy.mia.report import silent_note
+    from nmprivacy.mia.report import membrane_check, silent_note
 
     caution = silent_note(t.get("silent_output"))
     lines += ["", f"Caution: {caution}."] if caution else []
-    check = mia.get("silent_check")
+    check = membrane_check(mia)
     if check:
-        lines += ["", "Through the membrane (white-box; scored because the counts are mostly silent): " + "; ".join(
+        why = "scored because the counts are mostly silent" if caution else "what the read-out holds beyond the counts"
+        lines += ["", f"Through the membrane (white-box; {why}): " + "; ".join(
             f"{name} AUC {a.get('auc', float('nan')):.3f}, TPR at 1 % FPR {_pct(a.get('tpr_at_fpr', {}).get('0.01'))} %"
             for name, a in check.get("attacks", {}).items()) + "."]
     return lines + ["", "Details: [membership/mia.md](membership/mia.md)."]

@@ -113,6 +113,15 @@ def test_run_mia_on_a_netx_file_trains_references_for_its_sizes(tmp_path, stand_
     assert mia["oracle"] == "emulation" and mia["oracle_check"]["lava_vs_emulation"]["count_mismatch_records"] == 0
     for name in ("lira-offline", "rmia", "loss"):
         assert all(k in mia["attacks"][name] for k in STABLE_KEYS)
+    # every counts run also scores its observations through the membrane: what a --threat membrane run of the same models measures
+    membrane = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("lira-offline", "rmia", "loss"), lava_check=0, threat="membrane",
+                            out=str(tmp_path / "membrane")))
+    check = mia["membrane_check"]
+    assert check["threat"] == "membrane" and check["silent_output"] == mia["target"]["silent_output"] and membrane["membrane_check"] is None
+    for name in ("lira-offline", "rmia", "loss"):
+        assert check["attacks"][name]["auc"] == pytest.approx(membrane["attacks"][name]["auc"], abs=1e-12)
+        assert check["attacks"][name]["tpr_at_fpr"] == pytest.approx(membrane["attacks"][name]["tpr_at_fpr"])
+    assert "through their membrane (white-box)" in (tmp_path / "out" / "mia.md").read_text()
     with pytest.raises(NmprivacyError, match="no float model"):
         run_mia(tiny(tmp_path, target=str(net), oracle="float", references=2, out=str(tmp_path / "y")))
 
@@ -157,12 +166,12 @@ def test_a_target_whose_output_never_spikes_is_named_not_scored_silently(tmp_pat
     ok = run_mia(tiny(tmp_path, target=str(net), references=2, attacks=("loss",), threat="membrane", oracle="emulation", out=str(tmp_path / "m")))
     assert not any("do not spike" in n for n in ok["notes"]) and ok["target"]["silent_output"] is None
     # the silent counts run scored the same observations through the membrane too: what the membrane run measures
-    check = mia["silent_check"]
-    assert check["threat"] == "membrane" and check["silent_output"] == 1.0 and ok["silent_check"] is None
+    check = mia["membrane_check"]
+    assert check["threat"] == "membrane" and check["silent_output"] == 1.0 and ok["membrane_check"] is None
     assert check["attacks"]["loss"]["auc"] == pytest.approx(ok["attacks"]["loss"]["auc"], abs=1e-12) != pytest.approx(0.5)
     assert check["attacks"]["loss"]["tpr_at_fpr"] == pytest.approx(ok["attacks"]["loss"]["tpr_at_fpr"])
-    assert "through their membrane (white-box)" in (tmp_path / "out" / "mia.md").read_text()
-    assert any(line.startswith("Through the membrane (white-box") for line in membership_lines(mia))
+    assert "silent on 100 % of the queries, so the counts above may under-report" in (tmp_path / "out" / "mia.md").read_text()
+    assert any(line.startswith("Through the membrane (white-box; scored because the counts are mostly silent)") for line in membership_lines(mia))
 
 
 @pytest.mark.parametrize("extra, words", [({}, None), ({"delay": np.ones((5, 6), dtype=np.int64)}, "synaptic delays"),

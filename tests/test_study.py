@@ -392,6 +392,6 @@ def test_a_study_runs_on_a_nir_graph_with_events_and_maps_its_membership(tmp_pat
     assert cell["status"] == "done" and set(cell["attacks"]) == {"bl-v1"}
     results = json.loads((out / cell["folder"] / "results.json").read_text())
     assert results["membership"]["target"]["silent_output"] > 0.5
-    assert set(results["membership"]["silent_check"]["attacks"]) == {"lira", "rmia", "loss"}
+    assert set(results["membership"]["membrane_check"]["attacks"]) == {"lira", "rmia", "loss"}
     assert {"lira", "rmia", "loss", "lira[membrane]", "rmia[membrane]", "loss[membrane]"} <= set(cell["membership"])
     assert "lira[membrane] auc" in study["privacy_utility"] and "lira[membrane] auc" in (out / "study.md").read_text()

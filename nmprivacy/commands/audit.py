@@ -90,9 +90,12 @@ def summary_table(results: dict) -> str:
     mia = results.get("membership")
     if mia:
         rows.append(f"membership (threat {mia.get('threat')}): " + _membership_line(mia.get("attacks", {})))
-        check = mia.get("silent_check")
+        from nmprivacy.mia.report import membrane_check
+
+        check = membrane_check(mia)
         if check:
-            rows.append(f"membership through the membrane (outputs silent on {100 * check['silent_output']:.0f} % of the queries): "
+            silent = check.get("silent_output")
+            rows.append("membership through the membrane (outputs silent on " + ("?" if silent is None else f"{100 * silent:.0f}") + " % of the queries): "
                         + _membership_line(check.get("attacks", {})))
     return "\n".join(rows)
 

@@ -92,9 +92,12 @@ def run(args: argparse.Namespace) -> int:
     t = mia["target"]
     print(f"target {t['spec']}: train acc {100 * t['train_acc']:.1f} %, test acc {100 * t['test_acc']:.1f} %; threat {mia['threat']}, oracle {mia['oracle']}")
     _print_table(mia["attacks"])
-    if mia.get("silent_check"):
-        print(f"the outputs are silent on {100 * mia['silent_check']['silent_output']:.0f} % of the queries; the same models through their membrane (white-box):")
-        _print_table(mia["silent_check"]["attacks"])
+    check = mia.get("membrane_check")
+    if check:
+        silent = check["silent_output"]
+        print("the outputs are silent on " + ("?" if silent is None else f"{100 * silent:.0f}") + " % of the queries; "
+              "the same models through their membrane (white-box):")
+        _print_table(check["attacks"])
     print(f"results: {args.out}/mia.json, report: {args.out}/mia.md, ROC: {args.out}/roc.png")
     return 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -94,7 +94,7 @@ def markdown(mia: dict[str, Any]) -> str:
             f"{percent(r['balanced_acc'])}{_ci(r['balanced_acc_ci'], True)} | {r['pairs']} | {acc} | {r['seconds']:.1f} |")
     lines += ["", "TPR and balanced accuracy in %; intervals: bootstrap over the pooled pairs. TPR at a fixed FPR is the highest TPR of a ROC point "
               "at or below that FPR (no interpolation). `roc.png`: the ROC curves on log-log axes.", ""]
-    lines += silent_check_lines(mia.get("silent_check"))
+    lines += membrane_check_lines(membrane_check(mia))
     lines += _check_lines(mia.get("oracle_check"))
     lines += ["Notes:", ""] + [f"- {n}" for n in mia["notes"]]
     timing = mia["timings"]
@@ -105,20 +105,29 @@ def markdown(mia: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def silent_check_lines(check: dict[str, Any] | None) -> list[str]:
-    """The white-box cross-check of mostly silent counts (``mia.json``'s ``silent_check``) as a
-    paragraph and a table; none when it did not run."""
+def membrane_check(mia: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A counts run's white-box cross-check (``membrane_check``; ``silent_check`` in runs made
+    when it ran only on mostly silent counts), or None."""
+    return mia.get("membrane_check") or mia.get("silent_check")
+
+
+def membrane_check_lines(check: dict[str, Any] | None) -> list[str]:
+    """The white-box cross-check of the counts (``membrane_check``) as a paragraph and a table;
+    none when it did not run."""
     if not check:
         return []
-    lines = [f"**The same models through their membrane (white-box)**, scored because the output neurons are silent on "
-             f"{100 * check['silent_output']:.0f} % of the queries, so the counts above may under-report what the network holds:", "",
+    silent = check.get("silent_output")
+    why = (f"because the output neurons are silent on {100 * silent:.0f} % of the queries, so the counts above may under-report what "
+           "the network holds" if silent_note(silent) else
+           f"beside the counts (output neurons silent on {fmt(None if silent is None else 100 * silent, 0)} % of the queries): what "
+           "the read-out holds beyond what the chip's counts show")
+    lines = [f"**The same models through their membrane (white-box)**, scored {why}:", "",
              "| attack | AUC [95 % CI] | TPR @ 0.1 % FPR | TPR @ 1 % FPR |", "|---|---|---|---|"]
     for name, r in check["attacks"].items():
         tpr, tci = r["tpr_at_fpr"], r["tpr_at_fpr_ci"]
         lines.append(f"| {name} | {fmt(r['auc'])}{_ci(r['auc_ci'])} | {percent(tpr['0.001'])}{_ci(tci['0.001'], True)} | "
                      f"{percent(tpr['0.01'])}{_ci(tci['0.01'], True)} |")
     return lines + [""]
-
 
 def _check_lines(check: dict[str, Any] | None) -> list[str]:
     """The Lava check's lines of ``mia.md`` (none when it did not run)."""

@@ -21,6 +21,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from nmprivacy.mia.report import membrane_check
 from nmprivacy.results import METRIC_NAMES as METRICS
 from nmprivacy.runinfo import atomic_path, atomic_write_json, atomic_write_text, run_metadata
 from nmprivacy.study.spec import Cell, StudySpec, cell_seed, study_grids
@@ -74,7 +75,7 @@ def cell_row(cell: Cell, folder: Path, outcome: dict[str, Any], out: Path) -> di
     row["attacks"] = {name: attack_row(a) for name, a in results.get("attacks", {}).items()}
     if results.get("membership"):
         mia = results["membership"]
-        check = mia.get("silent_check") or {}  # mostly silent counts: the same models through the membrane, as their own measures
+        check = membrane_check(mia) or {}  # a counts run's white-box cross-check: the same models through the membrane, as their own measures
         row["membership"] = {**{name: membership_entry(a) for name, a in mia.get("attacks", {}).items()},
                              **{f"{name}[membrane]": membership_entry(a) for name, a in check.get("attacks", {}).items()}}
         row["membership_target"] = mia.get("target", {})
