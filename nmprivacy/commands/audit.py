@@ -90,12 +90,11 @@ def summary_table(results: dict) -> str:
     mia = results.get("membership")
     if mia:
         rows.append(f"membership (threat {mia.get('threat')}): " + _membership_line(mia.get("attacks", {})))
-        from nmprivacy.mia.report import membrane_check
+        from nmprivacy.mia.report import membrane_check, silent_share
 
         check = membrane_check(mia)
         if check:
-            silent = check.get("silent_output")
-            rows.append("membership through the membrane (outputs silent on " + ("?" if silent is None else f"{100 * silent:.0f}") + " % of the queries): "
+            rows.append(f"membership through the membrane (outputs silent on {silent_share(check.get('silent_output'))} of the queries): "
                         + _membership_line(check.get("attacks", {})))
     return "\n".join(rows)
 

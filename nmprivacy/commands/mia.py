@@ -94,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
     _print_table(mia["attacks"])
     check = mia.get("membrane_check")
     if check:
-        silent = check["silent_output"]
-        print("the outputs are silent on " + ("?" if silent is None else f"{100 * silent:.0f}") + " % of the queries; "
-              "the same models through their membrane (white-box):")
+        from nmprivacy.mia.report import silent_share
+
+        print(f"the outputs are silent on {silent_share(check['silent_output'])} of the queries; the same models through their membrane (white-box):")
         _print_table(check["attacks"])
     print(f"results: {args.out}/mia.json, report: {args.out}/mia.md, ROC: {args.out}/roc.png")
     return 0

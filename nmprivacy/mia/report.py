@@ -111,15 +111,20 @@ def membrane_check(mia: Mapping[str, Any]) -> dict[str, Any] | None:
     return mia.get("membrane_check") or mia.get("silent_check")
 
 
+def silent_share(silent: float | None) -> str:
+    """The share of silent answers as ``"36 %"`` ("? %" when unknown)."""
+    return f"{fmt(None if silent is None else 100 * silent, 0).replace('–', '?')} %"
+
+
 def membrane_check_lines(check: dict[str, Any] | None) -> list[str]:
     """The white-box cross-check of the counts (``membrane_check``) as a paragraph and a table;
     none when it did not run."""
     if not check:
         return []
     silent = check.get("silent_output")
-    why = (f"because the output neurons are silent on {100 * silent:.0f} % of the queries, so the counts above may under-report what "
+    why = (f"because the output neurons are silent on {silent_share(silent)} of the queries, so the counts above may under-report what "
            "the network holds" if silent_note(silent) else
-           f"beside the counts (output neurons silent on {fmt(None if silent is None else 100 * silent, 0)} % of the queries): what "
+           f"beside the counts (output neurons silent on {silent_share(silent)} of the queries): what "
            "the read-out holds beyond what the chip's counts show")
     lines = [f"**The same models through their membrane (white-box)**, scored {why}:", "",
              "| attack | AUC [95 % CI] | TPR @ 0.1 % FPR | TPR @ 1 % FPR |", "|---|---|---|---|"]
@@ -128,6 +133,7 @@ def membrane_check_lines(check: dict[str, Any] | None) -> list[str]:
         lines.append(f"| {name} | {fmt(r['auc'])}{_ci(r['auc_ci'])} | {percent(tpr['0.001'])}{_ci(tci['0.001'], True)} | "
                      f"{percent(tpr['0.01'])}{_ci(tci['0.01'], True)} |")
     return lines + [""]
+
 
 def _check_lines(check: dict[str, Any] | None) -> list[str]:
     """The Lava check's lines of ``mia.md`` (none when it did not run)."""

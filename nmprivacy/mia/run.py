@@ -139,6 +139,7 @@ def _membrane_check(config: MiaConfig, plan: Plan, observations: list[Observatio
     return {"threat": "membrane", "silent_output": silent,
             "attacks": {name: {k: r.get(k) for k in keep} for name, r in results.items()}}
 
+
 def _accuracy(pred: torch.Tensor, y: torch.Tensor, mask: np.ndarray) -> float | None:
     m = torch.as_tensor(mask, dtype=torch.bool)
     return float((pred[m] == y[m]).double().mean()) if bool(m.any()) else None
