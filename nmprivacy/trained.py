@@ -2,7 +2,7 @@
 matches, else trained now and cached.
 
 A model's cache folder is ``<cache>/<data set>-<kind>-s<seed>-<key>``, the key a hash of the data
-set (name, source, sizes), the kind, its config (``model_config``: the kind's defaults with the
+set (name, source, sizes; for event data also the options that made the samples), the kind, its config (``model_config``: the kind's defaults with the
 preset's ``target_config`` / ``ann_quantize``), the training schedule, the seed and T
 (``nmprivacy.cache.cache_key``). Target, ANN baseline, evaluators and membership reference models
 all come through ``train_or_load``, so each is trained once whoever asks first.
@@ -51,6 +51,17 @@ def model_config(kind: str, splits: Any, preset: Preset, budget: Budget = "defau
     return model_cfg
 
 
+def model_cache_key(kind: str, splits: Any, model_cfg: Any, settings: Any, seed: int, steps: int | None) -> str:
+    """The cache key of a ``kind`` model trained on ``splits``: data set (name, source, sizes and,
+    for event data, the options that made the samples: ``DatasetSplits.content_options``), kind,
+    config, schedule, seed and T. Two event encodings of one data set (say, denoised counts and
+    binary bins of the same shape) never share a model."""
+    content = getattr(splits, "content_options", None) or {}
+    return cache_key(dataset=splits.name, source=splits.source, n=[len(splits.train), len(splits.test)], kind=kind,
+                     config=model_cfg, settings=settings, seed=seed, steps=steps,
+                     **({"content": content} if content else {}))  # only when set: image-set keys stay as they were
+
+
 def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
                   device: str = "cpu") -> TrainedModel:
     """The ``kind`` model for ``splits``: from the cache folder ``cache`` when its key (data set,
@@ -60,8 +71,7 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
 
     model_cfg = model_config(kind, splits, preset, budget)
     settings = settings_for(kind, preset)
-    key = cache_key(dataset=splits.name, source=splits.source, n=[len(splits.train), len(splits.test)], kind=kind,
-                    config=model_cfg, settings=settings, seed=seed, steps=steps)
+    key = model_cache_key(kind, splits, model_cfg, settings, seed, steps)
     folder = cache / f"{splits.name}-{kind}-s{seed}-{key}"
     if (folder / "config.json").exists():
         try:
@@ -80,7 +90,8 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
                                         **defence_fields(info.get("train_report"))})
     tqdm.write(f"training {kind} (seed {seed}) on {splits.name}")
     model, report = train_model(kind, splits, model_cfg, settings, seed, steps=steps, device=device)
-    checkpoint.save(model, folder, extra={"val_acc": report.final_val_accuracy, "train_report": report, "dataset": splits.name, "steps": report.steps, "data_source": splits.source}, seed=seed,
+    checkpoint.save(model, folder, extra={"val_acc": report.final_val_accuracy, "train_report": report, "dataset": splits.name, "steps": report.steps, "data_source": splits.source,
+                                                     **({"data_content": splits.content_options} if getattr(splits, "content_options", None) else {})}, seed=seed,
                     timings={"train": report.seconds})
     return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": report.final_val_accuracy, "checkpoint": str(folder), "cached": False,
                                 "reset": model.info.reset, "config": model_cfg, "train_seconds": report.seconds, **defence_fields(to_jsonable(report))})

@@ -37,6 +37,10 @@ class Split:
         return int(self.y.shape[0])
 
 
+# ``DatasetSplits.info`` entries that say how the samples were made (``content_options``).
+CONTENT_INFO = ("pipeline", "saccade")
+
+
 @dataclass(frozen=True)
 class DatasetSplits:
     """A loaded data set: train/test splits, class names, per-sample input shape and provenance.
@@ -57,6 +61,13 @@ class DatasetSplits:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def content_options(self) -> dict:
+        """The settings that change the samples beyond name, source and sizes (an event data set's
+        pipeline: bins, polarity, denoising, clamping; a saccade simulation's seed, threshold,
+        amplitude), empty for image sets: part of every cache key of a model trained on them."""
+        return {k: self.info[k] for k in CONTENT_INFO if k in self.info}
 
     @property
     def num_inputs(self) -> int:
