@@ -56,7 +56,7 @@ def model_cache_key(kind: str, splits: Any, model_cfg: Any, settings: Any, seed:
     for event data, the options that made the samples: ``DatasetSplits.content_options``), kind,
     config, schedule, seed and T. Two event encodings of one data set (say, denoised counts and
     binary bins of the same shape) never share a model."""
-    content = getattr(splits, "content_options", None) or {}
+    content = splits.content_options
     return cache_key(dataset=splits.name, source=splits.source, n=[len(splits.train), len(splits.test)], kind=kind,
                      config=model_cfg, settings=settings, seed=seed, steps=steps,
                      **({"content": content} if content else {}))  # only when set: image-set keys stay as they were
@@ -91,7 +91,7 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
     tqdm.write(f"training {kind} (seed {seed}) on {splits.name}")
     model, report = train_model(kind, splits, model_cfg, settings, seed, steps=steps, device=device)
     checkpoint.save(model, folder, extra={"val_acc": report.final_val_accuracy, "train_report": report, "dataset": splits.name, "steps": report.steps, "data_source": splits.source,
-                                                     **({"data_content": splits.content_options} if getattr(splits, "content_options", None) else {})}, seed=seed,
+                                                     **({"data_content": splits.content_options} if splits.content_options else {})}, seed=seed,
                     timings={"train": report.seconds})
     return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": report.final_val_accuracy, "checkpoint": str(folder), "cached": False,
                                 "reset": model.info.reset, "config": model_cfg, "train_seconds": report.seconds, **defence_fields(to_jsonable(report))})
