@@ -21,6 +21,11 @@ def test_info_counts_shape_source_and_json(tmp_path: Path, capsys: pytest.Captur
     rec = json.loads(out_json.read_text())
     assert rec["train_size"] == 30 and rec["test_per_class"] == [2] * 10 and rec["input_shape"] == [1, 6, 6]
     assert rec["versions"]["torch"] and rec["config"]["options"] == {"limit_train": 30}
+    from nmprivacy.data import load_dataset
+
+    expected = float(load_dataset("mnist", root=str(tmp_path), limit_train=30).test.x.float().mean())
+    assert 0.0 < expected < 1.0 and rec["density"] == pytest.approx(expected)
+    assert f"density      {expected:.4f} mean pixel value" in out
 
 
 def test_info_events_with_options(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,6 +35,8 @@ def test_info_events_with_options(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "domain       events" in out and "1x34x34 (C, H, W), T = 30 steps" in out and "train 10, test 10" in out
     assert "polarity, denoise_us, clamp" in out and "polarity=channel0" in out  # the options and the pipeline they set
+    density = float(next(line for line in out.splitlines() if line.startswith("density")).split()[1])
+    assert 0.0 < density < 1.0 and "spikes per voxel" in out
     assert main(["data", "info", "--dataset", "nmnist", "--data-root", str(tmp_path), "--option", "steps=30", "--option", "polarity=both"]) == 0
     assert "2x34x34 (C, H, W)" in capsys.readouterr().out
     assert main(["data", "info", "--dataset", "nmnist", "--data-root", str(tmp_path), "--option", "polarity=on"]) == 2

@@ -13,7 +13,9 @@ def info_lines(splits: Any) -> list[str]:
     import torch
 
     from nmprivacy.data import dataset_names, loader_options
+    from nmprivacy.evaluation.diagnostics import data_density
 
+    what = "spikes per voxel" if splits.domain == "events" else "mean pixel value"
     lines = [
         f"data set     {splits.name}",
         f"domain       {splits.domain}",
@@ -24,6 +26,7 @@ def info_lines(splits: Any) -> list[str]:
         f"samples      train {len(splits.train)}, test {len(splits.test)}",
         *([f"options      {', '.join(loader_options(splits.name))} (--option KEY=VALUE)"] if splits.name in dataset_names() else []),
         *([f"pipeline     {', '.join(f'{k}={v}' for k, v in splits.info['pipeline'].items())}"] if "pipeline" in splits.info else []),
+        f"density      {data_density(splits):.4f} {what} (test split; the `data` value of an audit's diagnostics)",
         f"{'class':<24} {'train':>7} {'test':>7}",
     ]
     n = splits.num_classes
@@ -39,6 +42,7 @@ def run_info(args: argparse.Namespace) -> int:
     import torch
 
     from nmprivacy.data import load_dataset
+    from nmprivacy.evaluation.diagnostics import data_density
     from nmprivacy.runinfo import Stopwatch, atomic_write_json, check_output, run_metadata
 
     options = data_options(args)
@@ -61,6 +65,7 @@ def run_info(args: argparse.Namespace) -> int:
             "train_per_class": torch.bincount(splits.train.y, minlength=n).tolist(),
             "test_per_class": torch.bincount(splits.test.y, minlength=n).tolist(),
             "info": splits.info,
+            "density": data_density(splits),
             **run_metadata(config={"dataset": args.dataset, "data_root": args.data_root, "options": options}, timings=sw.seconds),
         }
         atomic_write_json(args.json, record)
