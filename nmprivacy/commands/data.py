@@ -8,12 +8,11 @@ from typing import Any
 from nmprivacy.commands.common import add_data, add_run, data_options
 
 
-def info_lines(splits: Any) -> list[str]:
-    """Human-readable summary of a loaded ``DatasetSplits``."""
+def info_lines(splits: Any, density: float) -> list[str]:
+    """Human-readable summary of a loaded ``DatasetSplits`` whose input density is ``density``."""
     import torch
 
     from nmprivacy.data import dataset_names, loader_options
-    from nmprivacy.evaluation.diagnostics import data_density
 
     what = "spikes per voxel" if splits.domain == "events" else "mean pixel value"
     lines = [
@@ -26,7 +25,7 @@ def info_lines(splits: Any) -> list[str]:
         f"samples      train {len(splits.train)}, test {len(splits.test)}",
         *([f"options      {', '.join(loader_options(splits.name))} (--option KEY=VALUE)"] if splits.name in dataset_names() else []),
         *([f"pipeline     {', '.join(f'{k}={v}' for k, v in splits.info['pipeline'].items())}"] if "pipeline" in splits.info else []),
-        f"density      {data_density(splits):.4f} {what} (test split; the `data` value of an audit's diagnostics)",
+        f"density      {density:.4f} {what} (test split; the `data` value of an audit's diagnostics)",
         f"{'class':<24} {'train':>7} {'test':>7}",
     ]
     n = splits.num_classes
@@ -51,7 +50,8 @@ def run_info(args: argparse.Namespace) -> int:
     sw = Stopwatch()
     with sw("load"):
         splits = load_dataset(args.dataset, root=args.data_root, **options)
-    print("\n".join(info_lines(splits)))
+    density = data_density(splits)
+    print("\n".join(info_lines(splits, density)))
     if args.json:
         n = splits.num_classes
         record = {
@@ -65,7 +65,7 @@ def run_info(args: argparse.Namespace) -> int:
             "train_per_class": torch.bincount(splits.train.y, minlength=n).tolist(),
             "test_per_class": torch.bincount(splits.test.y, minlength=n).tolist(),
             "info": splits.info,
-            "density": data_density(splits),
+            "density": density,
             **run_metadata(config={"dataset": args.dataset, "data_root": args.data_root, "options": options}, timings=sw.seconds),
         }
         atomic_write_json(args.json, record)
