@@ -231,6 +231,23 @@ def test_cli_end_to_end_on_digits_quick_writes_the_files_and_resumes(tmp_path):
     assert json.loads((out / "mia.json").read_text())["timings"]["reference_models_observed"] == 0
     assert "4 cached, 0 to train" in again.stdout + again.stderr
 
+    # over training seeds: seed 0 is the run above (its models cached), seed 1 trains its own; the summary pools them
+    seeds_out = tmp_path / "mia-seeds"
+    proc = run_cli(*args[:-2], "--lava-check", "0", "--training-seeds", "0,1", "--out", str(seeds_out), env_cache=cache)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((seeds_out / "mia-seeds.json").read_text())
+    runs = [json.loads((seeds_out / f"s{s}" / "mia.json").read_text()) for s in (0, 1)]
+    assert summary["seeds"] == [0, 1] and [r["seed"] for r in runs] == [0, 1] and summary["config"]["seed"] == [0, 1]
+    assert runs[0]["attacks"]["lira"]["auc"] == mia["attacks"]["lira"]["auc"]  # the same seed gives the same run
+    for name in ("lira", "rmia", "loss"):
+        aucs = [r["attacks"][name]["auc"] for r in runs]
+        got = summary["mean"]["attacks"][name]
+        assert got["auc"] == pytest.approx(np.mean(aucs)) and got["auc_std"] == pytest.approx(np.std(aucs, ddof=1))
+        assert got["tpr_at_fpr"]["0.01"] == pytest.approx(np.mean([r["attacks"][name]["tpr_at_fpr"]["0.01"] for r in runs]))
+    assert summary["mean"]["target"]["train_acc"] == pytest.approx(np.mean([r["target"]["train_acc"] for r in runs]))
+    md = (seeds_out / "mia-seeds.md").read_text()
+    assert "mean ± std (n = 2)" in md and md.count("\n| ") == 4 and "mean ± std (n = 2)" in proc.stdout
+
 
 def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     proc = run_cli("mia", "--dataset", "digits", "--quick", "--target", "ann", "--threat", "counts", "--out", str(tmp_path / "o"),
@@ -248,6 +265,10 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     (("--attacks", "rmia", "--set", "lira.variance=global"), "does not include"),
     (("--set", "snn_train.epochs=0"), "snn_train.epochs"),
     (("--oracle", "emulation", "--target", "ann"), "emulation oracle does not apply"),
+    (("--training-seeds", "0,x"), "give integers"),
+    (("--training-seeds", "0,0"), "distinct seeds"),
+    (("--seed", "3", "--training-seeds", "0,1"), "either --seed or --training-seeds"),
+    (("--training-seeds", "0,1", "--references", "2"), "at least 4 models"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, monkeypatch, args, match):
     from nmprivacy.cli import main

@@ -5,6 +5,7 @@ roc.png and scores.npz."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, budget, data_options, overrides, parse_list
@@ -47,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="train references on this Dask scheduler (tcp://host:8786); its workers "
                    "need nmprivacy and the same --cache path")
     add_run(p, seed_help="base seed (default 0)", threads_help="torch threads of this process (attacks, observing a file; Dask workers use 1 each)")
+    p.add_argument("--training-seeds", default=None, metavar="S1,S2", help="one run per training seed into OUT/s<S> (instead of --seed), "
+                   "then OUT/mia-seeds.json and mia-seeds.md: each seed's numbers and their mean ± std")
     p.add_argument("--out", required=True, help="output folder: mia.json, mia.md, roc.png, scores.npz")
     p.set_defaults(func=run, sets_are_preset=False)  # --set also names attack settings: run() checks the preset part
 
@@ -88,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root, data_options=data_options(args), workers=args.workers, scheduler=args.scheduler, threads=args.threads,
         seed=args.seed, cache=args.cache, dt=args.dt,
     )
+    if args.training_seeds is not None:
+        return _run_seeds(args, config)
     mia = run_mia(config)
     t = mia["target"]
     print(f"target {t['spec']}: train acc {100 * t['train_acc']:.1f} %, test acc {100 * t['test_acc']:.1f} %; threat {mia['threat']}, oracle {mia['oracle']}")
@@ -100,6 +105,27 @@ def run(args: argparse.Namespace) -> int:
         _print_table(check["attacks"])
     print(f"results: {args.out}/mia.json, report: {args.out}/mia.md, ROC: {args.out}/roc.png")
     return 0
+
+
+def _run_seeds(args: argparse.Namespace, config: Any) -> int:
+    """``--training-seeds``: one run per seed, then the summary over them (``nmprivacy.mia.seeds``)."""
+    import shlex
+    import sys
+
+    from nmprivacy.errors import NmprivacyError
+    from nmprivacy.mia.seeds import run_mia_seeds
+
+    if args.seed != 0:
+        raise NmprivacyError("give either --seed or --training-seeds (each training seed is the base seed of its run)")
+    try:
+        seeds = [int(s) for s in parse_list(args.training_seeds, "--training-seeds") or ()]
+    except ValueError:
+        raise NmprivacyError(f"--training-seeds {args.training_seeds}: give integers, e.g. 0,1,2") from None
+    command = "nmprivacy " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if "mia" in sys.argv[1:] else None
+    summary = run_mia_seeds(config, seeds, command)
+    print((Path(args.out) / "mia-seeds.md").read_text(), end="")
+    print(f"summary: {args.out}/mia-seeds.json, per seed: {args.out}/s<seed>/mia.json")
+    return 0 if summary["n"] == len(seeds) else 1
 
 
 def _print_table(attacks: dict) -> None:

@@ -12,7 +12,9 @@ One module per concept:
   answers to every record's queries);
 - ``oracles``: what answers the queries (float model, emulation, Lava) and the Lava check;
 - ``report``: ``mia.md``, ``roc.png`` and ``scores.npz``;
-- ``run``: ``run_mia``, which scores the attacks and writes ``mia.json``.
+- ``run``: ``run_mia``, which scores the attacks and writes ``mia.json``;
+- ``seeds``: ``run_mia_seeds``, one run per training seed and ``mia-seeds.json`` / ``.md``
+  with their mean ± std (``--training-seeds``).
 
 Population: the data set's training and test splits together (after ``limit_train`` /
 ``limit_test``). ``Z`` records of the test split (``population``; by default 10 % of the
