@@ -63,7 +63,7 @@ def seeds_markdown(summary: dict[str, Any], command: str | None = None) -> str:
     through the threat's view, then through the membrane."""
     names = list(summary["per_seed"][0]["attacks"])
     membrane = list(summary["per_seed"][0]["membrane"])
-    head = ["seed", "models train / held-out (%)", "outputs silent"] + [f"{a} AUC / TPR@1 %" for a in names] + [f"membrane {a} AUC / TPR@1 %" for a in membrane]
+    head = ["seed", "target(s) train / held-out (%)", "outputs silent"] + [f"{a} AUC / TPR@1 %" for a in names] + [f"membrane {a} AUC / TPR@1 %" for a in membrane]
     lines = [f"# Membership inference over {summary['n']} training seeds", ""]
     if command:
         lines += [f"`{command}`", ""]
