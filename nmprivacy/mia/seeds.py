@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nmprivacy.errors import NmprivacyError
-from nmprivacy.mia.config import MiaConfig
+from nmprivacy.mia.config import MiaConfig, check_config
 from nmprivacy.mia.report import fmt, silent_share
 from nmprivacy.runinfo import Stopwatch, atomic_write_json, atomic_write_text, run_metadata
 
@@ -47,15 +47,18 @@ def summarize_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "mean": parts[0] if len(parts) == 1 else pool(parts), "std_over": "training seeds"}
 
 
-def _cell(entry: dict[str, Any] | None, key: str = "auc", pct: bool = False) -> str:
-    """``mean ± std`` (or one value) of ``entry[key]``; ``key`` ``"0.01"`` reads the TPR at 1 % FPR."""
+def _cell(entry: dict[str, Any] | None, key: str = "auc", percent: bool = False) -> str:
+    """``mean ± std`` (or one value) of ``entry[key]``, an AUC with 3 decimals or a percentage;
+    ``key`` ``"0.01"`` reads the TPR at 1 % FPR."""
+    from nmprivacy.study.table import pct
+
     if not entry:
         return "–"
     holder = entry["tpr_at_fpr"] if key in ("0.001", "0.01") else entry
     value, std = holder.get(key), holder.get(f"{key}_std")
-    scale, digits = (100, 1) if pct else (1, 3)
-    text = fmt(None if value is None else scale * value, digits)
-    return text if std is None else f"{text} ± {fmt(scale * std, digits)}"
+    if percent:
+        return pct(value, std)
+    return fmt(value) + ("" if std is None else f" ± {fmt(std)}")
 
 
 def seeds_markdown(summary: dict[str, Any], command: str | None = None) -> str:
@@ -89,7 +92,6 @@ def seeds_markdown(summary: dict[str, Any], command: str | None = None) -> str:
 def run_mia_seeds(config: MiaConfig, seeds: Sequence[int], command: str | None = None) -> dict[str, Any]:
     """Run ``config`` once per training seed in ``seeds`` into ``<config.out>/s<S>`` and write
     ``mia-seeds.json`` and ``mia-seeds.md`` into ``config.out``; returns the summary."""
-    from nmprivacy.mia.config import check_config
     from nmprivacy.mia.run import run_mia
 
     check_config(config)  # a bad setting fails before any run writes a folder
