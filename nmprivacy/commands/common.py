@@ -173,6 +173,15 @@ def add_deprecated(p: argparse.ArgumentParser, old: str, new: str, dest: str, ty
     p.add_argument(old, dest=dest, type=type, action=_Deprecated, new=new, help=argparse.SUPPRESS)
 
 
+def command_line(subcommand: str) -> str | None:
+    """The command this process runs, shell-quoted (``nmprivacy study spec.yaml --out ...``), to
+    record beside its results; None when it was not started as ``nmprivacy ... <subcommand> ...``
+    (called from Python)."""
+    import shlex
+
+    return "nmprivacy " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if subcommand in sys.argv[1:] else None
+
+
 def parse_list(text: str | None, flag: str) -> tuple[str, ...] | None:
     """``"a,b"`` -> ``("a", "b")`` (None stays None); one-line error for an empty list."""
     if text is None:

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, budget, data_options, overrides, parse_list
+from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, budget, command_line, data_options, overrides, parse_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -109,9 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_seeds(args: argparse.Namespace, config: Any) -> int:
     """``--training-seeds``: one run per seed, then the summary over them (``nmprivacy.mia.seeds``)."""
-    import shlex
-    import sys
-
     from nmprivacy.errors import NmprivacyError
     from nmprivacy.mia.seeds import run_mia_seeds
 
@@ -121,8 +118,7 @@ def _run_seeds(args: argparse.Namespace, config: Any) -> int:
         seeds = [int(s) for s in parse_list(args.training_seeds, "--training-seeds") or ()]
     except ValueError:
         raise NmprivacyError(f"--training-seeds {args.training_seeds}: give integers, e.g. 0,1,2") from None
-    command = "nmprivacy " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if "mia" in sys.argv[1:] else None
-    run_mia_seeds(config, seeds, command)
+    run_mia_seeds(config, seeds, command_line("mia"))
     print((Path(args.out) / "mia-seeds.md").read_text(), end="")
     print(f"summary: {args.out}/mia-seeds.json, per seed: {args.out}/s<seed>/mia.json")
     return 0

@@ -4,10 +4,8 @@ cluster, resumable, written as study.json + study.md + study.png."""
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
-from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, data_options, parse_list, parse_value
+from nmprivacy.commands.common import add_budget, add_data, add_dt, add_run, command_line, data_options, parse_list, parse_value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(list_cells(spec, args.out)))
         return 0
-    command = "nmprivacy " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["study"] else None
-    study = run_study(spec, args.out, StudyRun(workers=args.workers, threads=args.threads or 1, scheduler=args.scheduler), command=command)
+    study = run_study(spec, args.out, StudyRun(workers=args.workers, threads=args.threads or 1, scheduler=args.scheduler), command=command_line("study"))
     counts = study["counts"]
     print(f"study: {counts['done']} cells run, {counts['reused']} reused, {counts['failed']} failed; table: {args.out}/study.md, plot: {args.out}/study.png")
     if counts["failed"]:
