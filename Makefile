@@ -6,6 +6,9 @@ STAMP := $(VENV)/.nmprivacy-installed
 # Lava supports only Python 3.10: PYTHON=... overrides; otherwise python3.10 on PATH, then pyenv.
 PYTHON310 := $(shell PYTHON="$(PYTHON)" scripts/find-python310)
 PYTEST_ARGS ?=
+# test worker processes (pytest-xdist): one per core, at most 4 (each holds torch + Lava, ~1.5 GB;
+# the test modules run torch on one thread); TEST_WORKERS=0 runs the suite in this process
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: setup test demo doctor bench clean
 
@@ -21,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 test: setup
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/nmprivacy audit --out runs/demo
