@@ -9,6 +9,15 @@ import pytest
 TEST_DATA = Path(__file__).resolve().parent / "data"  # real files the tests need (see its README)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """torch runs on one thread in every test (and in every pytest-xdist worker, one per core):
+    steady timings on a shared machine, and a file run alone behaves as in the whole suite (with a
+    thread per core beside busy cores, torch's spinning OpenMP threads made one attack ~14x slower)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _test_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test writes into the user's cache folder: ``NMPRIVACY_CACHE`` points into pytest's temp
@@ -23,18 +32,6 @@ def _fixed_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     monkeypatch.setenv("NMPRIVACY_THREADS", str(torch.get_num_threads()))
-
-
-@pytest.fixture
-def one_torch_thread():
-    """torch runs on one thread during the test (training-heavy tests: steady on a shared
-    machine), and gets its thread count back after."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from nmprivacy.errors import NmprivacyError
 from nmprivacy.evaluation.diagnostics import diagnose, flags_of
 from nmprivacy.presets import BLAutoSettings
 
-torch.set_num_threads(1)
 SHAPE, CLASSES, T = (1, 5, 6), [0, 1, 2, 3], 6
 
 

@@ -27,7 +27,6 @@ pytest.importorskip("opacus")
 import_lava()  # cli.main imports Lava, which must set the start method before any tqdm bar does
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

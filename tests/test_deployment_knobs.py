@@ -23,8 +23,6 @@ from nmprivacy.models.surrogates import SURROGATES, surrogate_derivative
 from test_hw_export import CLASSES, HIDDEN, SHAPE, spikes
 from test_sparse_training import assert_same_as_slayer, binary, force_gather, loss_of, weight_grads
 
-torch.set_num_threads(1)
-
 LAVA_SURROGATES = (*SURROGATES, "slayer")
 
 

@@ -34,7 +34,6 @@ SHAPE = (1, 8, 8)
 CLASSES = 3
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(kind: str, seed: int = 0) -> torch.nn.Module:

@@ -30,7 +30,6 @@ def test_split_is_deterministic_and_covers_every_family() -> None:
 
 @pytest.mark.parametrize("name", ["lavadl-mnist-dense", "snntorch-t5-mlp", "norse-mlp"])
 def test_tiny_member_builds_and_loads(tmp_path, name: str) -> None:
-    torch.set_num_threads(1)
     m = tiny(name, [784, 16, 10])
     path, record = build(m, tmp_path)
     assert path.is_file() and path.suffix == (".net" if m.framework == "lava-dl" else ".nir")

@@ -15,7 +15,6 @@ from nmprivacy.models import build
 from nmprivacy.models.snn_lava import SNNLavaConfig
 from nmprivacy.models.snn_norse import SNNNorseConfig
 
-torch.set_num_threads(1)
 SHAPE, CLASSES, HIDDEN, T = (1, 4, 4), 4, 24, 12
 
 

@@ -16,8 +16,6 @@ from hw_export.netx_export import export_netx
 from nmprivacy.errors import ExportError, NmprivacyError
 from test_hw_export import CLASSES, SHAPE, T, small_snn_lava, small_snn_norse, spikes
 
-torch.set_num_threads(1)
-
 
 def _emulated(path, x):
     """Emulation spikes per layer in Lava's layout ``[B, T, N]`` (uint8) for ``x`` ``[T, B, ...]``."""

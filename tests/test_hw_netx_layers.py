@@ -18,7 +18,6 @@ from nmprivacy.network import ConvLayer, DenseLayer, InputLayer, LoihiNeuron, Ne
 import_slayer()
 from lava.lib.dl import slayer  # noqa: E402
 
-torch.set_num_threads(1)
 CUBA = {"threshold": 1.0, "current_decay": 0.5, "voltage_decay": 0.2}
 
 

@@ -19,8 +19,6 @@ from nmprivacy.membership.protocol import leave_one_out, random_halves
 from nmprivacy.membership.rmia import RMIA, RMIASettings
 from nmprivacy.membership.shadow import ShadowAttack, ShadowSettings, probability_vectors
 
-torch.set_num_threads(1)
-
 
 # --- metrics ----------------------------------------------------------------------------------------
 

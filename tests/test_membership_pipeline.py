@@ -18,7 +18,6 @@ from nmprivacy.membership.observables import attacker_view, logit_confidence
 from nmprivacy.mia import MiaConfig, observe_with, oracle_check, run_mia
 from test_hw_export import CLASSES, SHAPE, T, small_snn_lava, small_snn_norse
 
-torch.set_num_threads(1)
 STABLE_KEYS = ("auc", "auc_ci", "tpr_at_fpr", "tpr_at_fpr_ci", "balanced_acc", "balanced_acc_ci")
 
 

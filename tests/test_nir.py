@@ -19,7 +19,6 @@ from nmprivacy.network.nir_export import to_nir_graph
 from nmprivacy.network.nir_import import read_graph, read_nir
 from networks import lava_check
 
-torch.set_num_threads(1)
 T = 20
 
 

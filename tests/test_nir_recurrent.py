@@ -22,7 +22,6 @@ from nmprivacy.network.nir_export import to_nir_graph
 from nmprivacy.network.nir_import import read_graph, read_nir
 from networks import lava_check
 
-torch.set_num_threads(1)
 DT, T = 1e-4, 25
 TAU_SYN, TAU_MEM, R, W_IN = 5e-4, 1e-3, 10.0, 5.0  # alpha 0.8, beta 0.9 at DT; input gain 0.2 * 5 * 1 = 1
 

@@ -19,8 +19,6 @@ from nmprivacy.errors import NmprivacyError
 from nmprivacy.presets import BLv2QuerySettings
 from test_hw_export import CLASSES, SHAPE, T, small_snn_lava
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def tiny_net(tmp_path_factory):

@@ -17,8 +17,6 @@ from nmprivacy.models.network_model import NetworkModel
 from nmprivacy.models.cuba_blocks import block_delays
 from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
 
-torch.set_num_threads(1)
-
 SHAPE, CLASSES = (1, 4, 4), 3
 
 

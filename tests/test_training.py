@@ -24,7 +24,6 @@ SETTINGS = TrainSettings(epochs=4, batch_size=25, lr=1e-2, grad_clip=1.0, max_tr
 
 @pytest.fixture(scope="module")
 def digits() -> DatasetSplits:
-    torch.set_num_threads(1)
     return load_dataset("digits")
 
 
