@@ -47,7 +47,11 @@ def cluster_client(run: StudyRun):
     threads = str(run.threads)
     env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads,
            "TQDM_DISABLE": "1"}  # bars of the cells' audits would only fill their log.txt
-    with dask.config.set({"distributed.worker.daemon": False, "distributed.logging.distributed": "error"}):
+    # worker-ttl None: a scheduler that misses a local worker's heartbeats for 5 minutes removes it
+    # and starts its task again elsewhere, so a suspended machine (laptop lid, SIGSTOP) threw away
+    # every model in training; a local worker that dies is still seen at once by its nanny
+    with dask.config.set({"distributed.worker.daemon": False, "distributed.logging.distributed": "error",
+                          "distributed.scheduler.worker-ttl": None}):
         cluster = LocalCluster(n_workers=run.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                env=env, silence_logs=40)
         client = Client(cluster)
