@@ -6,7 +6,7 @@ STAMP := $(VENV)/.nmprivacy-installed
 # Lava supports only Python 3.10: PYTHON=... overrides; otherwise python3.10 on PATH, then pyenv.
 PYTHON310 := $(shell PYTHON="$(PYTHON)" scripts/find-python310)
 PYTEST_ARGS ?=
-# test worker processes (pytest-xdist): one per core, at most 4 (each holds torch + Lava, ~1.5 GB;
+# test worker processes (pytest-xdist): one per core, at most 4 (each holds torch + Lava, up to ~1.7 GB;
 # the test modules run torch on one thread); TEST_WORKERS=0 runs the suite in this process
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 

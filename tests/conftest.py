@@ -12,7 +12,7 @@ TEST_DATA = Path(__file__).resolve().parent / "data"  # real files the tests nee
 def pytest_configure(config: pytest.Config) -> None:
     """torch runs on one thread in every test (and in every pytest-xdist worker, one per core):
     steady timings on a shared machine, and a file run alone behaves as in the whole suite (with a
-    thread per core beside busy cores, torch's spinning OpenMP threads made one attack ~14x slower)."""
+    thread per core beside busy cores, torch's spinning OpenMP threads made a CLI matrix cell >7x slower)."""
     import torch
 
     torch.set_num_threads(1)
