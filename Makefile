@@ -6,9 +6,10 @@ STAMP := $(VENV)/.nmprivacy-installed
 # Lava supports only Python 3.10: PYTHON=... overrides; otherwise python3.10 on PATH, then pyenv.
 PYTHON310 := $(shell PYTHON="$(PYTHON)" scripts/find-python310)
 PYTEST_ARGS ?=
-# test worker processes (pytest-xdist): one per core, at most 4 (each holds torch + Lava, up to ~1.7 GB;
-# the test modules run torch on one thread); TEST_WORKERS=0 runs the suite in this process
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+# test worker processes (pytest-xdist): one per usable CPU (affinity and cgroup quota, as the CLI
+# counts them), at most 4 (each holds torch + Lava, up to ~1.7 GB; the tests run torch on one thread);
+# expanded after `setup` built the venv; TEST_WORKERS=0 runs the suite in this process
+TEST_WORKERS ?= $(shell $(VENV)/bin/python -c 'from nmprivacy.resources import usable_cpus; print(min(4, usable_cpus()[0]))')
 
 .PHONY: setup test demo doctor bench clean
 
