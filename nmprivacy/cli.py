@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse ``argv`` and run the chosen subcommand; returns the exit code."""
+    from nmprivacy.progress import flush_lines
+
+    flush_lines()  # stage lines reach `> log.txt` as they happen (Python block-buffers a file)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

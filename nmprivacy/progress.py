@@ -30,3 +30,26 @@ def bar(iterable: Iterable[Any] | None = None, *, quiet: bool = False, **kwargs:
     """A tqdm bar over ``iterable`` (or with ``total=``) that follows the process's mode."""
     disable = True if quiet else (None if _MODE is None else not _MODE)
     return tqdm(iterable, disable=disable, **kwargs)
+
+
+def flush_lines(*streams: Any) -> None:
+    """Make each text stream (default: this process's stdout and stderr) line-buffered, so the
+    stage lines of a long run (``training ...``, ``attack ...``, epoch lines) reach a log file or
+    pipe when they are written, not when the run ends. Streams without ``reconfigure`` (e.g. a
+    test's capture) are left as they are."""
+    import sys
+
+    for stream in streams or (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(line_buffering=True)
+            except (ValueError, OSError):  # closed or detached stream
+                pass
+
+
+def step_line(progress: tqdm, text: str) -> None:
+    """Write ``text`` as a line when ``progress`` (a ``bar``) is not drawn, so a log file still
+    records each finished step of long work (a drawn bar already shows it)."""
+    if progress.disable:
+        tqdm.write(text)

@@ -395,3 +395,31 @@ def test_a_study_runs_on_a_nir_graph_with_events_and_maps_its_membership(tmp_pat
     assert set(results["membership"]["membrane_check"]["attacks"]) == {"lira", "rmia", "loss"}
     assert {"lira", "rmia", "loss", "lira[membrane]", "rmia[membrane]", "loss[membrane]"} <= set(cell["membership"])
     assert "lira[membrane] auc" in study["privacy_utility"] and "lira[membrane] auc" in (out / "study.md").read_text()
+
+
+def test_a_running_cells_log_shows_its_lines_as_they_are_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell's ``.log`` is line-buffered: a stage line the audit prints is in the file while the
+    audit still runs (a block-buffered file showed nothing until the cell ended), and the file
+    becomes the cell's ``log.txt``."""
+    import nmprivacy.audit
+    from nmprivacy.study.run import run_cell
+
+    spec = build_spec({"dataset": "digits", "grids": [{"factors": {"dt": [1e-3]}}]})
+    (_, cell), = expand(spec)
+    folder = tmp_path / "cells" / cell.folder
+    seen: list[str] = []
+
+    def fake_audit(config) -> None:
+        print(f"training snn-lava (seed {config.seed}) on digits")
+        seen.append((tmp_path / "cells" / f".{cell.folder}.log").read_text())
+        Path(config.out).mkdir(parents=True)
+
+    monkeypatch.setattr(nmprivacy.audit, "run_audit", fake_audit)
+    assert run_cell(spec, cell, str(folder), 1)["status"] == "done"
+    assert seen == [f"training snn-lava (seed {cell_seed_of(spec, cell)}) on digits\n"]
+    assert (folder / "log.txt").read_text() == seen[0]
+
+
+def cell_seed_of(spec, cell) -> int:
+    from nmprivacy.study.spec import cell_seed
+    return cell_seed(spec, cell.settings)

@@ -29,6 +29,7 @@ from nmprivacy.mia.oracles import observe_with
 from nmprivacy.mia.plan import Plan
 from nmprivacy.presets import with_overrides
 from nmprivacy.progress import bar as progress_bar
+from nmprivacy.progress import step_line
 from nmprivacy.runinfo import to_jsonable
 
 ENTRY_FORMAT = 1  # bump when a cached observation entry changes meaning
@@ -162,13 +163,16 @@ def train_references(config: MiaConfig, jobs: list[dict[str, Any]]) -> list[dict
     bar = progress_bar(total=len(todo), desc="reference models", unit="model")
     if config.workers == 0 and not config.scheduler:
         for job in todo:
+            start = time.perf_counter()
             records[job["index"]] = reference_job(job)
             bar.update(1)
+            step_line(bar, f"reference model {job['index']} done in {(time.perf_counter() - start) / 60:.1f} min ({bar.n} of {len(todo)})")
     else:
         from distributed import as_completed
 
         from nmprivacy.cluster import StudyRun, cluster_client
 
+        start = time.perf_counter()
         with cluster_client(StudyRun(workers=max(config.workers, 1), threads=1, scheduler=config.scheduler)) as client:
             futures = {client.submit(reference_job, job, key=f"mia-ref-{job['index']}-{Path(job['entry']).stem}-{time.time_ns()}", pure=False): job
                        for job in todo}
@@ -182,6 +186,7 @@ def train_references(config: MiaConfig, jobs: list[dict[str, Any]]) -> list[dict
                     first = str(exc).splitlines()[0] if str(exc) else ""
                     raise NmprivacyError(f"reference model {job['index']} failed on its worker ({type(exc).__name__}: {first}); run again to resume") from None
                 bar.update(1)
+                step_line(bar, f"reference model {job['index']} done after {(time.perf_counter() - start) / 60:.1f} min ({bar.n} of {len(todo)})")
     bar.close()
     return [records[j["index"]] for j in jobs]
 

@@ -25,6 +25,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from nmprivacy.progress import bar as progress_bar
+from nmprivacy.progress import step_line
 from nmprivacy.runinfo import Stopwatch, atomic_write_json, run_metadata, to_jsonable
 from nmprivacy.cluster import StudyRun, cluster_client
 from nmprivacy.study.spec import Cell, StudySpec, cell_seed, expand, split_settings
@@ -70,8 +71,9 @@ def run_cell(spec: StudySpec, cell: Cell, folder: str, threads: int, after: Any 
     log_path = folder.parent / f".{folder.name}.log"
     try:
         # the audit builds its folder aside and moves it into place itself (run_audit); the cell is
-        # complete once its record is written last, so an interrupted cell is recomputed
-        with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        # complete once its record is written last, so an interrupted cell is recomputed; the log
+        # is line-buffered so `tail` on a running cell's .log shows its stage lines as they come
+        with open(log_path, "w", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             run_audit(audit_config(spec, cell, folder, threads))
         os.replace(log_path, folder / "log.txt")
         record = {"key": cell.key, "status": "done", "folder": str(folder), "settings": cell.settings,
@@ -140,6 +142,8 @@ def run_study(spec: StudySpec, out: str | Path, run: StudyRun = StudyRun(), comm
                     bar.update(1)
                     if result["status"] == "failed":
                         tqdm.write(f"cell {result['key']} failed: {result['error']}")
+                    else:
+                        step_line(bar, f"cell {result['key']} done in {result['seconds'] / 60:.1f} min ({bar.n} of {len(futures)})")
     study = write_study(out, spec, cells, grids, folders, outcomes,
                         {"workers": run.workers if not run.scheduler else None, "scheduler": run.scheduler or "local", "threads": run.threads}, sw.seconds, command)
     return to_jsonable(study)
