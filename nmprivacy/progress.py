@@ -53,3 +53,8 @@ def step_line(progress: tqdm, text: str) -> None:
     records each finished step of long work (a drawn bar already shows it)."""
     if progress.disable:
         tqdm.write(text)
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` for a progress line: ``"42 s"`` under two minutes, else ``"3.5 min"``."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

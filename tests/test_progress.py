@@ -36,3 +36,25 @@ def test_a_step_line_is_written_only_where_no_bar_is_drawn(monkeypatch) -> None:
     hidden.close()
     drawn.close()
     assert out.getvalue() == "reference model 0 done in 1.0 min (1 of 2)\n"
+
+
+def test_each_finished_reference_model_is_a_counted_line_in_a_log(tmp_path, monkeypatch, capsys) -> None:
+    """Without a drawn bar, a membership run writes one line per finished reference model, counted
+    (a disabled tqdm bar does not count, so the count is kept apart)."""
+    from types import SimpleNamespace
+
+    from nmprivacy.mia import references
+
+    monkeypatch.setattr(references, "reference_job", lambda job: {"index": job["index"]})
+    jobs = [{"index": i, "entry": str(tmp_path / f"absent-{i}.pt")} for i in range(3)]
+    mode = progress_mode()
+    set_progress(False)
+    try:
+        records = references.train_references(SimpleNamespace(workers=0, scheduler=None), jobs)
+    finally:
+        set_progress(mode)
+    assert records == [{"index": 0}, {"index": 1}, {"index": 2}]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("reference model")]
+    assert [line.split(" done in ")[0] for line in lines] == ["reference model 0", "reference model 1", "reference model 2"]
+    assert [line.rsplit("(", 1)[1] for line in lines] == ["1 of 3)", "2 of 3)", "3 of 3)"]
+    assert all(" s (" in line for line in lines)

@@ -29,7 +29,7 @@ from nmprivacy.mia.oracles import observe_with
 from nmprivacy.mia.plan import Plan
 from nmprivacy.presets import with_overrides
 from nmprivacy.progress import bar as progress_bar
-from nmprivacy.progress import step_line
+from nmprivacy.progress import duration, step_line
 from nmprivacy.runinfo import to_jsonable
 
 ENTRY_FORMAT = 1  # bump when a cached observation entry changes meaning
@@ -162,11 +162,11 @@ def train_references(config: MiaConfig, jobs: list[dict[str, Any]]) -> list[dict
         return [records[j["index"]] for j in jobs]
     bar = progress_bar(total=len(todo), desc="reference models", unit="model")
     if config.workers == 0 and not config.scheduler:
-        for job in todo:
+        for done, job in enumerate(todo, 1):
             start = time.perf_counter()
             records[job["index"]] = reference_job(job)
             bar.update(1)
-            step_line(bar, f"reference model {job['index']} done in {(time.perf_counter() - start) / 60:.1f} min ({bar.n} of {len(todo)})")
+            step_line(bar, f"reference model {job['index']} done in {duration(time.perf_counter() - start)} ({done} of {len(todo)})")
     else:
         from distributed import as_completed
 
@@ -176,7 +176,7 @@ def train_references(config: MiaConfig, jobs: list[dict[str, Any]]) -> list[dict
         with cluster_client(StudyRun(workers=max(config.workers, 1), threads=1, scheduler=config.scheduler)) as client:
             futures = {client.submit(reference_job, job, key=f"mia-ref-{job['index']}-{Path(job['entry']).stem}-{time.time_ns()}", pure=False): job
                        for job in todo}
-            for fut in as_completed(list(futures)):
+            for done, fut in enumerate(as_completed(list(futures)), 1):
                 job = futures[fut]
                 try:
                     records[job["index"]] = fut.result()
@@ -186,7 +186,7 @@ def train_references(config: MiaConfig, jobs: list[dict[str, Any]]) -> list[dict
                     first = str(exc).splitlines()[0] if str(exc) else ""
                     raise NmprivacyError(f"reference model {job['index']} failed on its worker ({type(exc).__name__}: {first}); run again to resume") from None
                 bar.update(1)
-                step_line(bar, f"reference model {job['index']} done after {(time.perf_counter() - start) / 60:.1f} min ({bar.n} of {len(todo)})")
+                step_line(bar, f"reference model {job['index']} done after {duration(time.perf_counter() - start)} ({done} of {len(todo)})")
     bar.close()
     return [records[j["index"]] for j in jobs]
 

@@ -25,7 +25,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from nmprivacy.progress import bar as progress_bar
-from nmprivacy.progress import step_line
+from nmprivacy.progress import duration, step_line
 from nmprivacy.runinfo import Stopwatch, atomic_write_json, run_metadata, to_jsonable
 from nmprivacy.cluster import StudyRun, cluster_client
 from nmprivacy.study.spec import Cell, StudySpec, cell_seed, expand, split_settings
@@ -136,14 +136,14 @@ def run_study(spec: StudySpec, out: str | Path, run: StudyRun = StudyRun(), comm
                 first_of_group.setdefault(cell.group, fut)
                 futures.append(fut)
             with progress_bar(total=len(futures), desc="study cells", unit="cell") as bar:
-                for fut in as_completed(futures):
+                for done, fut in enumerate(as_completed(futures), 1):
                     result = fut.result()
                     outcomes[result["key"]] = result
                     bar.update(1)
                     if result["status"] == "failed":
                         tqdm.write(f"cell {result['key']} failed: {result['error']}")
                     else:
-                        step_line(bar, f"cell {result['key']} done in {result['seconds'] / 60:.1f} min ({bar.n} of {len(futures)})")
+                        step_line(bar, f"cell {result['key']} done in {duration(result['seconds'])} ({done} of {len(futures)})")
     study = write_study(out, spec, cells, grids, folders, outcomes,
                         {"workers": run.workers if not run.scheduler else None, "scheduler": run.scheduler or "local", "threads": run.threads}, sw.seconds, command)
     return to_jsonable(study)
