@@ -83,6 +83,7 @@ def per_sample_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) ->
     return {n: torch.stack(g) for n, g in grads.items()}
 
 
+_FOLDING = __import__("nmprivacy.dp", fromlist=["_time_folding"])._time_folding  # before any test patches it
 KINDS = ["snn-lava", "snn-lava-conv", "snn-norse", "ann", "evaluator", "evaluator-snn"]
 
 
@@ -105,6 +106,51 @@ def test_per_sample_gradients_equal_a_per_sample_loop(kind: str) -> None:
         assert p.grad_sample.shape == (B, *p.shape), f"{kind} {name}: {tuple(p.grad_sample.shape)}"
         torch.testing.assert_close(p.grad_sample / scale, want / scale, atol=1e-5, rtol=0, msg=f"{kind} {name}")
     release(gsm)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_per_sample_gradients_are_stored_as_computed_and_equal_opacus_own_storage(kind: str, monkeypatch) -> None:
+    """Each parameter's per-sample gradient is the very tensor its grad sampler computed (no zeroed
+    second buffer and copy per step), and to the bit what Opacus's own ``create_or_accumulate_grad_sample``
+    stores when the samplers hand it over (the path before; for a slayer block with no weight at
+    the clamp, also without the unit mask's multiply)."""
+    import nmprivacy.dp as dp_module
+
+    model = tiny(kind)
+    model.train()
+    x, y = batch(model)
+    computed: dict[int, torch.Tensor] = {}
+
+    def recording(sampler):
+        def sample(layer, activations, backprops):
+            out = sampler(layer, activations, backprops)
+            computed.update({id(p): g for p, g in out.items()})
+            return out
+        return sample
+
+    ours = {}
+    with monkeypatch.context() as m:  # record what the samplers return, inside the storing wrapper
+        m.setattr(dp_module, "_time_folding", lambda f, linear: recording(_FOLDING(f, linear)))
+        m.setattr(dp_module, "_SLAYER_SAMPLER", dp_module._stored_in_place(recording(dp_module._slayer_synapse_grad_sample)))
+        dp_module._gsm_class.cache_clear()
+        gsm = make_grad_sample_module(model)
+        loss_of(model)(gsm(x), y).backward()
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                assert p.grad_sample is computed[id(p)], f"{kind} {name}: the per-sample gradient was copied"
+                ours[name] = p.grad_sample.clone()
+        release(gsm)
+    with monkeypatch.context() as m:  # Opacus's storage: samplers return everything to it
+        m.setattr(dp_module, "_stored_in_place", lambda f: f)
+        m.setattr(dp_module, "_SLAYER_SAMPLER", dp_module._slayer_synapse_grad_sample)
+        dp_module._gsm_class.cache_clear()
+        gsm = make_grad_sample_module(model)
+        loss_of(model)(gsm(x), y).backward()
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                assert torch.equal(p.grad_sample, ours[name]), f"{kind} {name}"
+        release(gsm)
+    dp_module._gsm_class.cache_clear()
 
 
 def test_slayer_surrogate_per_sample_gradients() -> None:
