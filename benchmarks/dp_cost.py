@@ -6,9 +6,11 @@ T = 25 for spiking kinds) three ways with ``nmprivacy.training.train_model``, ea
 report's own ``seconds`` (training loop only, data loading excluded):
 
 - ``plain``: no defence (``snn-lava`` on its default sparse engine);
-- ``plain-slayer``: ``snn-lava`` only, on slayer's blocks (the path DP-SGD must use: Opacus's
-  per-sample hooks see slayer's synapses, not the sparse engine's kernels);
-- ``dp``: DP-SGD with ``noise_multiplier`` 1.0, clipping 1.0 (Poisson batches, PRV accountant).
+- ``plain-slayer``: ``snn-lava`` only, on slayer's blocks (``NMPRIVACY_LAVA_ENGINE=slayer``);
+- ``dp``: DP-SGD with ``noise_multiplier`` 1.0, clipping 1.0 (Poisson batches, PRV accountant);
+  ``snn-lava`` on its sparse engine, whose backward forms the per-sample gradients itself;
+- ``dp-slayer``: ``snn-lava`` only, DP-SGD on slayer's blocks, per-sample gradients from Opacus's
+  hooks (what ``NMPRIVACY_LAVA_ENGINE=slayer`` runs, and DP-SGD's only path before the engine did).
 
 Every configuration runs ``--repeats`` times (fastest kept; the first DP run also pays Opacus's
 import) in this one process, so ratios come from the same conditions. ``--json FILE`` writes the
@@ -31,7 +33,7 @@ DEFAULT_JSON = Path("runs/bench/dp-cost.json")
 
 
 def time_epoch(kind: str, mode: str, splits: Any, hidden: int, steps: int, seed: int) -> float:
-    """Seconds of one training epoch of ``kind`` in ``mode`` (plain, plain-slayer, dp)."""
+    """Seconds of one training epoch of ``kind`` in ``mode`` (plain, plain-slayer, dp, dp-slayer)."""
     from nmprivacy.dp_settings import DPSettings
     from nmprivacy.models import default_config, kind_entry
     from nmprivacy.models.snn_lava import ENGINE_ENV
@@ -40,10 +42,10 @@ def time_epoch(kind: str, mode: str, splits: Any, hidden: int, steps: int, seed:
 
     config = default_config(kind, splits.input_shape, splits.num_classes, dataset=splits.name, hidden=hidden)
     settings = TrainSettings(epochs=1, batch_size=100, lr=1e-3)
-    if mode == "dp":
+    if mode.startswith("dp"):
         settings = replace(settings, dp=DPSettings(noise_multiplier=1.0, max_grad_norm=1.0))
     spiking = kind_entry(kind).domain == "spikes"
-    engine = {ENGINE_ENV: "slayer"} if mode == "plain-slayer" else {}  # SNNLava reads it when built; restored after
+    engine = {ENGINE_ENV: "slayer"} if mode.endswith("-slayer") else {}  # SNNLava reads it when built; restored after
     with mock.patch.dict(os.environ, engine):
         _, report = train_model(kind, splits, config, settings, seed, steps=steps if spiking else None, progress=False)
     return float(report.seconds)
@@ -73,19 +75,22 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
-        modes = ("plain", "plain-slayer", "dp") if kind.startswith("snn-lava") else ("plain", "dp")
+        modes = ("plain", "plain-slayer", "dp", "dp-slayer") if kind.startswith("snn-lava") else ("plain", "dp")
         row: dict[str, Any] = {}
         for mode in modes:
             times = [time_epoch(kind, mode, splits, args.hidden, args.steps, args.seed) for _ in range(args.repeats)]
             row[f"{mode}_s"] = min(times)
             row[f"{mode}_all_s"] = times
         row["dp_over_plain"] = row["dp_s"] / row["plain_s"]
+        extra = ""
         if "plain-slayer_s" in row:
             row["dp_over_plain_slayer"] = row["dp_s"] / row["plain-slayer_s"]
+            row["dp_slayer_over_dp"] = row["dp-slayer_s"] / row["dp_s"]
+            extra = (f"; on slayer's blocks: plain {row['plain-slayer_s']:.2f} s, DP-SGD {row['dp-slayer_s']:.2f} s "
+                     f"({row['dp_slayer_over_dp']:.2f}x the sparse engine's DP-SGD)")
         results[kind] = row
-        extra = f", plain on slayer {row['plain-slayer_s']:.2f} s (DP / slayer {row['dp_over_plain_slayer']:.1f}x)" if "plain-slayer_s" in row else ""
-        print(f"{kind:10} one epoch of {args.dataset} ({len(splits.train)} samples, batch 100): plain {row['plain_s']:.2f} s{extra}, "
-              f"DP-SGD {row['dp_s']:.2f} s ({row['dp_over_plain']:.1f}x plain)", flush=True)
+        print(f"{kind:10} one epoch of {args.dataset} ({len(splits.train)} samples, batch 100): plain {row['plain_s']:.2f} s, "
+              f"DP-SGD {row['dp_s']:.2f} s ({row['dp_over_plain']:.1f}x plain){extra}", flush=True)
     config = {**vars(args), "json": str(args.json), "threads": plan.threads, "threads_reason": plan.reason, "torch_threads": torch.get_num_threads()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.json, {"results": results, "run": run_metadata(config=config, seed=args.seed, timings={"total": time.perf_counter() - started})})

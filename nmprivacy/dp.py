@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
 EPSILON_TOLERANCE = 0.01  # target-epsilon mode: the noise multiplier's epsilon is within this below the target
 MAX_NOISE = 1e6  # Opacus's search limit for the noise multiplier
 SLAYER_ENGINE = "slayer"  # the snn-lava engine that runs slayer's modules (nmprivacy.models.snn_lava)
+SPARSE_ENGINE = "sparse"  # the snn-lava engine of nmprivacy.models.sparse_cuba
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,7 @@ def _stored_in_place(sampler: Callable) -> Callable:
     @functools.wraps(sampler)
     def sample(layer: nn.Module, activations: list[torch.Tensor], backprops: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
         grads = sampler(layer, activations, backprops)
+        layer._nmp_hooked = True  # (DPTraining.record: per-sample gradients from the hooks)
         batch = getattr(layer, "max_batch_len", None)
         for param in [p for p, g in grads.items() if p.requires_grad and g.shape[0] == batch and not hasattr(p, "_current_grad_sample")]:
             param._current_grad_sample = grads.pop(param)
@@ -405,12 +407,41 @@ def make_grad_sample_module(model: nn.Module, batch_dim: int | None = None) -> n
 
     gsm._nmp_batch_hook = model.register_forward_pre_hook(set_batch)
     gsm._nmp_trainable = trainable
-    # snn-lava's "sparse" engine trains in its own kernels, around the synapse modules whose
-    # hooks give the per-sample gradients: DP-SGD runs slayer's blocks (restored by release)
+    # snn-lava's "sparse" training engine computes weight gradients in its own kernels, out of
+    # the hooks' sight: it hands them per sample to the model's ``per_sample_sink`` instead
+    # (``sparse_cuba.per_sample_gradient``; where it cannot run a batch exactly, slayer's blocks
+    # run it and the hooks see them). A model with another engine runs slayer's blocks while
+    # wrapped (restored by release).
     gsm._nmp_engine = getattr(model, "engine", None)
-    if gsm._nmp_engine not in (None, SLAYER_ENGINE):
+    if gsm._nmp_engine == SPARSE_ENGINE and hasattr(model, "per_sample_sink"):
+        model.per_sample_sink = functools.partial(_store_per_sample, gsm)
+    elif gsm._nmp_engine not in (None, SLAYER_ENGINE):
         model.engine = SLAYER_ENGINE
     return gsm
+
+
+def _sources(gsm: nn.Module) -> str:
+    """Where ``gsm``'s per-sample gradients came from so far: ``"engine"`` (the model's own, e.g.
+    snn-lava's sparse engine), ``"hooks"`` (Opacus's), ``"engine+hooks"``, or ``"none"``."""
+    engine = getattr(gsm, "_nmp_engine_grads", 0) > 0
+    hooks = any(getattr(m, "_nmp_hooked", False) for m in gsm._nmp_trainable)
+    return "+".join(name for name, used in (("engine", engine), ("hooks", hooks)) if used) or "none"
+
+
+def _store_per_sample(gsm: nn.Module, param: torch.Tensor, grad_sample: torch.Tensor) -> None:
+    """Give ``param`` the per-sample gradients ``[B, *shape]`` a model computed itself (the sparse
+    engine), as Opacus's hooks would: ``grad_sample``, or with gradient accumulation allowed
+    (non-Poisson batches) one more entry of its list."""
+    grad_sample = grad_sample.reshape(grad_sample.shape[0], *param.shape)
+    gsm._nmp_engine_grads = getattr(gsm, "_nmp_engine_grads", 0) + 1
+    held = getattr(param, "grad_sample", None)
+    if held is None:
+        param.grad_sample = grad_sample
+    elif gsm.grad_accumulation_allowed:
+        param.grad_sample = [*(held if isinstance(held, list) else [held]), grad_sample]
+    else:
+        raise NmprivacyError("DP-SGD with Poisson batches takes one optimiser step per backward: call optimizer.step() (or zero_grad()) "
+                             "before the next backward")
 
 
 def make_ghost_module(model: nn.Module, max_grad_norm: float) -> nn.Module:
@@ -432,12 +463,14 @@ def release(gsm: nn.Module) -> nn.Module:
     if gsm._nmp_batch_hook is not None:
         gsm._nmp_batch_hook.remove()
     for m in gsm._nmp_trainable:
-        for attr in ("max_batch_len", "activations"):
+        for attr in ("max_batch_len", "activations", "_nmp_hooked"):
             if hasattr(m, attr):
                 delattr(m, attr)
     for p in gsm.parameters():  # Opacus deletes grad_sample from every parameter, frozen ones too
         if not hasattr(p, "grad_sample"):
             p.grad_sample = None
+    if getattr(gsm._module, "per_sample_sink", None) is not None:
+        gsm._module.per_sample_sink = None
     model = gsm.to_standard_module()  # removes Opacus's hooks and grad_sample
     if gsm._nmp_engine not in (None, SLAYER_ENGINE):
         model.engine = gsm._nmp_engine
@@ -522,6 +555,9 @@ class DPTraining:
             "poisson": self.settings.poisson,
             "target_epsilon": self.settings.epsilon,
             "clipping": "ghost" if self.ghost else "per-sample",
+            # where the per-sample gradients came from: the model's own engine (snn-lava's sparse
+            # engine), Opacus's hooks, or both (batches the engine could not run exactly)
+            "per_sample_gradients": None if self.ghost else _sources(self.module),
         }
 
     def close(self) -> nn.Module:

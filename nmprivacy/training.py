@@ -318,10 +318,11 @@ def train_model(
     vals: list[float] = []
     n, seen, start = len(train), 0, time.perf_counter()
     epochs = settings.epochs_for(n)  # at least settings.min_steps optimiser steps on small data
-    # snn-lava's sparse engine runs the blocks in its own kernels, where neither Opacus's hooks nor
-    # the dropout hooks see them: train on slayer's blocks then, evaluate on the engine of choice
+    # snn-lava's sparse engine runs the blocks in its own kernels, where the dropout hooks do not
+    # see them: train on slayer's blocks then, evaluate on the engine of choice (under DP-SGD the
+    # engine forms the per-sample gradients itself: nmprivacy.dp)
     own_engine = getattr(model, "engine", None)
-    train_engine = "slayer" if own_engine is not None and (settings.dp is not None or settings.dropout > 0) else None
+    train_engine = "slayer" if own_engine is not None and settings.dropout > 0 else None
     run = None
     if settings.dp is not None:
         from nmprivacy.dp import dp_wrap, ghost_clippable

@@ -117,6 +117,8 @@ def test_per_sample_gradients_are_stored_as_computed_and_equal_opacus_own_storag
     import nmprivacy.dp as dp_module
 
     model = tiny(kind)
+    if kind == "snn-lava":  # the hooks' path: slayer's blocks (the sparse engine forms its own, tested below)
+        model.engine = "slayer"
     model.train()
     x, y = batch(model)
     computed: dict[int, torch.Tensor] = {}
@@ -377,26 +379,55 @@ def test_bad_schedules_are_one_line_errors() -> None:
     assert not any(m._forward_hooks for m in model.modules())  # nothing was left hooked
 
 
-def test_dp_trains_slayer_blocks_and_restores_the_engine() -> None:
-    """snn-lava's sparse training engine bypasses the synapse modules (no hooks would fire): DP-SGD
-    runs slayer's blocks and gives the engine back; a step without per-sample gradients is an error."""
-    model = tiny("snn-lava")
-    if not hasattr(model, "engine"):
-        pytest.skip("this snn-lava has no engine switch")
-    model.engine = "sparse"
-    x, y = batch(model)
-    run = dp_wrap(model, torch.optim.SGD(model.parameters(), lr=0.1), 2 * B, B, 1, DPSettings(noise_multiplier=1.0, poisson=False))
-    assert model.engine == "slayer"
-    run.optimizer.zero_grad(set_to_none=True)
-    membrane_cross_entropy(run.module(x), y).backward()
-    run.optimizer.step()
-    assert run.steps == 1
-    run.optimizer.zero_grad(set_to_none=True)
-    with pytest.raises(NmprivacyError, match="no per-sample gradient") as err:
+def test_dp_on_the_sparse_engine_equals_slayers_blocks_and_cleans_up() -> None:
+    """snn-lava's sparse training engine bypasses the synapse modules (no hook fires): under DP-SGD
+    its backward forms each block's per-sample gradients itself and hands them to the wrapper.
+    They equal those of slayer's blocks through Opacus's hooks (to fp32 rounding), also for a
+    weight at the 8-bit clamp; the wrapper leaves the model plain; a step without per-sample
+    gradients, or a second backward before the step with Poisson batches, is a one-line error."""
+    grads = {}
+    for engine in ("slayer", "sparse"):
+        model = tiny("snn-lava")
+        with torch.no_grad():
+            model.blocks[1].synapse.weight[0, 0] = 5.0  # > 254/64: clamped, no gradient
+        model.engine = engine
+        model.train()
+        x, y = batch(model)
+        run = dp_wrap(model, torch.optim.SGD(model.parameters(), lr=0.1), 2 * B, B, 1, DPSettings(noise_multiplier=1.0, poisson=False))
+        assert model.engine == engine
+        handed = []
+        if engine == "sparse":
+            sink = model.per_sample_sink
+            model.per_sample_sink = lambda p, g: (handed.append(p), sink(p, g))
+        run.optimizer.zero_grad(set_to_none=True)
+        membrane_cross_entropy(run.module(x), y).backward()
+        assert len(handed) == (2 if engine == "sparse" else 0)  # the engine ran, not slayer's blocks behind it
+        grads[engine] = {n: p.grad_sample.clone() for n, p in model.named_parameters() if p.requires_grad}
         run.optimizer.step()
+        assert run.steps == 1
+        assert run.record()["per_sample_gradients"] == ("engine" if engine == "sparse" else "hooks")
+        run.optimizer.zero_grad(set_to_none=True)
+        with pytest.raises(NmprivacyError, match="no per-sample gradient") as err:
+            run.optimizer.step()
+        assert "\n" not in str(err.value)
+        run.close()
+        assert model.engine == engine and model.per_sample_sink is None
+    for name, want in grads["slayer"].items():
+        scale = float(want.abs().max())
+        assert scale > 0
+        torch.testing.assert_close(grads["sparse"][name] / scale, want / scale, atol=1e-5, rtol=0, msg=name)
+    assert float(grads["sparse"]["blocks.1.synapse.weight"][:, 0, 0].abs().max()) == 0.0
+
+    model = tiny("snn-lava")
+    model.engine = "sparse"
+    model.train()
+    x, y = batch(model)
+    run = dp_wrap(model, torch.optim.SGD(model.parameters(), lr=0.1), 2 * B, B, 1, DPSettings(noise_multiplier=1.0))
+    membrane_cross_entropy(run.module(x), y).backward()
+    with pytest.raises(NmprivacyError, match="one optimiser step per backward") as err:
+        membrane_cross_entropy(run.module(x), y).backward()
     assert "\n" not in str(err.value)
     run.close()
-    assert model.engine == "sparse"
 
 
 def test_unsupported_layer_is_a_one_line_error() -> None:
@@ -426,6 +457,8 @@ def test_dp_cost_benchmark_times_plain_and_dp_epochs(tmp_path):
     assert dp_cost.main(["--kinds", "snn-lava,ann", "--hidden", "8", "--steps", "5", "--repeats", "1", "--threads", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())["results"]
     assert set(result) == {"snn-lava", "ann"} and "plain-slayer_s" in result["snn-lava"] and "plain-slayer_s" not in result["ann"]
+    lava = result["snn-lava"]
+    assert lava["dp-slayer_s"] > 0 and lava["dp_slayer_over_dp"] == lava["dp-slayer_s"] / lava["dp_s"] and "dp-slayer_s" not in result["ann"]
     for row in result.values():
         assert row["plain_s"] > 0 and row["dp_s"] > 0 and row["dp_over_plain"] == row["dp_s"] / row["plain_s"]
 

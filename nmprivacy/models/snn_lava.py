@@ -68,6 +68,7 @@ import itertools
 import math
 import os
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -199,6 +200,7 @@ class SNNLava(TargetModel):
         self.blocks = nn.ModuleList([cuba_dense(n_in, n_out, config, delay=i in config.delay_layers)
                                      for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes))])
         self.engine = default_engine()
+        self.per_sample_sink: Callable[[torch.Tensor, torch.Tensor], None] | None = None  # DP-SGD on the sparse engine (nmprivacy.dp)
 
     @property
     def engine(self) -> str:
@@ -240,7 +242,7 @@ class SNNLava(TargetModel):
         if self._engine == "sparse":
             from nmprivacy.models.sparse_cuba import run_stack
 
-            result = run_stack(self.blocks, x)
+            result = run_stack(self.blocks, x, per_sample=self.per_sample_sink if self.training else None)
             if result is not None:
                 return result[0]
         return self._slayer_run(x)[1]

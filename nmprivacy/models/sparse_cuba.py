@@ -794,8 +794,13 @@ class _SparseCuba(torch.autograd.Function):
             below = li > 0 and (any(wants[:li]) or any(wants_delay.get(k, False) for k in range(li)))
             if not want_w and not below:
                 continue
-            grad_w, gz = _backward_layer(upstream, ctx.planes[li], ctx.inputs[li], plan.layers[li], plan.steps, plan.batch,
-                                         _raw(weights[li]) if want_w else None, below)
+            if want_w and plan.per_sample is not None:  # DP-SGD: per-sample gradients; its optimiser forms the step from them
+                _, gz = _backward_layer(upstream, ctx.planes[li], ctx.inputs[li], plan.layers[li], plan.steps, plan.batch, None, True)
+                plan.per_sample(plan.params[li], per_sample_gradient(gz, ctx.inputs[li], plan.layers[li], _raw(weights[li]), plan.steps, plan.batch))
+                grad_w = None
+            else:
+                grad_w, gz = _backward_layer(upstream, ctx.planes[li], ctx.inputs[li], plan.layers[li], plan.steps, plan.batch,
+                                             _raw(weights[li]) if want_w else None, below)
             if grad_w is not None:
                 grads[li] = grad_w.reshape(weights[li].shape)
             if below:  # dL/d(delayed spikes of the block below) = dL/dz @ Wq, fused into its kernel for a narrow block
@@ -831,6 +836,21 @@ class _NotExact(Exception):
     """A weight is not finite: the caller runs slayer instead."""
 
 
+PerSampleSink = Callable[[torch.Tensor, torch.Tensor], None]  # (weight Parameter, its per-sample gradients [B, *shape])
+
+
+def per_sample_gradient(gz: np.ndarray, inp: LayerInput, layer: CubaLayer, w: np.ndarray, steps: int, batch: int) -> torch.Tensor:
+    """Each sample's gradient of its own loss for one block's raw weights, ``[B, H, N]``, when the
+    batch loss is the mean of the samples' losses: ``B * sum over t of dL/dz[t, b]^T x[t, b]``
+    (``gz`` ``[R, H]`` and the block's input ``[R, N]``, rows ``t * B + b``), through slayer's
+    quantiser (zero where the rounded weight is outside the mantissa range, as ``weight_gradient``)."""
+    g = torch.from_numpy(gz).reshape(steps, batch, -1).mul(batch)  # Opacus's "mean" convention: backprops times B
+    x = torch.from_numpy(inp.dense()).reshape(steps, batch, -1)
+    out = torch.bmm(g.permute(1, 2, 0), x.permute(1, 0, 2))  # [B, H, T] @ [B, T, N]
+    mask = weight_gradient(np.ones(w.shape, np.float32), False, w, layer.unit, layer.low, layer.high)
+    return out if bool((mask == 1).all()) else out.mul_(mask)
+
+
 @dataclass
 class StackPlan:
     """One forward call: the blocks' ``CubaLayer``, first input and sizes."""
@@ -840,6 +860,8 @@ class StackPlan:
     steps: int
     batch: int
     hidden: list[ActiveLists] | None = None  # filled by the forward: each hidden block's spikes (delayed)
+    per_sample: PerSampleSink | None = None  # DP-SGD: receives each block's per-sample weight gradients instead of autograd
+    params: list[torch.Tensor] | None = None  # the blocks' weight Parameters (for ``per_sample``)
 
     @property
     def delayed(self) -> list[int]:
@@ -847,13 +869,17 @@ class StackPlan:
         return [i for i, layer in enumerate(self.layers) if layer.delays is not None]
 
 
-def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: bool = False,
+              per_sample: PerSampleSink | None = None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """Output voltage ``[T, B, C]`` (float units, pre-reset) of slayer Dense ``blocks`` (hidden
     blocks then a read-out block, as ``SNNLava``) for binary spikes ``x`` ``[T, B, ...]``, with
     weight gradients through autograd; and, if ``want_hidden``, each hidden block's delayed spikes
     ``[T, B, H]`` (no gradient). None when this path cannot run it exactly (input not binary or
     not on the CPU, input gradients wanted, or a block the kernels do not describe): the caller
-    uses slayer."""
+    uses slayer. ``per_sample`` (DP-SGD): the backward hands each block's per-sample weight
+    gradients (``per_sample_gradient``) to it instead of accumulating the weights' ``.grad``."""
+    if per_sample is not None and any(blk.delay is not None for blk in blocks if hasattr(blk, "delay")):
+        return None  # learned delays have no per-sample gradient here (slayer's path then refuses them)
     if x.device.type != "cpu" or x.requires_grad or x.dim() < 3 or not blocks:
         return None
     layers = [layer_of(blk, spiking=i + 1 < len(blocks)) for i, blk in enumerate(blocks)]
@@ -871,7 +897,7 @@ def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: b
             blk.neuron.shape = torch.Size([blk.synapse.weight.shape[0]])
             blk.neuron.num_neurons = int(blk.synapse.weight.shape[0])
     weights = [blk.synapse.weight for blk in blocks]
-    plan = StackPlan(layers, LayerInput(lists, x2d.shape[1], x2d.numpy()), steps, batch)  # type: ignore[arg-type]
+    plan = StackPlan(layers, LayerInput(lists, x2d.shape[1], x2d.numpy()), steps, batch, per_sample=per_sample, params=weights)  # type: ignore[arg-type]
     delays = [blocks[i].delay.delay for i in plan.delayed]
     try:
         out = _SparseCuba.apply(plan, *weights, *delays)
