@@ -67,8 +67,8 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
