@@ -475,3 +475,39 @@ def test_the_audit_report_names_each_models_training_defences():
     assert "target SNN: DP-SGD, ε = 7.99 at δ = 0.0007 (1/N; noise multiplier 0.659, clipping 1, 90 steps" in text
     assert "ANN baseline: weight decay 0.01 (AdamW), dropout 0.3 on hidden neurons, early stopping (patience 2: 5 of 20 epochs run, best epoch 3 restored)" in text
     assert defence_lines({"target": {"dp": None}, "ann": {}}) == []
+
+
+def test_the_membership_report_names_the_models_training_defences():
+    """``mia.md`` says how its models were trained: one line per distinct defence setting with the
+    models it applies to, the references' only (and said so) on a foreign file, nothing without defences."""
+    from nmprivacy.mia.report import training_defence_lines
+
+    dp = {"epsilon": 0.99, "delta": 7.4e-4, "delta_rule": "1/N", "noise_multiplier": 3.63, "max_grad_norm": 1.0, "steps": 308,
+          "sample_rate": 0.0741, "accountant": "prv", "poisson": True}
+    stop = {"patience": 2, "epochs_run": 5, "epoch_budget": 20, "best_epoch": 3, "restored_best": False}
+    refs = [{"index": i, "dp": dp} for i in range(3)]
+    own = {"target": {"file": None}, "reference_models": refs}
+    lines = training_defence_lines(own)
+    assert lines[0] == "Training defences:" and len([x for x in lines if x.startswith("- ")]) == 1
+    assert "- every model (targets and references): DP-SGD, ε = 0.99 at δ = 0.00074 (1/N; noise multiplier 3.63, clipping 1, 308 steps" in lines[2]
+    refs[1] = {"index": 1, "dp": dp, "defences": {"early_stopping": stop}}
+    text = "\n".join(training_defence_lines(own))
+    assert "- every model (targets and references): DP-SGD" in text and "- model 1: early stopping (patience 2: 5 of 20 epochs run" in text
+    foreign = "\n".join(training_defence_lines({"target": {"file": "net.net"}, "reference_models": [{"index": 0, "dp": dp}]}))
+    assert "- every reference model: DP-SGD" in foreign and "the target file's own training is not known" in foreign
+    assert training_defence_lines({"target": {"file": None}, "reference_models": [{"index": 0, "dp": None}]}) == []
+
+
+def test_the_seed_summary_of_membership_shows_the_privacy_spent():
+    """``mia-seeds.md`` has an ε column (the largest ε of each seed's DP models, pooled over seeds) when DP-SGD was on."""
+    from nmprivacy.mia.seeds import seeds_markdown, summarize_seeds
+
+    def run(seed: int, eps: list[float]) -> dict:
+        attack = {"auc": 0.5 + seed / 100, "tpr_at_fpr": {"0.001": 0.0, "0.01": 0.01}}
+        return {"seed": seed, "target": {"train_acc": 0.6, "test_acc": 0.55, "silent_output": 0.1}, "attacks": {"lira": attack},
+                "reference_models": [{"index": i, "dp": {"epsilon": e}} for i, e in enumerate(eps)]}
+
+    summary = summarize_seeds([run(0, [0.98, 0.99]), run(1, [0.97, 0.97])])
+    assert [r["target"]["epsilon"] for r in summary["per_seed"]] == [0.99, 0.97]
+    md = seeds_markdown(summary)
+    assert "| ε (DP-SGD) |" in md and "| 0 | 60.0 / 55.0 | 0.99 |" in md and "| 0.98 |" in md.splitlines()[-3]

@@ -246,6 +246,7 @@ def test_cli_end_to_end_on_digits_quick_writes_the_files_and_resumes(tmp_path):
     assert summary["mean"]["target"]["train_acc"] == pytest.approx(np.mean([r["target"]["train_acc"] for r in runs]))
     md = (seeds_out / "mia-seeds.md").read_text()
     assert "mean ± std (n = 2)" in md and md.count("\n| ") == 4 and "mean ± std (n = 2)" in proc.stdout
+    assert "ε (DP-SGD)" not in md and "Training defences" not in (seeds_out / "s0" / "mia.md").read_text()  # no DP, no defence lines
 
 
 def test_cli_bad_input_is_one_line_without_traceback(tmp_path):

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from nmprivacy.membership.protocol import Pooled
+from nmprivacy.report import model_defence_lines
 from nmprivacy.runinfo import atomic_path
 from nmprivacy.text import percent
 
@@ -70,6 +71,27 @@ def notes(config: Any, plan: Any, results: dict[str, Any], refs: list[dict[str, 
     return out
 
 
+def training_defence_lines(mia: Mapping[str, Any]) -> list[str]:
+    """The training defences of the run's trained models (DP-SGD's ε at δ and mechanism, the free
+    defences), one line per distinct setting with the models it applies to; none without any. On a
+    foreign target these are the references' only: the file's own training is not known."""
+    refs = mia.get("reference_models") or []
+    groups: dict[str, list[int]] = {}
+    for ref in refs:
+        for line in model_defence_lines("\0", ref):
+            groups.setdefault(line, []).append(ref["index"])
+    if not groups:
+        return []
+    everyone = "every model (targets and references)" if not mia["target"].get("file") else "every reference model"
+    out = ["Training defences:", ""]
+    for line, models in groups.items():
+        who = everyone if len(models) == len(refs) else ("model " if len(models) == 1 else "models ") + ", ".join(map(str, models))
+        out.append(line.replace("\0", who, 1))
+    if mia["target"].get("file"):
+        out.append("- the target file's own training is not known to nmprivacy: the lines above are the references' training")
+    return out + [""]
+
+
 def markdown(mia: dict[str, Any]) -> str:
     """``mia.md``: the setting, one row per attack (with the target's train/test accuracy beside
     it), the oracle check, notes and timings."""
@@ -84,6 +106,7 @@ def markdown(mia: dict[str, Any]) -> str:
         f"oracle **{mia['oracle']}** (references: {mia['reference_oracle']}); {mia['queries']} queries per record; T = {mia['steps']}.",
         f"Records: {mia['population']['audited']} audited, {mia['population']['z']} population (z) of {mia['population']['records']}.",
         "",
+        *training_defence_lines(mia),
         "| attack | AUC [95 % CI] | TPR @ 0.1 % FPR | TPR @ 1 % FPR | balanced acc. | pairs | target train / test acc. | s |",
         "|---|---|---|---|---|---|---|---|",
     ]

@@ -24,14 +24,17 @@ from nmprivacy.runinfo import Stopwatch, atomic_write_json, atomic_write_text, r
 
 def seed_row(mia: dict[str, Any]) -> dict[str, Any]:
     """The numbers of one ``mia.json`` that are compared over seeds: ``target`` (``train_acc``,
-    ``test_acc``, ``silent_output``), ``attacks`` and ``membrane`` (per attack ``auc`` and
-    ``tpr_at_fpr``; ``membrane`` empty without a membrane check)."""
+    ``test_acc``, ``silent_output``, ``epsilon``: the largest ε of the run's DP-SGD models, None
+    without DP-SGD), ``attacks`` and ``membrane`` (per attack ``auc`` and ``tpr_at_fpr``;
+    ``membrane`` empty without a membrane check)."""
     def scores(attacks: dict[str, Any]) -> dict[str, Any]:
         return {name: {"auc": r["auc"], "tpr_at_fpr": dict(r["tpr_at_fpr"])} for name, r in attacks.items()}
 
     t = mia["target"]
     check = mia.get("membrane_check") or {}
-    return {"seed": mia["seed"], "target": {"train_acc": t["train_acc"], "test_acc": t["test_acc"], "silent_output": t.get("silent_output")},
+    spent = [r["dp"]["epsilon"] for r in mia.get("reference_models") or [] if r.get("dp") and r["dp"].get("epsilon") is not None]
+    return {"seed": mia["seed"], "target": {"train_acc": t["train_acc"], "test_acc": t["test_acc"], "silent_output": t.get("silent_output"),
+                                            "epsilon": max(spent) if spent else None},
             "attacks": scores(mia["attacks"]), "membrane": scores(check.get("attacks", {}))}
 
 
@@ -66,7 +69,8 @@ def seeds_markdown(summary: dict[str, Any], command: str | None = None) -> str:
     through the threat's view, then through the membrane."""
     names = list(summary["per_seed"][0]["attacks"])
     membrane = list(summary["per_seed"][0]["membrane"])
-    head = ["seed", "target(s) train / held-out (%)", "outputs silent"] + [f"{a} AUC / TPR@1 %" for a in names] + [f"membrane {a} AUC / TPR@1 %" for a in membrane]
+    private = any(r["target"].get("epsilon") is not None for r in summary["per_seed"])
+    head = ["seed", "target(s) train / held-out (%)"] + (["ε (DP-SGD)"] if private else []) + ["outputs silent"] + [f"{a} AUC / TPR@1 %" for a in names] + [f"membrane {a} AUC / TPR@1 %" for a in membrane]
     lines = [f"# Membership inference over {summary['n']} training seeds", ""]
     if command:
         lines += [f"`{command}`", ""]
@@ -77,7 +81,8 @@ def seeds_markdown(summary: dict[str, Any], command: str | None = None) -> str:
         silent = t.get("silent_output")
         spread = t.get("silent_output_std")
         shown = "–" if silent is None else silent_share(silent) if spread is None else f"{100 * silent:.0f} ± {100 * spread:.0f} %"
-        cells = [label, f"{_cell(t, 'train_acc', True)} / {_cell(t, 'test_acc', True)}", shown]
+        eps = [] if not private else ["–" if t.get("epsilon") is None else f"{t['epsilon']:.2f}"]
+        cells = [label, f"{_cell(t, 'train_acc', True)} / {_cell(t, 'test_acc', True)}", *eps, shown]
         cells += [f"{_cell(r['attacks'].get(a))} / {_cell(r['attacks'].get(a), '0.01', True)}" for a in names]
         cells += [f"{_cell(r['membrane'].get(a))} / {_cell(r['membrane'].get(a), '0.01', True)}" for a in membrane]
         return "| " + " | ".join(cells) + " |"
