@@ -140,12 +140,27 @@ def attack_plan(preset: Preset, data_domain: str, config: AuditConfig) -> list[t
     return [(n, available[n].model, preset.group(available[n].settings)) for n in names]
 
 
+def check_training_settings(config: AuditConfig) -> None:
+    """Refuse, in one line, ``snn_train`` settings (DP-SGD, the free defences, the schedule) on an
+    audit that trains no SNN: a loaded target (file or checkpoint) is not trained again, so they
+    would be ignored and the report read as that of a defended model. Membership attacks train
+    reference models with them, so there they apply."""
+    training = sorted(k for k, v in config.overrides.items() if (k == "snn_train" or k.startswith("snn_train.")) and v is not None)
+    if config.target in SNN_KINDS or not training or membership_attacks(config):
+        return
+    raise NmprivacyError(
+        f"setting {training[0]}: the target {config.target} is loaded, not trained, so SNN training settings (DP-SGD, weight decay, dropout, "
+        f"early stopping, the schedule) do not change it; drop the setting, train a defended target first (nmprivacy train --set "
+        f"{training[0]}=...) and audit that, or add membership attacks (--attacks lira,rmia,loss), whose reference models train with it")
+
+
 def run_audit(config: AuditConfig) -> dict[str, Any]:
     """Run the whole audit described by ``config``; returns the results dict also written to disk."""
     from nmprivacy.attacks.common import torch_threads
 
     if config.seeds < 1 or config.evaluators < 1 or (config.threads is not None and config.threads < 1):
         raise NmprivacyError("--seeds, --evaluators and --threads must be at least 1")
+    check_training_settings(config)
     from nmprivacy.training import resolve_device
 
     resolve_device(config.device)  # a missing GPU is one line before any work

@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import math
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -511,3 +512,32 @@ def test_the_seed_summary_of_membership_shows_the_privacy_spent():
     assert [r["target"]["epsilon"] for r in summary["per_seed"]] == [0.99, 0.97]
     md = seeds_markdown(summary)
     assert "| ε (DP-SGD) |" in md and "| 0 | 60.0 / 55.0 | 0.99 |" in md and "| 0.98 |" in md.splitlines()[-3]
+
+
+def test_training_settings_on_a_loaded_target_are_refused_in_one_line(tmp_path, capsys) -> None:
+    """An audit or study of a file (not trained here) with ``snn_train`` settings refuses before any
+    work instead of reporting an undefended model as if it were defended; membership attacks (whose
+    references train with them), a null level and a target kind are accepted."""
+    from nmprivacy.audit import AuditConfig, check_training_settings
+    from nmprivacy.cli import main
+
+    def config(target: str, attacks: tuple[str, ...], **overrides) -> AuditConfig:
+        return AuditConfig(dataset="digits", target=target, out=str(tmp_path / "a"), attacks=attacks, overrides=overrides)
+
+    with pytest.raises(NmprivacyError, match=r"^setting snn_train\.dp\.epsilon: the target net\.net is loaded, not trained") as err:
+        check_training_settings(config("net.net", ("bl-v1",), **{"snn_train.dp.epsilon": 8}))
+    assert "\n" not in str(err.value)
+    with pytest.raises(NmprivacyError, match="snn_train.weight_decay"):
+        check_training_settings(config("ckpt", ("bl-v2",), **{"snn_train.weight_decay": 0.01, "bl_v2.lr": 0.1}))
+    check_training_settings(config("net.net", ("bl-v1", "lira"), **{"snn_train.dp.epsilon": 8}))  # the references train with it
+    check_training_settings(config("net.net", ("bl-v1",), **{"snn_train.dp": None}))  # the baseline level: nothing to apply
+    check_training_settings(config("snn-lava", ("bl-v1",), **{"snn_train.dp.epsilon": 8}))
+    check_training_settings(config("net.net", ("bl-v1",), **{"bl_v2.lr": 0.1}))
+    # the study checks its cells before any runs: one line, no folder
+    net = tmp_path / "net.net"
+    net.write_bytes(b"")
+    spec = Path(__file__).resolve().parents[1] / "studies" / "defences-dp.yaml"
+    code = main(["study", str(spec), "--target", str(net), "--dataset", "digits", "--quick", "--grid", "snn dp-sgd",
+                 "--attacks", "bl-v1", "--out", str(tmp_path / "st"), "--cache", str(tmp_path / "c")])
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err_lines) == 1 and "snn_train.dp: the target" in err_lines[0] and not (tmp_path / "st").exists()

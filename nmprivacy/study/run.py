@@ -124,6 +124,10 @@ def run_study(spec: StudySpec, out: str | Path, run: StudyRun = StudyRun(), comm
     folders = {c.key: out / "cells" / c.folder for c in cells}
     todo = [c for c in cells if not cell_done(folders[c.key], c)]
     outcomes: dict[str, dict[str, Any]] = {c.key: {"key": c.key, "status": "reused", "error": None, "seconds": 0.0} for c in cells if c not in todo}
+    from nmprivacy.audit import check_training_settings
+
+    for cell in todo:  # a setting that cannot apply to a cell is one line before any cell runs
+        check_training_settings(audit_config(spec, cell, folders[cell.key], run.threads))
     tqdm.write(f"study: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run ({spec.seeds} seeds each)")
     if todo:
         from distributed import as_completed
