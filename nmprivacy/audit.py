@@ -141,17 +141,13 @@ def attack_plan(preset: Preset, data_domain: str, config: AuditConfig) -> list[t
 
 
 def check_training_settings(config: AuditConfig) -> None:
-    """Refuse, in one line, ``snn_train`` settings (DP-SGD, the free defences, the schedule) on an
-    audit that trains no SNN: a loaded target (file or checkpoint) is not trained again, so they
-    would be ignored and the report read as that of a defended model. Membership attacks train
-    reference models with them, so there they apply."""
-    training = sorted(k for k, v in config.overrides.items() if (k == "snn_train" or k.startswith("snn_train.")) and v is not None)
-    if config.target in SNN_KINDS or not training or membership_attacks(config):
-        return
-    raise NmprivacyError(
-        f"setting {training[0]}: the target {config.target} is loaded, not trained, so SNN training settings (DP-SGD, weight decay, dropout, "
-        f"early stopping, the schedule) do not change it; drop the setting, train a defended target first (nmprivacy train --set "
-        f"{training[0]}=...) and audit that, or add membership attacks (--attacks lira,rmia,loss), whose reference models train with it")
+    """Refuse, in one line, ``snn_train`` settings on an audit that trains no SNN: a loaded target
+    (file or checkpoint) is not trained again (``presets.check_loaded_target``). Membership attacks
+    train reference models with them, so there they apply."""
+    from nmprivacy.presets import check_loaded_target
+
+    if config.target not in SNN_KINDS and not membership_attacks(config):
+        check_loaded_target(config.target, config.overrides, ", or add membership attacks (--attacks lira,rmia,loss), whose reference models train with it")
 
 
 def run_audit(config: AuditConfig) -> dict[str, Any]:

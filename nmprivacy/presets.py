@@ -487,7 +487,20 @@ def check_overrides(overrides: Mapping[str, Any]) -> None:
     with_overrides(PAPER["mnist"].resolved(), overrides)
 
 
+def check_loaded_target(target: str, overrides: Mapping[str, Any], remedy: str = "") -> None:
+    """One-line ``NmprivacyError`` for ``snn_train`` settings (DP-SGD, the free defences, the
+    schedule) given with a target that is loaded, not trained (a NetX file, NIR graph or
+    checkpoint): they would change nothing, and the result would read as a defended model's.
+    ``remedy`` adds another way out (e.g. the audit's membership attacks); a null level is no setting."""
+    training = sorted(k for k, v in overrides.items() if (k == "snn_train" or k.startswith("snn_train.")) and v is not None)
+    if training:
+        raise NmprivacyError(
+            f"setting {training[0]}: the target {target} is loaded, not trained, so SNN training settings (DP-SGD, weight decay, dropout, "
+            f"early stopping, the schedule) do not change it; drop the setting, or train a defended target first (nmprivacy train --set "
+            f"{training[0]}=...) and use that{remedy}")
+
+
 __all__ = [
     "BLv1Settings", "BLv2QuerySettings", "BLv2Settings", "Budget", "MIFaceSettings", "PAPER", "Preset", "RMSPropStep", "TrainSettings",
-    "VARIANTS", "FIXED_VARIANTS", "AUDIT_VARIANT", "attack_variant", "check_overrides", "family_of", "preset_for", "resolve", "with_overrides",
+    "VARIANTS", "FIXED_VARIANTS", "AUDIT_VARIANT", "attack_variant", "check_loaded_target", "check_overrides", "family_of", "preset_for", "resolve", "with_overrides",
 ]

@@ -541,3 +541,6 @@ def test_training_settings_on_a_loaded_target_are_refused_in_one_line(tmp_path, 
                  "--attacks", "bl-v1", "--out", str(tmp_path / "st"), "--cache", str(tmp_path / "c")])
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err_lines) == 1 and "snn_train.dp: the target" in err_lines[0] and not (tmp_path / "st").exists()
+    code = main(["attack", "--model", str(net), "--dataset", "digits", "--attack", "bl-v1", "--set", "snn_train.dp.epsilon=8", "--out", str(tmp_path / "x.pt")])
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err_lines) == 1 and err_lines[0].startswith("error: setting snn_train.dp.epsilon: the target") and not (tmp_path / "x.pt").exists()

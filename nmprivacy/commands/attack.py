@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from nmprivacy.attacks.common import require_domain
     from nmprivacy.attacks.io import save_inversion
     from nmprivacy.errors import NmprivacyError
-    from nmprivacy.presets import check_overrides, resolve
+    from nmprivacy.presets import check_loaded_target, check_overrides, resolve
     from nmprivacy.runinfo import atomic_write_json, check_output, run_metadata
 
     out = check_output(args.out)  # before any work
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     info = attack_class(args.attack).info
     chosen = {**overrides(args), **attack_overrides(args, info)}
     check_overrides(chosen)  # bad settings fail before the model is loaded
+    check_loaded_target(args.model, chosen)
     model, meta = load_model(args.model, args.dt)
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
