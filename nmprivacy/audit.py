@@ -85,6 +85,8 @@ def load_foreign_target(spec: str, splits: Any, dt: float | None = None, overrid
     model = target.model.freeze()
     acc = evaluate_accuracy(model, splits.test, steps, seed=0)
     record: dict[str, Any] = {"kind": model.info.kind, "file": str(spec), "val_acc": acc, "reset": model.info.reset, "steps": steps}
+    if target.meta.get("training"):  # what the checkpoint or file says of its training: reported as declared, not verified
+        record.update(target.meta["training"], training_declared=True)
     network = model.network()
     if network is not None:
         record.update(network=network.describe(), notes=list(network.notes))

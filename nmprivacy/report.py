@@ -125,7 +125,8 @@ def defence_lines(models: Mapping[str, Any]) -> list[str]:
 
 def model_defence_lines(label: str, record: Mapping[str, Any]) -> list[str]:
     """The defence lines (``- label: ...``) of one trained model's record: DP-SGD's privacy spent
-    and its mechanism, then the free defences; none for a model trained without any."""
+    and its mechanism, then the free defences; none for a model trained without any. A loaded
+    target's lines (``training_declared``) say they are what its source declares."""
     out: list[str] = []
     dp, free = record.get("dp"), record.get("defences") or {}
     if dp:
@@ -142,6 +143,8 @@ def model_defence_lines(label: str, record: Mapping[str, Any]) -> list[str]:
                      f"best epoch {stop['best_epoch']}{' restored' if stop.get('restored_best') else ''})")
     if parts:
         out.append(f"- {label}: {', '.join(parts)}")
+    if record.get("training_declared"):
+        out = [f"{line} (declared by its file or checkpoint, not verified)" for line in out]
     return out
 
 

@@ -72,12 +72,43 @@ def load_target(spec: str | os.PathLike[str] | TargetModel | Any, steps: int | N
     return target
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def declared_training(value: Any) -> dict[str, Any] | None:
+    """The training defences a source declares of itself (a checkpoint's training record, the
+    metadata ``nmprivacy export`` writes into a NetX file) as ``{"dp": ..., "defences": ...}``,
+    or None when it declares none or not in that form (a file's metadata may be any shape)."""
+    if not isinstance(value, dict):
+        return None
+    dp, free = value.get("dp"), value.get("defences")
+    if dp is not None:
+        if not isinstance(dp, dict) or not isinstance(dp.get("accountant"), str):
+            return None
+        fields = ("delta", "noise_multiplier", "max_grad_norm", "sample_rate", "steps")
+        if not all(_number(dp.get(k)) for k in fields) or not (dp.get("epsilon") is None or _number(dp.get("epsilon"))):
+            return None
+    if free is not None:
+        stop = free.get("early_stopping") if isinstance(free, dict) else None
+        if (not isinstance(free, dict) or any(free.get(k) is not None and not _number(free[k]) for k in ("weight_decay", "dropout"))
+                or (stop is not None and not (isinstance(stop, dict) and all(_number(stop.get(k)) for k in ("patience", "epochs_run", "epoch_budget", "best_epoch"))))):
+            return None
+    if dp is None and not free:
+        return None
+    return {"dp": dp, **({"defences": free} if free else {})}
+
+
 def _load_path(path: Path, input_shape: tuple[int, ...] | None, dt: float | None) -> Target:
     if path.is_dir():
         from nmprivacy.models.checkpoint import load, load_info
+        from nmprivacy.training import defence_fields
 
         info = load_info(path)
         meta = {k: info.get(k) for k in ("dataset", "steps", "kind") if info.get(k) is not None}
+        training = declared_training(defence_fields(info.get("train_report") or info.get("report")))  # the cache's / nmprivacy train's record
+        if training:
+            meta["training"] = training
         return Target(load(path), str(path), meta)
     if not path.exists():
         raise NmprivacyError(f"--model {path} does not exist: {HOW}")
@@ -91,6 +122,9 @@ def _load_path(path: Path, input_shape: tuple[int, ...] | None, dt: float | None
     model = load_netx(path, input_shape=input_shape)
     meta = {k: v for k, v in model.network().meta.items() if k in ("dataset", "steps", "kind", "dt") and v is not None}
     meta.setdefault("kind", "netx")
+    training = declared_training(model.network().meta.get("training"))
+    if training:
+        meta["training"] = training
     return Target(model, str(path), meta, netx=path)
 
 

@@ -242,6 +242,31 @@ def test_cli_train_records_epsilon(tmp_path: Path) -> None:
     assert 8.0 - 0.1 <= dp["epsilon"] <= 8.0 + 1e-9 and dp["steps"] == 1 and dp["sample_rate"] == 1.0
     assert dp["epsilon"] == pytest.approx(epsilon_for(dp["noise_multiplier"], 1.0, 1, 1 / 100, "rdp"), rel=1e-12)
 
+    # the checkpoint and its NetX export declare the privacy spent; a loaded target's report says so, marked as declared
+    from nmprivacy.report import model_defence_lines
+    from nmprivacy.targets import load_target
+
+    assert main(["export", "--model", str(out), "--out", str(tmp_path / "ck.net")]) == 0
+    for source in (out, tmp_path / "ck.net"):
+        training = load_target(str(source)).meta["training"]
+        assert training["dp"] == dp and "defences" not in training
+        (line,) = model_defence_lines("target SNN", {**training, "training_declared": True})
+        assert line.startswith(f"- target SNN: DP-SGD, ε = {dp['epsilon']:.2f}") and line.endswith("(declared by its file or checkpoint, not verified)")
+
+
+def test_declared_training_takes_only_well_formed_records() -> None:
+    """What a file says of its training is shown only in the form nmprivacy writes it (a foreign file's metadata may be anything)."""
+    from nmprivacy.targets import declared_training
+
+    dp = {"epsilon": 8.0, "delta": 1e-3, "noise_multiplier": 0.5, "max_grad_norm": 1.0, "sample_rate": 0.1, "steps": 15, "accountant": "prv"}
+    stop = {"patience": 2, "epochs_run": 5, "epoch_budget": 20, "best_epoch": 3}
+    assert declared_training({"dp": dp}) == {"dp": dp}
+    assert declared_training({"dp": None, "defences": {"weight_decay": 0.01, "early_stopping": stop}}) == {"dp": None, "defences": {"weight_decay": 0.01, "early_stopping": stop}}
+    assert declared_training({"dp": {**dp, "epsilon": None}})["dp"]["epsilon"] is None  # noise 0: ε infinite, written as null
+    for bad in (None, "DP", {"dp": None}, {"dp": {**dp, "epsilon": "8"}}, {"dp": {**dp, "steps": float("nan")}}, {"dp": {k: v for k, v in dp.items() if k != "accountant"}},
+                {"defences": {"dropout": "0.3"}}, {"defences": {"early_stopping": {"patience": 2}}}, {"defences": []}):
+        assert declared_training(bad) is None, bad
+
 
 def test_cli_audit_records_epsilon_of_the_target_only(tmp_path: Path) -> None:
     from nmprivacy.cli import main

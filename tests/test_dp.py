@@ -497,6 +497,12 @@ def test_the_membership_report_names_the_models_training_defences():
     foreign = "\n".join(training_defence_lines({"target": {"file": "net.net"}, "reference_models": [{"index": 0, "dp": dp}]}))
     assert "- every reference model: DP-SGD" in foreign and "the target file's own training is not known" in foreign
     assert training_defence_lines({"target": {"file": None}, "reference_models": [{"index": 0, "dp": None}]}) == []
+    # a file that declares DP-SGD (an nmprivacy export): said as declared, and references trained without it get the fix
+    declared = training_defence_lines({"target": {"file": "net.net", "training": {"dp": dp}}, "reference_models": [{"index": 0, "dp": None}]})
+    assert declared[2].startswith("- the target net.net: DP-SGD, ε = 0.99") and declared[2].endswith("(declared by its file or checkpoint, not verified)")
+    assert declared[3].startswith("- the references trained without DP-SGD although the file declares it: --set snn_train.dp.epsilon=0.99 ")
+    assert not any("references trained without" in x for x in training_defence_lines(
+        {"target": {"file": "net.net", "training": {"dp": dp}}, "reference_models": [{"index": 0, "dp": dp}]}))
 
 
 def test_the_seed_summary_of_membership_shows_the_privacy_spent():

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         checked_dt(args.dt)
     sw = Stopwatch()
     target = load_target(args.model, dt=args.dt)
-    meta = {k: v for k, v in target.meta.items() if k in ("dataset", "steps", "dt")}
+    meta = {k: v for k, v in target.meta.items() if k in ("dataset", "steps", "dt", "training")}  # training: its DP-SGD / defences, if any
     meta["source"] = str(args.model)
     source = target.float_model or target.model
     config = {"model": str(args.model), "out": str(out), "format": fmt, "dt": args.dt}

@@ -74,21 +74,28 @@ def notes(config: Any, plan: Any, results: dict[str, Any], refs: list[dict[str, 
 def training_defence_lines(mia: Mapping[str, Any]) -> list[str]:
     """The training defences of the run's trained models (DP-SGD's ε at δ and mechanism, the free
     defences), one line per distinct setting with the models it applies to; none without any. On a
-    foreign target these are the references' only: the file's own training is not known."""
+    foreign target these are the references' (the file's own training is not known), after what
+    the file declares of its training, if it does."""
     refs = mia.get("reference_models") or []
     groups: dict[str, list[int]] = {}
     for ref in refs:
         for line in model_defence_lines("\0", ref):
             groups.setdefault(line, []).append(ref["index"])
-    if not groups:
+    target = mia["target"]
+    declared = model_defence_lines(f"the target {target.get('file')}", {**target["training"], "training_declared": True}) if target.get("training") else []
+    if not groups and not declared:
         return []
-    everyone = "every model (targets and references)" if not mia["target"].get("file") else "every reference model"
-    out = ["Training defences:", ""]
+    everyone = "every model (targets and references)" if not target.get("file") else "every reference model"
+    out = ["Training defences:", "", *declared]
     for line, models in groups.items():
         who = everyone if len(models) == len(refs) else ("model " if len(models) == 1 else "models ") + ", ".join(map(str, models))
         out.append(line.replace("\0", who, 1))
-    if mia["target"].get("file"):
+    if target.get("file") and groups and not declared:
         out.append("- the target file's own training is not known to nmprivacy: the lines above are the references' training")
+    dp = (target.get("training") or {}).get("dp")
+    if dp and dp.get("epsilon") is not None and not any(ref.get("dp") for ref in refs):
+        out.append(f"- the references trained without DP-SGD although the file declares it: --set snn_train.dp.epsilon={dp['epsilon']:.3g} "
+                   "trains them as it declares (reference models should be trained like the target)")
     return out + [""]
 
 

@@ -226,4 +226,5 @@ def _target_summary(config: MiaConfig, plan: Plan, ref_records: list[dict[str, A
     return {"spec": config.target, "kind": model.info.kind, "file": plan.foreign.source, "models": 1,
             "train_acc": _accuracy(target_obs.pred, y_all, seen), "test_acc": _accuracy(target_obs.pred, y_all, ~seen),
             "membership": "the data set's training split (assumed: the file's own training data)",
-            "network": (lambda n: n.describe() if n is not None else None)(model.network())}
+            "network": (lambda n: n.describe() if n is not None else None)(model.network()),
+            **({"training": plan.foreign.meta["training"]} if plan.foreign.meta.get("training") else {})}  # as the file declares it
