@@ -11,6 +11,7 @@ file says, else the data set's preset.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -146,7 +147,18 @@ def load_nir_target(path: str | os.PathLike[str], dt: float | None = None, input
     """A NIR file as a target (``float_target`` of its graph)."""
     from nmprivacy.network.nir_import import read_nir
 
-    return float_target(read_nir(path, dt=dt, input_shape=input_shape), str(path), "nir", {"file": str(path)})
+    network = read_nir(path, dt=dt, input_shape=input_shape)
+    meta: dict[str, Any] = {"file": str(path)}
+    training = network.meta.get("training")
+    if isinstance(training, (str, bytes)):  # written by nmprivacy export as JSON text
+        try:
+            training = json.loads(training)
+        except ValueError:
+            training = None
+    training = declared_training(training)
+    if training:
+        meta["training"] = training
+    return float_target(network, str(path), "nir", meta)
 
 
 def fit_to_data(target: Target, input_shape: tuple[int, ...], num_classes: int, dataset: str) -> Target:

@@ -247,7 +247,8 @@ def test_cli_train_records_epsilon(tmp_path: Path) -> None:
     from nmprivacy.targets import load_target
 
     assert main(["export", "--model", str(out), "--out", str(tmp_path / "ck.net")]) == 0
-    for source in (out, tmp_path / "ck.net"):
+    assert main(["export", "--model", str(out), "--out", str(tmp_path / "ck.nir")]) == 0
+    for source in (out, tmp_path / "ck.net", tmp_path / "ck.nir"):
         training = load_target(str(source)).meta["training"]
         assert training["dp"] == dp and "defences" not in training
         (line,) = model_defence_lines("target SNN", {**training, "training_declared": True})

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             from nmprivacy.network.nir_export import write_nir
 
             network = model_network(source)
-            write_nir(network, out, dt=args.dt or DEFAULT_DT)
+            write_nir(network, out, dt=args.dt or DEFAULT_DT, training=target.meta.get("training"))
             record = {"network": network.describe(), "arithmetic": network.arithmetic, "dt": args.dt or DEFAULT_DT, "notes": list(network.notes)}
             print(f"{target.meta.get('kind', 'model')} -> {out} (NIR, {network.arithmetic} network, dt {args.dt or DEFAULT_DT:g} s): {network.describe()}")
         else:

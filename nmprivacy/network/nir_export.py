@@ -133,13 +133,18 @@ def to_nir_graph(network: Network, dt: float = DEFAULT_DT):
     return graph
 
 
-def write_nir(network: Network, path: str | os.PathLike[str], dt: float = DEFAULT_DT) -> Path:
-    """Write ``network`` as a NIR file (``nir.write``, atomically) for the step ``dt``."""
+def write_nir(network: Network, path: str | os.PathLike[str], dt: float = DEFAULT_DT, training: dict | None = None) -> Path:
+    """Write ``network`` as a NIR file (``nir.write``, atomically) for the step ``dt``; ``training``
+    (the model's DP-SGD / defences record) goes into the graph's metadata as JSON text."""
+    import json
+
     import nir
 
     from nmprivacy.runinfo import atomic_path
 
     graph = to_nir_graph(network, dt)
+    if training:
+        graph.metadata["training"] = json.dumps(training)
     target = Path(path)
     with atomic_path(target) as tmp:
         nir.write(str(tmp), graph)
