@@ -73,14 +73,12 @@ def load_target(spec: str | os.PathLike[str] | TargetModel | Any, steps: int | N
     return target
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def declared_training(value: Any) -> dict[str, Any] | None:
     """The training defences a source declares of itself (a checkpoint's training record, the
     metadata ``nmprivacy export`` writes into a NetX file) as ``{"dp": ..., "defences": ...}``,
     or None when it declares none or not in that form (a file's metadata may be any shape)."""
+    from nmprivacy.models.checkpoint import is_finite_number as _number
+
     if not isinstance(value, dict):
         return None
     dp, free = value.get("dp"), value.get("defences")

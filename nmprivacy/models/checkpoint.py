@@ -107,7 +107,8 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def is_finite_number(value: object) -> bool:
+    """A finite int or float (not a bool): what a JSON record's number must be."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -121,7 +122,7 @@ def check_record(info: dict[str, Any], path: Path) -> dict[str, Any]:
             raise _invalid(path, f"names {what} {str(value)[:40]!r}, not a name")
     if steps is not None and (not _is_int(steps) or not 1 <= steps <= MAX_STEPS):
         raise _invalid(path, f"says steps = {str(steps)[:40]}, expected a whole number of time steps in 1..{MAX_STEPS}")
-    if acc is not None and (not _is_number(acc) or not 0 <= acc <= 1):
+    if acc is not None and (not is_finite_number(acc) or not 0 <= acc <= 1):
         raise _invalid(path, f"says val_acc = {str(acc)[:40]}, expected a fraction in [0, 1]")
     return info
 
@@ -154,7 +155,7 @@ def _check_value(name: str, hint: Any, value: Any) -> Any:
             raise ValueError(f"{name} = {str(value)[:40]} is not a whole number in {low}..{MAX_DIM}")
         return value
     if hint is float:
-        if not _is_number(value):
+        if not is_finite_number(value):
             raise ValueError(f"{name} = {str(value)[:40]} is not a finite number")
         return float(value)
     if hint is bool or hint is str:

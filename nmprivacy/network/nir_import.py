@@ -533,9 +533,9 @@ def read_graph(graph: Any, dt: float | None = None, input_shape: tuple[int, ...]
         raise NetworkError(f"{name} has no neuron nodes")
     order = [k2 for k, _ in chain for k2 in (k, *(r for r, _ in loops.get(k, [])))]  # a recurrent path after its neuron
     meta = {"source": "nir", "dt": step, "integration": "forward Euler, current before voltage", "nodes": order}
-    declared = (getattr(graph, "metadata", None) or {}).get("training") if isinstance(getattr(graph, "metadata", None), dict) else None
-    if declared is not None:  # nmprivacy's export writes its training record as JSON text; targets.declared_training checks its form
-        meta["training"] = declared
+    metadata = getattr(graph, "metadata", None)
+    if isinstance(metadata, dict) and metadata.get("training") is not None:  # nmprivacy's export: JSON text; targets.declared_training checks its form
+        meta["training"] = metadata["training"]
     return Network(input_shape=first_shape, layers=tuple(layers), meta=meta, notes=tuple(notes), name=name)
 
 
