@@ -75,10 +75,16 @@ def load_target(spec: str | os.PathLike[str] | TargetModel | Any, steps: int | N
 
 def declared_training(value: Any) -> dict[str, Any] | None:
     """The training defences a source declares of itself (a checkpoint's training record, the
-    metadata ``nmprivacy export`` writes into a NetX file) as ``{"dp": ..., "defences": ...}``,
-    or None when it declares none or not in that form (a file's metadata may be any shape)."""
+    metadata ``nmprivacy export`` writes into a NetX file, or into a NIR graph as JSON text) as
+    ``{"dp": ..., "defences": ...}``, or None when it declares none or not in that form (a file's
+    metadata may be any shape)."""
     from nmprivacy.models.checkpoint import is_finite_number as _number
 
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
     if not isinstance(value, dict):
         return None
     dp, free = value.get("dp"), value.get("defences")
@@ -105,8 +111,7 @@ def _load_path(path: Path, input_shape: tuple[int, ...] | None, dt: float | None
 
         info = load_info(path)
         meta = {k: info.get(k) for k in ("dataset", "steps", "kind") if info.get(k) is not None}
-        training = declared_training(defence_fields(info.get("train_report") or info.get("report")))  # the cache's / nmprivacy train's record
-        if training:
+        if training := declared_training(defence_fields(info.get("train_report") or info.get("report"))):  # the cache's / nmprivacy train's record
             meta["training"] = training
         return Target(load(path), str(path), meta)
     if not path.exists():
@@ -121,8 +126,7 @@ def _load_path(path: Path, input_shape: tuple[int, ...] | None, dt: float | None
     model = load_netx(path, input_shape=input_shape)
     meta = {k: v for k, v in model.network().meta.items() if k in ("dataset", "steps", "kind", "dt") and v is not None}
     meta.setdefault("kind", "netx")
-    training = declared_training(model.network().meta.get("training"))
-    if training:
+    if training := declared_training(model.network().meta.get("training")):
         meta["training"] = training
     return Target(model, str(path), meta, netx=path)
 
@@ -147,14 +151,7 @@ def load_nir_target(path: str | os.PathLike[str], dt: float | None = None, input
 
     network = read_nir(path, dt=dt, input_shape=input_shape)
     meta: dict[str, Any] = {"file": str(path)}
-    training = network.meta.get("training")
-    if isinstance(training, (str, bytes)):  # written by nmprivacy export as JSON text
-        try:
-            training = json.loads(training)
-        except ValueError:
-            training = None
-    training = declared_training(training)
-    if training:
+    if training := declared_training(network.meta.get("training")):
         meta["training"] = training
     return float_target(network, str(path), "nir", meta)
 

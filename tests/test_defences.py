@@ -262,6 +262,7 @@ def test_declared_training_takes_only_well_formed_records() -> None:
     dp = {"epsilon": 8.0, "delta": 1e-3, "noise_multiplier": 0.5, "max_grad_norm": 1.0, "sample_rate": 0.1, "steps": 15, "accountant": "prv"}
     stop = {"patience": 2, "epochs_run": 5, "epoch_budget": 20, "best_epoch": 3}
     assert declared_training({"dp": dp}) == {"dp": dp}
+    assert declared_training(json.dumps({"dp": dp})) == {"dp": dp}  # a NIR graph's metadata holds it as JSON text
     assert declared_training({"dp": None, "defences": {"weight_decay": 0.01, "early_stopping": stop}}) == {"dp": None, "defences": {"weight_decay": 0.01, "early_stopping": stop}}
     assert declared_training({"dp": {**dp, "epsilon": None}})["dp"]["epsilon"] is None  # noise 0: ε infinite, written as null
     for bad in (None, "DP", {"dp": None}, {"dp": {**dp, "epsilon": "8"}}, {"dp": {**dp, "steps": float("nan")}}, {"dp": {k: v for k, v in dp.items() if k != "accountant"}},
