@@ -29,12 +29,17 @@ the measured step: above 1 means faster than a dense GEMM implementation could b
 seconds per step of both, ``slowdown`` (loaded / first load), ``budget_minutes`` (the default
 budget's optimiser steps at our idle rate), the spike densities, and the run record.
 
-Usage: ``nmprivacy bench train-cost [--quick] [--loads 0,1] [--json FILE]``.
+``--dropout P`` trains both with inverted dropout on the hidden spikes
+(``nmprivacy.training.hidden_dropout``: slayer's blocks through forward hooks, the sparse engine
+with the same masks drawn itself), the defence ``snn_train.dropout`` trains with.
+
+Usage: ``nmprivacy bench train-cost [--quick] [--loads 0,1] [--dropout 0.3] [--json FILE]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import math
 import subprocess
@@ -153,20 +158,26 @@ def train_step(model: Any, optim: torch.optim.Optimizer, x: torch.Tensor, y: tor
     return time.perf_counter() - start
 
 
-def time_engines(net: Network, x: torch.Tensor, y: torch.Tensor, repeats: int, seed: int) -> dict[str, list[float]]:
+def time_engines(net: Network, x: torch.Tensor, y: torch.Tensor, repeats: int, seed: int, dropout: float = 0.0) -> dict[str, list[float]]:
     """Seconds of ``repeats`` interleaved steps of each engine on identical models (after one
-    warm-up step each)."""
+    warm-up step each), with hidden dropout ``dropout`` (each model its own mask generator)."""
+    from nmprivacy.training import hidden_dropout
+
     ours = net.model(seed)
     slayer = copy.deepcopy(ours)
     ours.engine, slayer.engine = "sparse", "slayer"
     models = {"ours": ours, "slayer": slayer}
     optims = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
-    for k, m in models.items():
-        train_step(m, optims[k], x, y)
     runs: dict[str, list[float]] = {k: [] for k in models}
-    for _ in range(repeats):
+    with contextlib.ExitStack() as stack:
+        for m in models.values():
+            m.train()
+            stack.enter_context(hidden_dropout(m, dropout, torch.Generator().manual_seed(seed)))
         for k, m in models.items():
-            runs[k].append(train_step(m, optims[k], x, y))
+            train_step(m, optims[k], x, y)
+        for _ in range(repeats):
+            for k, m in models.items():
+                runs[k].append(train_step(m, optims[k], x, y))
     return runs
 
 
@@ -196,7 +207,7 @@ class BusyLoops:
             p.wait()
 
 
-def measure_network(net: Network, loads: Sequence[int], repeats: int, seed: int, threads: int | None) -> dict[str, Any]:
+def measure_network(net: Network, loads: Sequence[int], repeats: int, seed: int, threads: int | None, dropout: float = 0.0) -> dict[str, Any]:
     """The network's record (module docstring; the roofline fields are added by ``main``)."""
     from nmprivacy import resources
 
@@ -204,7 +215,7 @@ def measure_network(net: Network, loads: Sequence[int], repeats: int, seed: int,
     record: dict[str, Any] = {
         "network": net.label, "steps": net.steps, "batch": net.batch, "input": source,
         "input_density": float(x.mean()), "hidden_density_at_init": hidden_density(net, x, seed),
-        "dense_gflop_per_step": net.dense_gflop(), "loads": {},
+        "dense_gflop_per_step": net.dense_gflop(), "dropout": dropout, "loads": {},
     }
     base_threads = torch.get_num_threads()
     for load in loads:
@@ -212,7 +223,7 @@ def measure_network(net: Network, loads: Sequence[int], repeats: int, seed: int,
             plan = resources.plan_threads(threads)
             torch.set_num_threads(plan.threads)
             try:
-                runs = time_engines(net, x, y, repeats, seed)
+                runs = time_engines(net, x, y, repeats, seed, dropout)
             finally:
                 torch.set_num_threads(base_threads)
         best = {k: min(v) for k, v in runs.items()}
@@ -244,6 +255,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=None, help="recordings per step (default 100)")
     p.add_argument("--hidden", type=int, default=None, help="hidden width (default 3000)")
     p.add_argument("--threads", type=int, default=None, help="force the thread count (default: nmprivacy.resources chooses at each load)")
+    p.add_argument("--dropout", type=float, default=0.0, help="train with this hidden dropout on both engines (default 0: none)")
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -265,6 +277,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.tr
     args = build_parser(prog).parse_args(argv)
     for name in ("repeats", "batch", "hidden", "threads"):
         _positive(name, getattr(args, name))
+    if not 0.0 <= args.dropout < 1.0:
+        raise NmprivacyError(f"--dropout {args.dropout:g}: give a fraction in [0, 1), e.g. 0.3")
     names = [n.strip() for n in args.networks.split(",") if n.strip()]
     if not names or any(n not in NETWORKS for n in names):
         raise NmprivacyError(f"--networks {args.networks!r}: choose from {', '.join(NETWORKS)} (comma-separated)")
@@ -283,7 +297,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.tr
         net = NETWORKS[name]
         changes = {**(QUICK if args.quick else {}), **{k: getattr(args, k) for k in ("batch", "hidden") if getattr(args, k)}}
         net = replace(net, **changes)
-        result[name] = measure_network(net, loads, repeats, args.seed, args.threads)
+        result[name] = measure_network(net, loads, repeats, args.seed, args.threads, args.dropout)
     peak_end = measure_gemm_peak()
     peak = max(peak_start.peak, peak_end.peak)
     for name in names:  # roofline with the larger peak (the machine may be shared)

@@ -18,8 +18,8 @@ Defences (``TrainSettings``; README "Defences", docs/method.md §10), off by def
 - ``dropout``: inverted dropout on the hidden layer's output during training only (``ann``: the
   sigmoid units; spiking kinds: the hidden neurons' spikes, one mask per sample held over all
   time steps, as slayer's ``neuron.Dropout``), applied by forward hooks removed after training,
-  so inference and export are unchanged. snn-lava trains with slayer's blocks then (the sparse
-  engine does not run the hidden block as a module).
+  so inference and export are unchanged. snn-lava's sparse engine, which does not run the hidden
+  blocks as modules, draws the same masks from the same generator itself (``dropout_masks``).
 - ``early_stopping``: patience in epochs on the validation accuracy, which is measured on the
   data set's test split (this project has no separate validation split); the best epoch's
   weights are kept.
@@ -211,17 +211,28 @@ DROPOUT_WHERE = {
 }
 
 
+def dropout_keep(shape: list[int] | tuple[int, ...], p: float, generator: torch.Generator) -> torch.Tensor:
+    """An inverted-dropout mask of ``shape`` (float32, CPU): 0, or ``1 / (1 - p)`` with probability ``1 - p``."""
+    return torch.bernoulli(torch.full(tuple(shape), 1.0 - p), generator=generator) / (1.0 - p)
+
+
 @contextlib.contextmanager
 def hidden_dropout(model: TargetModel, p: float, generator: torch.Generator) -> Iterator[list[int]]:
     """Inverted dropout (keep with probability ``1 - p``, scale by ``1 / (1 - p)``) on the hidden
-    activity of ``model`` while it is in training mode, through forward hooks removed on exit.
-    Yields a one-element list counting the hooks' firings (0 after a training forward means
-    dropout never acted: ``train_model`` refuses to go on)."""
+    activity of ``model`` while it is in training mode, through forward hooks removed on exit
+    (and, for a model with its own training engine, ``model.dropout_masks``, which draws the
+    same masks from the same generator in the same order). Yields a one-element list counting
+    the masks drawn (0 after a training forward means dropout never acted: ``train_model``
+    refuses to go on)."""
     fired = [0]
     if p <= 0:
         yield fired
         return
     sites = dropout_sites(model)
+
+    def engine_masks(shape: tuple[int, ...]) -> torch.Tensor:
+        fired[0] += 1
+        return dropout_keep(shape, p, generator)
 
     def make_hook(index: int | None, time_dim: int | None) -> Callable:
         def hook(module: nn.Module, _args: tuple, output: Any) -> Any:
@@ -232,7 +243,7 @@ def hidden_dropout(model: TargetModel, p: float, generator: torch.Generator) -> 
             shape = list(act.shape)
             if time_dim is not None:
                 shape[time_dim] = 1  # the same mask at every time step
-            keep = torch.bernoulli(torch.full(shape, 1.0 - p), generator=generator).to(device=act.device, dtype=act.dtype) / (1.0 - p)
+            keep = dropout_keep(shape, p, generator).to(device=act.device, dtype=act.dtype)
             if index is None:
                 return act * keep
             out = list(output)
@@ -242,11 +253,16 @@ def hidden_dropout(model: TargetModel, p: float, generator: torch.Generator) -> 
         return hook
 
     handles = [module.register_forward_hook(make_hook(index, time_dim)) for module, index, time_dim in sites]
+    engine = hasattr(model, "dropout_masks")
+    if engine:
+        model.dropout_masks = engine_masks
     try:
         yield fired
     finally:
         for h in handles:
             h.remove()
+        if engine:
+            model.dropout_masks = None
 
 
 @contextlib.contextmanager
@@ -318,11 +334,7 @@ def train_model(
     vals: list[float] = []
     n, seen, start = len(train), 0, time.perf_counter()
     epochs = settings.epochs_for(n)  # at least settings.min_steps optimiser steps on small data
-    # snn-lava's sparse engine runs the blocks in its own kernels, where the dropout hooks do not
-    # see them: train on slayer's blocks then, evaluate on the engine of choice (under DP-SGD the
-    # engine forms the per-sample gradients itself: nmprivacy.dp)
-    own_engine = getattr(model, "engine", None)
-    train_engine = "slayer" if own_engine is not None and settings.dropout > 0 else None
+    own_engine = getattr(model, "engine", None)  # snn-lava: evaluation on the engine of choice (under DP-SGD the engine forms the per-sample gradients itself: nmprivacy.dp)
     run = None
     if settings.dp is not None:
         from nmprivacy.dp import dp_wrap, ghost_clippable
@@ -335,7 +347,7 @@ def train_model(
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # early stopping: (val acc, epoch, weights)
     dropout_gen = torch.Generator().manual_seed(use_seed + 4)
     try:
-        with hidden_dropout(model, settings.dropout, dropout_gen) as fired, _engine(model, train_engine):
+        with hidden_dropout(model, settings.dropout, dropout_gen) as fired:
             for epoch in range(epochs):
                 model.train()
                 if run is not None:

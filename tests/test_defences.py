@@ -105,7 +105,7 @@ def test_dp_training_records_the_accountants_epsilon(kind: str, digits: DatasetS
     from nmprivacy.training import train_model
 
     dp = DPSettings(noise_multiplier=1.2, max_grad_norm=0.5, accountant="rdp")
-    dropout = 0.2 if kind == "snn-lava" else 0.0  # DP-SGD and dropout together (snn-lava: on slayer's blocks)
+    dropout = 0.2 if kind == "snn-lava" else 0.0  # DP-SGD and dropout together (snn-lava: on its sparse engine)
     settings = TrainSettings(epochs=2, batch_size=10, lr=1e-2, grad_clip=1.0, max_train_samples=40, dp=dp, dropout=dropout)
     model, report = train_model(kind, digits, tiny_config(kind, digits), settings, seed=0, steps=4, progress=False)
     rec = report.dp
@@ -116,7 +116,7 @@ def test_dp_training_records_the_accountants_epsilon(kind: str, digits: DatasetS
     assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())  # a plain model again
     assert all(getattr(p, "grad_sample", None) is None for p in model.parameters())
     if kind == "snn-lava":
-        assert model.engine == report.engine == "sparse"  # trained on slayer's blocks, the fast engine given back
+        assert model.engine == report.engine == "sparse" and rec["per_sample_gradients"] == "engine"  # with dropout too
     json.dumps(to_jsonable(report), allow_nan=False)
 
 
@@ -186,6 +186,33 @@ def test_dropout_changes_training_and_is_recorded(digits: DatasetSplits) -> None
     assert not torch.equal(plain.fc1.weight, dropped.fc1.weight)
     assert report.defences["dropout"] == 0.3 and "hidden LIF spikes" in report.defences["dropout_on"]
     assert not any(m._forward_hooks for m in dropped.modules()) and not dropped.training
+
+
+def test_snn_lava_trains_with_dropout_on_its_sparse_engine(digits: DatasetSplits, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every training forward of snn-lava with dropout runs on the sparse engine with a mask source
+    (no fall-back to slayer's blocks), and dropout changes the trained weights."""
+    from nmprivacy.models import sparse_cuba
+    from nmprivacy.training import train_model
+
+    calls: list[tuple[bool, bool]] = []  # (had a mask source, ran on the engine)
+    run_stack = sparse_cuba.run_stack
+
+    def counted(*args, **kwargs):
+        result = run_stack(*args, **kwargs)
+        calls.append((kwargs.get("dropout") is not None, result is not None))
+        return result
+
+    monkeypatch.setattr(sparse_cuba, "run_stack", counted)
+    settings = TrainSettings(epochs=1, batch_size=20, lr=1e-2, max_train_samples=60)
+    cfg = tiny_config("snn-lava", digits)
+    plain, _ = train_model("snn-lava", digits, cfg, settings, seed=0, steps=4, progress=False)
+    calls.clear()
+    dropped, report = train_model("snn-lava", digits, cfg, replace(settings, dropout=0.3), seed=0, steps=4, progress=False)
+    training = [ran for masked, ran in calls if masked]
+    assert len(training) == 3 and all(training), calls  # 60 samples / batches of 20: 3 training forwards, all on the engine
+    assert report.engine == "sparse" and report.defences["dropout"] == 0.3
+    assert not torch.equal(plain.blocks[0].synapse.weight, dropped.blocks[0].synapse.weight)
+    assert dropped.dropout_masks is None and not any(m._forward_hooks for m in dropped.modules())
 
 
 def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_epoch(digits: DatasetSplits, monkeypatch: pytest.MonkeyPatch) -> None:

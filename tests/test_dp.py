@@ -380,12 +380,16 @@ def test_bad_schedules_are_one_line_errors() -> None:
     assert not any(m._forward_hooks for m in model.modules())  # nothing was left hooked
 
 
-def test_dp_on_the_sparse_engine_equals_slayers_blocks_and_cleans_up() -> None:
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_dp_on_the_sparse_engine_equals_slayers_blocks_and_cleans_up(dropout: float) -> None:
     """snn-lava's sparse training engine bypasses the synapse modules (no hook fires): under DP-SGD
     its backward forms each block's per-sample gradients itself and hands them to the wrapper.
     They equal those of slayer's blocks through Opacus's hooks (to fp32 rounding), also for a
-    weight at the 8-bit clamp; the wrapper leaves the model plain; a step without per-sample
-    gradients, or a second backward before the step with Poisson batches, is a one-line error."""
+    weight at the 8-bit clamp and with dropout (the same masks on both paths); the wrapper leaves
+    the model plain; a step without per-sample gradients, or a second backward before the step
+    with Poisson batches, is a one-line error."""
+    from nmprivacy.training import hidden_dropout
+
     grads = {}
     for engine in ("slayer", "sparse"):
         model = tiny("snn-lava")
@@ -401,7 +405,9 @@ def test_dp_on_the_sparse_engine_equals_slayers_blocks_and_cleans_up() -> None:
             sink = model.per_sample_sink
             model.per_sample_sink = lambda p, g: (handed.append(p), sink(p, g))
         run.optimizer.zero_grad(set_to_none=True)
-        membrane_cross_entropy(run.module(x), y).backward()
+        with hidden_dropout(model, dropout, torch.Generator().manual_seed(5)) as fired:
+            membrane_cross_entropy(run.module(x), y).backward()
+        assert fired[0] == (1 if dropout else 0)
         assert len(handed) == (2 if engine == "sparse" else 0)  # the engine ran, not slayer's blocks behind it
         grads[engine] = {n: p.grad_sample.clone() for n, p in model.named_parameters() if p.requires_grad}
         run.optimizer.step()

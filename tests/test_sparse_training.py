@@ -252,6 +252,10 @@ def test_train_cost_quick_json_schema(tmp_path: Path) -> None:
         assert 0 < rec["input_density"] < 0.5 and set(rec["loads"]) == {"0"}
     assert 0.005 < result["nmnist"]["input_density"] < 0.05  # real N-MNIST events are sparse
     assert result["gemm_peak_gflops"]["peak"] > 0 and result["loads"] == [0]
+    assert result["mnist"]["dropout"] == 0.0
+    assert train_cost.main(["--quick", "--networks", "mnist", "--dropout", "0.3", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())["mnist"]
+    assert rec["dropout"] == 0.3 and rec["ours_s_per_step"] > 0 and rec["slayer_s_per_step"] > 0
 
 
 def test_train_cost_is_registered_and_rejects_bad_options(tmp_path: Path) -> None:
@@ -259,7 +263,8 @@ def test_train_cost_is_registered_and_rejects_bad_options(tmp_path: Path) -> Non
     from nmprivacy.commands import bench
 
     assert bench.load_benchmark("train-cost") is train_cost
-    for argv, message in ((["--networks", "cifar"], "--networks 'cifar'"), (["--loads", "one"], "--loads 'one'"), (["--repeats", "0"], "--repeats 0")):
+    for argv, message in ((["--networks", "cifar"], "--networks 'cifar'"), (["--loads", "one"], "--loads 'one'"), (["--repeats", "0"], "--repeats 0"),
+                          (["--dropout", "1.5"], "--dropout 1.5")):
         with pytest.raises(NmprivacyError, match=message):
             train_cost.main([*argv, "--json", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
@@ -276,3 +281,64 @@ def test_device_is_a_command_line_option(tmp_path) -> None:
         for argv in (["train", "--dataset", "digits", "--model", "ann", "--out", str(tmp_path / "x")], ["audit", "--quick", "--out", str(tmp_path / "a")]):
             assert main([*argv, "--device", "cuda"]) == 2
             assert not (tmp_path / "x").exists() and not (tmp_path / "a").exists()
+
+
+def dropout_model(stack: str) -> SNNLava:
+    """A small snn-lava whose hidden spikes reach a narrow block (``narrow``), a wide block then a
+    narrow one (``wide``), or pass through learned axonal delays (``delays``)."""
+    torch.manual_seed(9)
+    if stack == "narrow":
+        cfg = SNNLavaConfig(SHAPE, CLASSES, hidden=40, weight_scale=3.0)
+    elif stack == "wide":
+        cfg = SNNLavaConfig(SHAPE, CLASSES, hidden=sparse_cuba.FUSE_WIDTH + 6, extra_hidden=(30,), weight_scale=3.0)
+    else:
+        cfg = SNNLavaConfig(SHAPE, CLASSES, hidden=12, extra_hidden=(8,), delay_layers=(0, 1), weight_scale=3.0)
+    model = SNNLava(cfg)
+    for blk in model.blocks:
+        if getattr(blk, "delay", None) is not None:
+            blk.delay.delay.data = torch.rand(blk.delay.delay.shape) * 4.0
+    return model.train()
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3])
+@pytest.mark.parametrize("stack", ["narrow", "wide", "delays"])
+def test_dropout_on_the_sparse_engine_equals_slayers_hooks(stack: str, p: float) -> None:
+    """Training with dropout: the sparse engine draws the masks slayer's hooks draw (same generator,
+    same order), and its voltages and weight (and delay) gradients are slayer's: bit for bit at
+    p = 0.5 (the scaled currents are exact), within fp32 summation order of the scaled currents
+    otherwise (a truncated current may differ by one unit of 1/4096)."""
+    from nmprivacy.training import hidden_dropout
+
+    model = dropout_model(stack)
+    x, labels = binary(12, 5, SHAPE, 0.3, seed=10), torch.arange(5) % CLASSES
+    params = [prm for prm in model.parameters() if prm.requires_grad]
+    runs = {}
+    for engine in ("slayer", "sparse"):
+        model.engine = engine
+        ran = []
+        run_stack = sparse_cuba.run_stack
+        sparse_cuba.run_stack = lambda *a, **k: ran.append(r := run_stack(*a, **k)) or r
+        try:
+            with hidden_dropout(model, p, torch.Generator().manual_seed(11)) as fired:
+                out = model(x)
+                loss_of(out, labels).backward()
+        finally:
+            sparse_cuba.run_stack = run_stack
+        assert fired[0] == len(model.blocks) - 1, f"{engine}: one mask per hidden block"
+        assert (engine == "sparse") == (len(ran) == 1 and ran[0] is not None), f"{engine}: which engine ran"
+        assert model.dropout_masks is None and not any(m._forward_hooks for m in model.modules())
+        runs[engine] = (out.detach(), [prm.grad.clone() for prm in params])
+        for prm in params:
+            prm.grad = None
+    (ref_out, ref_grads), (out, grads) = runs["slayer"], runs["sparse"]
+    with torch.no_grad():
+        model.engine = "slayer"
+        assert not torch.equal(model(x), ref_out), "the masks must change the output for the comparison to mean anything"
+    if p == 0.5:
+        assert torch.equal(out, ref_out)
+    else:
+        torch.testing.assert_close(out, ref_out, rtol=0, atol=1.0 / 4096)
+    tol = 1e-5 if p == 0.5 else 1e-4
+    for i, (ours, ref) in enumerate(zip(grads, ref_grads)):
+        assert float(ref.abs().sum()) > 0
+        torch.testing.assert_close(ours, ref, rtol=tol, atol=tol * float(ref.abs().max()) + 1e-12, msg=lambda m, i=i: f"parameter {i}: {m}")

@@ -58,7 +58,9 @@ weight gradients run in ``nmprivacy.models.sparse_cuba``, which gathers the weig
 inputs instead of slayer's dense GEMM and runs slayer's integer dynamics and its backward in
 compiled kernels: the same spikes and voltages bit for bit, the same gradients up to fp32
 summation order. Anything else (``engine = "slayer"``, a GPU, graded inputs, input gradients
-for attacks) runs slayer itself. The engine is not part of ``SNNLavaConfig``: it changes how,
+for attacks) runs slayer itself. Dropout in training (``dropout_masks``, set by
+``nmprivacy.training.hidden_dropout``) runs on the sparse engine too, with the masks slayer's
+blocks would get from the same generator. The engine is not part of ``SNNLavaConfig``: it changes how,
 not what, a model computes (like the thread count), so cached models keep their keys.
 """
 
@@ -201,6 +203,7 @@ class SNNLava(TargetModel):
                                      for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes))])
         self.engine = default_engine()
         self.per_sample_sink: Callable[[torch.Tensor, torch.Tensor], None] | None = None  # DP-SGD on the sparse engine (nmprivacy.dp)
+        self.dropout_masks: Callable[[tuple[int, ...]], torch.Tensor] | None = None  # dropout on the sparse engine (nmprivacy.training)
 
     @property
     def engine(self) -> str:
@@ -242,7 +245,8 @@ class SNNLava(TargetModel):
         if self._engine == "sparse":
             from nmprivacy.models.sparse_cuba import run_stack
 
-            result = run_stack(self.blocks, x, per_sample=self.per_sample_sink if self.training else None)
+            training = self.training
+            result = run_stack(self.blocks, x, per_sample=self.per_sample_sink if training else None, dropout=self.dropout_masks if training else None)
             if result is not None:
                 return result[0]
         return self._slayer_run(x)[1]

@@ -18,6 +18,11 @@ loops and temporaries. This path computes the same thing from the spikes themsel
   where the GEMM costs rows x hidden x 10); the gradient reaching a hidden block,
   ``dL/dz_next @ W_next``, is computed inside its backward kernel when the next block is narrow
   (``FUSE_WIDTH``), else by one GEMM;
+- dropout (training): a hidden block's delayed spikes times a per-sample keep mask (0 or
+  1 / (1 - p), drawn as slayer's forward hook draws it, ``DropoutMasks``) make the next block's
+  input a float plane, so that block runs its GEMM paths, and the gradient reaching the hidden
+  block is ``(dL/dz_next @ W_next) * mask`` (no fused kernel); for p = 0.5 the scaled currents
+  are exact, for other p they equal slayer's conv3d up to fp32 summation order;
 - dense inputs: above ``DENSE_FORWARD`` input density a block's currents come from one fp32 GEMM
   (exact: binary inputs times multiples of 2/64), and above ``DENSE_BACKWARD`` its weight gradient
   is ``dL/dz^T @ x`` (a GEMM is cheaper per operation than the gather and the scatter; measured
@@ -656,13 +661,16 @@ def weight_gradient(grad: np.ndarray, transposed: bool, w: np.ndarray, unit: flo
 
 @dataclass
 class LayerInput:
-    """A block's binary input: its active lists and, when a dense GEMM is used, the 0/1 plane
-    ``[R, N]`` with the delay applied (built on first use)."""
+    """A block's input: its active lists and, when a dense GEMM is used, the 0/1 plane ``[R, N]``
+    with the delay applied (built on first use). With ``keep`` (dropout on the block below: the
+    per-sample mask ``[B, N]``, 0 or 1 / (1 - p)), ``plane`` is the lists' plane times the mask and
+    the block runs its GEMM paths (its input is no longer binary)."""
 
     lists: ActiveLists
     width: int  # N
     plane: np.ndarray | None = None
     samples: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    keep: np.ndarray | None = None
 
     @property
     def density(self) -> float:
@@ -670,7 +678,8 @@ class LayerInput:
         return self.lists.count / max(1, rows * self.width)
 
     def dense(self) -> np.ndarray:
-        """The input as a float32 0/1 plane ``[R, N]`` (row r holds source row ``r - shift``)."""
+        """The input as a float32 plane ``[R, N]`` (row r holds source row ``r - shift``): 0/1, or
+        times ``keep`` when the lists were given with a dropout mask (``dropped``)."""
         if self.plane is None:
             rows = len(self.lists.offsets) - 1
             out = np.zeros((rows, self.width), np.float32)
@@ -679,6 +688,14 @@ class LayerInput:
             out.reshape(-1)[src[keep] * self.width + self.lists.idx[keep]] = 1.0
             self.plane = out
         return self.plane
+
+    @classmethod
+    def dropped(cls, lists: ActiveLists, width: int, keep: np.ndarray, batch: int) -> LayerInput:
+        """The input of a block whose source neurons pass through dropout: the spikes of ``lists``
+        times the per-sample ``keep`` ``[B, N]`` (held over time, as slayer's hook multiplies them)."""
+        plane = cls(lists, width).dense()
+        plane.reshape(-1, batch, width)[:] *= keep[None]
+        return cls(lists, width, plane, keep=keep)
 
     def sample_lists(self, steps: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per sample, the inputs active at any step and their steps (``_sample_lists``), built on first use."""
@@ -709,9 +726,9 @@ def _forward_layer(inp: LayerInput, w8: np.ndarray, layer: CubaLayer, steps: int
     """Pre-reset voltages ``[R, H]`` of one block (``w8`` its quantised weights, int8 ``[N, H]``);
     the currents are gathered, or a GEMM above ``DENSE_FORWARD`` input density."""
     rows, width = steps * batch, w8.shape[1]
-    dense = inp.density > DENSE_FORWARD
+    dense = inp.keep is not None or inp.density > DENSE_FORWARD
     cur = _EMPTY
-    if dense:  # exact: binary inputs times multiples of unit
+    if dense:  # exact for binary inputs (multiples of unit); a dropout-scaled input: fp32 as slayer's conv
         cur = torch.mm(torch.from_numpy(inp.dense()), quantised_float(w8, layer.unit).t()).numpy()
     v = np.empty((rows, width), np.float32)
     lists = inp.lists
@@ -733,7 +750,7 @@ def _backward_layer(upstream: Upstream, v: np.ndarray, inp: LayerInput, layer: C
     ``DENSE_BACKWARD`` density, then slayer's quantiser's backward."""
     want_w = w is not None
     rows, width = steps * batch, v.shape[1]
-    dense = want_w and inp.density > DENSE_BACKWARD
+    dense = want_w and (inp.keep is not None or inp.density > DENSE_BACKWARD)
     scatter = want_w and not dense
     write_gz = want_gz or dense
     gwt = np.zeros((inp.width, width), np.float32) if scatter else _EMPTY
@@ -772,7 +789,12 @@ class _SparseCuba(torch.autograd.Function):
             v = _forward_layer(inputs[-1], w8[li], layer, plan.steps, plan.batch)
             planes.append(v)
             if li + 1 < len(plan.layers):
-                inputs.append(LayerInput(spike_lists(v, layer, plan.batch), v.shape[1]))
+                lists = spike_lists(v, layer, plan.batch)
+                if plan.dropout is None:
+                    inputs.append(LayerInput(lists, v.shape[1]))
+                else:  # the mask slayer's hook would draw for this block ([B, H, 1]: held over time)
+                    keep = plan.dropout((plan.batch, v.shape[1], 1)).detach().to(torch.float32).reshape(plan.batch, -1).contiguous().numpy()
+                    inputs.append(LayerInput.dropped(lists, v.shape[1], keep, plan.batch))
         ctx.plan, ctx.inputs, ctx.planes, ctx.w8 = plan, inputs, planes, w8
         ctx.save_for_backward(*params)  # autograd checks they are not changed in place before the backward
         plan.hidden = [inp.lists for inp in inputs[1:]]
@@ -806,11 +828,18 @@ class _SparseCuba(torch.autograd.Function):
             if below:  # dL/d(delayed spikes of the block below) = dL/dz @ Wq, fused into its kernel for a narrow block
                 wn = quantised_float(ctx.w8[li], plan.layers[li].unit)
                 lower = plan.layers[li - 1]
+                keep = ctx.inputs[li].keep  # dropout on the block below: its spikes' gradient times the mask
                 if lower.delays is not None:  # slayer's Delay backward: the delay's gradient, and the plane moved back per neuron
                     up = torch.mm(torch.from_numpy(gz), wn).numpy()
-                    if wants_delay[li - 1]:
+                    if wants_delay[li - 1]:  # (a masked plane: the mask is constant over time, so this is sum dL/dO' * mask * dO)
                         grads[delay_slot[li - 1]] = delay_gradient(up, ctx.inputs[li].dense(), plan.batch, lower.delay_grad_scale)
+                    if keep is not None:
+                        up.reshape(-1, plan.batch, keep.shape[1])[:] *= keep[None]
                     upstream = Upstream(PLANE, per_neuron_shift(up, -lower.delays, plan.batch), _EMPTY, _EMPTY)
+                elif keep is not None:
+                    up = torch.mm(torch.from_numpy(gz), wn).numpy()
+                    up.reshape(-1, plan.batch, keep.shape[1])[:] *= keep[None]
+                    upstream = Upstream(PLANE, up, _EMPTY, _EMPTY)
                 elif wn.shape[0] <= FUSE_WIDTH:
                     upstream = Upstream(FUSED, _EMPTY, gz, wn.numpy())
                 else:
@@ -837,6 +866,7 @@ class _NotExact(Exception):
 
 
 PerSampleSink = Callable[[torch.Tensor, torch.Tensor], None]  # (weight Parameter, its per-sample gradients [B, *shape])
+DropoutMasks = Callable[[tuple[int, ...]], torch.Tensor]  # shape [B, H, 1] -> keep mask (0 or 1 / (1 - p)), as slayer's hook draws it
 
 
 def per_sample_gradient(gz: np.ndarray, inp: LayerInput, layer: CubaLayer, w: np.ndarray, steps: int, batch: int) -> torch.Tensor:
@@ -862,6 +892,7 @@ class StackPlan:
     hidden: list[ActiveLists] | None = None  # filled by the forward: each hidden block's spikes (delayed)
     per_sample: PerSampleSink | None = None  # DP-SGD: receives each block's per-sample weight gradients instead of autograd
     params: list[torch.Tensor] | None = None  # the blocks' weight Parameters (for ``per_sample``)
+    dropout: DropoutMasks | None = None  # training with dropout: draws each hidden block's mask, in block order
 
     @property
     def delayed(self) -> list[int]:
@@ -870,14 +901,16 @@ class StackPlan:
 
 
 def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: bool = False,
-              per_sample: PerSampleSink | None = None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+              per_sample: PerSampleSink | None = None, dropout: DropoutMasks | None = None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """Output voltage ``[T, B, C]`` (float units, pre-reset) of slayer Dense ``blocks`` (hidden
     blocks then a read-out block, as ``SNNLava``) for binary spikes ``x`` ``[T, B, ...]``, with
     weight gradients through autograd; and, if ``want_hidden``, each hidden block's delayed spikes
     ``[T, B, H]`` (no gradient). None when this path cannot run it exactly (input not binary or
     not on the CPU, input gradients wanted, or a block the kernels do not describe): the caller
     uses slayer. ``per_sample`` (DP-SGD): the backward hands each block's per-sample weight
-    gradients (``per_sample_gradient``) to it instead of accumulating the weights' ``.grad``."""
+    gradients (``per_sample_gradient``) to it instead of accumulating the weights' ``.grad``.
+    ``dropout`` (training): called once per hidden block, in order, for its keep mask ``[B, H, 1]``;
+    the block's delayed spikes are multiplied by it before the next block (``LayerInput.dropped``)."""
     if per_sample is not None and any(blk.delay is not None for blk in blocks if hasattr(blk, "delay")):
         return None  # learned delays have no per-sample gradient here (slayer's path then refuses them)
     if x.device.type != "cpu" or x.requires_grad or x.dim() < 3 or not blocks:
@@ -897,7 +930,8 @@ def run_stack(blocks: Sequence[torch.nn.Module], x: torch.Tensor, want_hidden: b
             blk.neuron.shape = torch.Size([blk.synapse.weight.shape[0]])
             blk.neuron.num_neurons = int(blk.synapse.weight.shape[0])
     weights = [blk.synapse.weight for blk in blocks]
-    plan = StackPlan(layers, LayerInput(lists, x2d.shape[1], x2d.numpy()), steps, batch, per_sample=per_sample, params=weights)  # type: ignore[arg-type]
+    plan = StackPlan(layers, LayerInput(lists, x2d.shape[1], x2d.numpy()), steps, batch, per_sample=per_sample, params=weights,  # type: ignore[arg-type]
+                     dropout=dropout)
     delays = [blocks[i].delay.delay for i in plan.delayed]
     try:
         out = _SparseCuba.apply(plan, *weights, *delays)
