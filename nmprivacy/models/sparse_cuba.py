@@ -659,6 +659,12 @@ def weight_gradient(grad: np.ndarray, transposed: bool, w: np.ndarray, unit: flo
     return torch.from_numpy(out)
 
 
+def times_mask(plane: np.ndarray, keep: np.ndarray, batch: int) -> np.ndarray:
+    """``plane`` ``[R, N]`` (rows ``t * B + b``) multiplied in place by the per-sample ``keep`` ``[B, N]``; returns it."""
+    plane.reshape(-1, batch, keep.shape[1])[:] *= keep[None]
+    return plane
+
+
 @dataclass
 class LayerInput:
     """A block's input: its active lists and, when a dense GEMM is used, the 0/1 plane ``[R, N]``
@@ -693,9 +699,7 @@ class LayerInput:
     def dropped(cls, lists: ActiveLists, width: int, keep: np.ndarray, batch: int) -> LayerInput:
         """The input of a block whose source neurons pass through dropout: the spikes of ``lists``
         times the per-sample ``keep`` ``[B, N]`` (held over time, as slayer's hook multiplies them)."""
-        plane = cls(lists, width).dense()
-        plane.reshape(-1, batch, width)[:] *= keep[None]
-        return cls(lists, width, plane, keep=keep)
+        return cls(lists, width, times_mask(cls(lists, width).dense(), keep, batch), keep=keep)
 
     def sample_lists(self, steps: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per sample, the inputs active at any step and their steps (``_sample_lists``), built on first use."""
@@ -829,16 +833,14 @@ class _SparseCuba(torch.autograd.Function):
                 wn = quantised_float(ctx.w8[li], plan.layers[li].unit)
                 lower = plan.layers[li - 1]
                 keep = ctx.inputs[li].keep  # dropout on the block below: its spikes' gradient times the mask
-                if lower.delays is not None:  # slayer's Delay backward: the delay's gradient, and the plane moved back per neuron
+                if lower.delays is not None or keep is not None:
                     up = torch.mm(torch.from_numpy(gz), wn).numpy()
-                    if wants_delay[li - 1]:  # (a masked plane: the mask is constant over time, so this is sum dL/dO' * mask * dO)
+                    if lower.delays is not None and wants_delay[li - 1]:  # slayer's Delay backward (a masked plane: the mask is constant over time)
                         grads[delay_slot[li - 1]] = delay_gradient(up, ctx.inputs[li].dense(), plan.batch, lower.delay_grad_scale)
                     if keep is not None:
-                        up.reshape(-1, plan.batch, keep.shape[1])[:] *= keep[None]
-                    upstream = Upstream(PLANE, per_neuron_shift(up, -lower.delays, plan.batch), _EMPTY, _EMPTY)
-                elif keep is not None:
-                    up = torch.mm(torch.from_numpy(gz), wn).numpy()
-                    up.reshape(-1, plan.batch, keep.shape[1])[:] *= keep[None]
+                        times_mask(up, keep, plan.batch)
+                    if lower.delays is not None:  # the plane moved back per neuron
+                        up = per_neuron_shift(up, -lower.delays, plan.batch)
                     upstream = Upstream(PLANE, up, _EMPTY, _EMPTY)
                 elif wn.shape[0] <= FUSE_WIDTH:
                     upstream = Upstream(FUSED, _EMPTY, gz, wn.numpy())
