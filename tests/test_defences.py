@@ -270,7 +270,7 @@ def test_cli_train_records_epsilon(tmp_path: Path) -> None:
     assert dp["epsilon"] == pytest.approx(epsilon_for(dp["noise_multiplier"], 1.0, 1, 1 / 100, "rdp"), rel=1e-12)
 
     # the checkpoint and its NetX export declare the privacy spent; a loaded target's report says so, marked as declared
-    from nmprivacy.report import model_defence_lines
+    from nmprivacy.defence_text import model_defence_lines
     from nmprivacy.targets import load_target
 
     assert main(["export", "--model", str(out), "--out", str(tmp_path / "ck.net")]) == 0

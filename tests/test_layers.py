@@ -85,3 +85,55 @@ def test_the_checker_sees_a_wrong_import(tmp_path, monkeypatch):
     bad.write_text("def f():\n    from hw_export.lava_run import run_lava\n")
     (line, target, at_top), = imports(bad)
     assert target == "hw_export.lava_run" and not at_top and RANK[layer_of(target)] > RANK["core"]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (every import, lazy ones too), for nmprivacy and hw_export."""
+    graph = {}
+    for folder in ("nmprivacy", "hw_export"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            graph[module_name(path)] = {target for _, target, _ in imports(path)}
+    return {m: {t for t in targets if t in graph and t != m} for m, targets in graph.items()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph``: its strongly connected components of more than one module (sorted)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        order[v] = low[v] = len(order)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in order:
+            visit(v)
+    return sorted(found)
+
+
+def test_no_import_circles():
+    """No two project modules need each other, not even through a lazy import (a circle makes the
+    layers meaningless: report.py and mia/report.py had one, now both read nmprivacy.defence_text)."""
+    assert circles(import_graph()) == []
+
+
+def test_the_circle_checker_finds_a_circle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert circles(graph) == [["a", "b", "c"]]

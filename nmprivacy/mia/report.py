@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from nmprivacy.membership.protocol import Pooled
-from nmprivacy.report import model_defence_lines
+from nmprivacy.defence_text import model_defence_lines
 from nmprivacy.runinfo import atomic_path
 from nmprivacy.text import percent
 
