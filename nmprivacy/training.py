@@ -265,20 +265,6 @@ def hidden_dropout(model: TargetModel, p: float, generator: torch.Generator) -> 
             model.dropout_masks = None
 
 
-@contextlib.contextmanager
-def _engine(model: nn.Module, name: str | None) -> Iterator[None]:
-    """``model.engine`` (snn-lava) set to ``name`` inside the block (nothing when either is None)."""
-    before = getattr(model, "engine", None)
-    if name is None or before is None or before == name:
-        yield
-        return
-    model.engine = name
-    try:
-        yield
-    finally:
-        model.engine = before
-
-
 def dp_record(record: dict[str, Any], n_train: int, epochs: int) -> dict[str, Any]:
     """``DPTraining.record()`` as JSON can hold it: an infinite epsilon (no noise) becomes None
     with a note; plus the training samples, the epochs run and the mechanism."""
@@ -334,7 +320,6 @@ def train_model(
     vals: list[float] = []
     n, seen, start = len(train), 0, time.perf_counter()
     epochs = settings.epochs_for(n)  # at least settings.min_steps optimiser steps on small data
-    own_engine = getattr(model, "engine", None)  # snn-lava: evaluation on the engine of choice (under DP-SGD the engine forms the per-sample gradients itself: nmprivacy.dp)
     run = None
     if settings.dp is not None:
         from nmprivacy.dp import dp_wrap, ghost_clippable
@@ -383,8 +368,7 @@ def train_model(
                                     samples_s=f"{seen / (time.perf_counter() - start):.0f}")
                 losses.append(total_loss / epoch_seen if epoch_seen else math.nan)
                 accs.append(total_correct / epoch_seen if epoch_seen else math.nan)
-                with _engine(model, own_engine):  # inference is unchanged by the defences: the fast engine
-                    vals.append(evaluate_accuracy(model, splits.test, t_steps, seed=use_seed + 2))
+                vals.append(evaluate_accuracy(model, splits.test, t_steps, seed=use_seed + 2))
                 if progress:
                     tqdm.write(f"{kind} epoch {epoch + 1}: loss {losses[-1]:.4f}, train acc {accs[-1]:.4f}, val acc {vals[-1]:.4f}")
                 if settings.early_stopping is not None:

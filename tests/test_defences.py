@@ -153,27 +153,27 @@ def test_weight_decay_is_adamw_and_shrinks_the_weights(digits: DatasetSplits) ->
 
 @pytest.mark.parametrize("kind", DP_KINDS)
 def test_dropout_acts_in_training_only(kind: str, digits: DatasetSplits) -> None:
-    """The hooks drop hidden activity in training mode, never in eval mode, and are gone after training."""
+    """Dropout (hooks; snn-lava: its sparse engine's masks) drops hidden activity in training mode,
+    never in eval mode, and is gone after training."""
     from nmprivacy.models import build
-    from nmprivacy.training import _engine, hidden_dropout, model_input
+    from nmprivacy.training import hidden_dropout, model_input
 
     torch.manual_seed(0)
     model = build(kind, tiny_config(kind, digits))
     gen = torch.Generator().manual_seed(0)
     x = model_input(model, digits.train.x[:6], 4, gen)
-    with _engine(model, "slayer"):
-        model.eval()
-        with torch.no_grad():
-            plain = model(x)
-            with hidden_dropout(model, 0.5, torch.Generator().manual_seed(1)) as fired:
-                assert torch.equal(model(x), plain) and fired[0] == 0  # eval: unchanged
-                model.train()
-                dropped = model(x)
-                assert fired[0] >= 1 and not torch.equal(dropped, plain)
-        assert not any(m._forward_hooks for m in model.modules())
-        model.train()
-        with torch.no_grad():
-            assert torch.equal(model(x), plain)  # hooks removed: training mode computes as before
+    model.eval()
+    with torch.no_grad():
+        plain = model(x)
+        with hidden_dropout(model, 0.5, torch.Generator().manual_seed(1)) as fired:
+            assert torch.equal(model(x), plain) and fired[0] == 0  # eval: unchanged
+            model.train()
+            dropped = model(x)
+            assert fired[0] >= 1 and not torch.equal(dropped, plain)
+    assert not any(m._forward_hooks for m in model.modules()) and getattr(model, "dropout_masks", None) is None
+    model.train()
+    with torch.no_grad():
+        assert torch.equal(model(x), plain)  # hooks removed: training mode computes as before
 
 
 def test_dropout_changes_training_and_is_recorded(digits: DatasetSplits) -> None:
