@@ -302,7 +302,7 @@ def dropout_model(stack: str) -> SNNLava:
 
 @pytest.mark.parametrize("p", [0.5, 0.3])
 @pytest.mark.parametrize("stack", ["narrow", "wide", "delays"])
-def test_dropout_on_the_sparse_engine_equals_slayers_hooks(stack: str, p: float) -> None:
+def test_dropout_on_the_sparse_engine_equals_slayers_hooks(stack: str, p: float, monkeypatch: pytest.MonkeyPatch) -> None:
     """Training with dropout: the sparse engine draws the masks slayer's hooks draw (same generator,
     same order), and its voltages and weight (and delay) gradients are slayer's: bit for bit at
     p = 0.5 (the scaled currents are exact), within fp32 summation order of the scaled currents
@@ -312,18 +312,15 @@ def test_dropout_on_the_sparse_engine_equals_slayers_hooks(stack: str, p: float)
     model = dropout_model(stack)
     x, labels = binary(12, 5, SHAPE, 0.3, seed=10), torch.arange(5) % CLASSES
     params = [prm for prm in model.parameters() if prm.requires_grad]
+    run_stack = sparse_cuba.run_stack
     runs = {}
     for engine in ("slayer", "sparse"):
         model.engine = engine
         ran = []
-        run_stack = sparse_cuba.run_stack
-        sparse_cuba.run_stack = lambda *a, **k: ran.append(r := run_stack(*a, **k)) or r
-        try:
-            with hidden_dropout(model, p, torch.Generator().manual_seed(11)) as fired:
-                out = model(x)
-                loss_of(out, labels).backward()
-        finally:
-            sparse_cuba.run_stack = run_stack
+        monkeypatch.setattr(sparse_cuba, "run_stack", lambda *a, run_stack=run_stack, **k: ran.append(r := run_stack(*a, **k)) or r)
+        with hidden_dropout(model, p, torch.Generator().manual_seed(11)) as fired:
+            out = model(x)
+            loss_of(out, labels).backward()
         assert fired[0] == len(model.blocks) - 1, f"{engine}: one mask per hidden block"
         assert (engine == "sparse") == (len(ran) == 1 and ran[0] is not None), f"{engine}: which engine ran"
         assert model.dropout_masks is None and not any(m._forward_hooks for m in model.modules())
