@@ -10,6 +10,11 @@ audit's folder stays under ``<out>/runs/`` (reruns reuse finished ones).
 
     python -m benchmarks.auto_vs_fixed --out runs/auto --network snn-lava@digits-28 \\
         --zoo runs/zoo/zoo.json --split choose --seeds 3 --evaluators 3
+
+``--studies DIR`` (repeatable) runs nothing: it tabulates the finished cells of ``nmprivacy study``
+folders that ran ``bl-auto``, each cell a network (the cell's trained target), with the fixed rows
+taken from ``bl-auto``'s members scored alone (its ``parts``: each member is bit for bit the fixed
+attack it wraps, so these are the fixed variants' rows on the same seeds and evaluators).
 """
 
 from __future__ import annotations
@@ -124,6 +129,51 @@ def summary(net: Network, fixed: dict[str, dict], auto: dict) -> dict:
     return row
 
 
+def cell_name(settings: dict[str, Any]) -> str:
+    """A study cell's settings as a short network name (``target seed=1 snn_train.dp={'epsilon': 8}``)."""
+    skip = ("references", "variant", "ann_baseline")
+    return " ".join(f"{k}={v}" if k != "target" else str(v) for k, v in settings.items() if k not in skip) or "base"
+
+
+def study_rows(folders: list[Path]) -> list[dict]:
+    """One ``summary``-shaped row per finished study cell that ran ``bl-auto`` with its members' ``parts``:
+    the fixed rows are the members that are fixed variants (``bl-v2:adaptive`` is not one). A target two
+    cells share (the same cached checkpoint, e.g. a baseline cell in two studies) counts once."""
+    rows = []
+    seen: set[str] = set()
+    for folder in folders:
+        for res_file in sorted(Path(folder).glob("cells/*/results.json")):
+            res = json.loads(res_file.read_text())
+            auto = res.get("attacks", {}).get("bl-auto")
+            if not auto or not auto.get("parts"):
+                continue
+            checkpoint = str(res["models"]["target"].get("checkpoint") or res_file)
+            if checkpoint in seen:
+                continue
+            seen.add(checkpoint)
+            cell = json.loads((res_file.parent / "cell.json").read_text())
+            fixed = {name.replace(":", "/"): {m: (p[m], p.get(f"{m}_std", 0.0)) for m in METRICS}
+                     for name, p in auto["parts"].items() if name.split(":")[1] in VARIANTS}
+            row: dict[str, Any] = {"network": f"{res['dataset']} {cell_name(cell.get('settings', {}))}", "target": "study cell " + cell.get("key", "?"),
+                                   "dataset": res["dataset"], "split": "own", "target_acc": res["models"]["target"].get("val_acc"),
+                                   "fixed": fixed, "auto": {m: (auto[m], auto.get(f"{m}_std", 0.0)) for m in METRICS}, "best": {}, "headline": {},
+                                   "auto_degenerate": auto.get("diagnostics", {}).get("degenerate", {}), "auto_winners": auto.get("winners"),
+                                   "auto_seconds": auto.get("seconds")}
+            plan = {k: res["attacks"][k] for k in ("bl-v1", "bl-v2") if k in res["attacks"]}
+            for m in METRICS:
+                name, (mean, std) = max(((k, v[m]) for k, v in fixed.items()), key=lambda kv: kv[1][0])
+                row["best"][m] = {"row": name, "mean": mean, "std": std}
+                row[f"auto_ge_best_{m}"] = row["auto"][m][0] >= mean - 1e-9
+                candidates = {k: a[m] for k, a in plan.items()} | {"bl-auto": auto[m]} | {f"bl-auto/{k}": p[m] for k, p in auto["parts"].items()}
+                head, value = max(candidates.items(), key=lambda kv: kv[1])
+                row["headline"][m] = {"attack": head, "mean": value}
+                row[f"headline_ge_best_{m}"] = value >= mean - 1e-9
+            v2 = res["attacks"].get("bl-v2", {})
+            row["seconds_bl_v2_default"] = v2.get("seconds_per_iteration", math.nan) * v2.get("iterations", math.nan)
+            rows.append(row)
+    return rows
+
+
 def pct(mean: float, std: float) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
@@ -144,10 +194,18 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def totals(rows: list[dict]) -> str:
+    """How many rows have bl-auto (and the audit headline) at or above the best fixed row, per metric."""
+    n = len(rows)
+    parts = [f"{sum(r[f'{who}_ge_best_{m}'] for r in rows)}/{n} {label} {m}" for who, label in (("auto", "bl-auto >= best fixed"), ("headline", "headline >= best fixed")) for m in METRICS]
+    return "\n" + "; ".join(parts) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and write ``auto-vs-fixed.json`` / ``.md``."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.auto_vs_fixed", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
+    p.add_argument("--studies", action="append", default=[], metavar="DIR", help="tabulate the finished cells of these study folders (runs nothing)")
     p.add_argument("--network", action="append", default=[], help="TARGET@DATASET[?opt=v&...] (repeatable)")
     p.add_argument("--zoo", default=None, help="a benchmarks.foreign_zoo zoo.json")
     p.add_argument("--split", default=None, help="only the zoo members of this split (choose, report)")
@@ -165,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         nets = [n for n in nets if n.name in args.only]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.studies:
+        rows = study_rows([Path(d) for d in args.studies])
+        (out / "auto-vs-fixed.json").write_text(json.dumps(rows, indent=1))
+        (out / "auto-vs-fixed.md").write_text(markdown(rows) + totals(rows))
+        print(markdown(rows) + totals(rows), flush=True)
+        return 0
     rows = []
     for net in nets:
         print(f"== {net.name} ({net.target} on {net.dataset})", flush=True)

@@ -204,6 +204,34 @@ def test_auto_vs_fixed_headline_is_the_audits_worst_case_over_its_default_plan()
     assert row["headline"]["attack_acc"] == {"attack": "bl-auto/bl-v1:paper", "mean": 0.9} and row["headline_ge_best_attack_acc"]
 
 
+def test_auto_vs_fixed_tabulates_study_cells_from_bl_autos_members(tmp_path: Path) -> None:
+    """``benchmarks.auto_vs_fixed --studies``: each finished cell with bl-auto's ``parts`` is a network whose
+    fixed rows are the members that are fixed variants (not ``bl-v2:adaptive``); a target shared by two cells counts once."""
+    import json
+
+    from benchmarks.auto_vs_fixed import main, study_rows
+
+    def cell(study: str, key: str, checkpoint: str, auto: float, parts: dict[str, float]) -> None:
+        folder = tmp_path / study / "cells" / f"cell-{key}"
+        folder.mkdir(parents=True)
+        (folder / "cell.json").write_text(json.dumps({"key": key, "settings": {"seed": 1, "target": "snn-lava", "references": 4}}))
+        score = lambda v: {"attack_acc": v, "daa": v, "attack_acc_std": 0.0, "daa_std": 0.0}  # noqa: E731
+        attacks = {"bl-v1": score(0.5), "bl-v2": {**score(0.4), "seconds_per_iteration": 0.1, "iterations": 10},
+                   "bl-auto": {**score(auto), "seconds": 5.0, "parts": {k: score(v) for k, v in parts.items()}}}
+        (folder / "results.json").write_text(json.dumps({"dataset": "digits", "models": {"target": {"val_acc": 0.9, "checkpoint": checkpoint}}, "attacks": attacks}))
+
+    cell("a", "k1", "ck1", 0.6, {"bl-v1:default": 0.5, "bl-v2:paper": 0.7, "bl-v2:adaptive": 0.9})
+    cell("b", "k2", "ck1", 0.6, {"bl-v1:default": 0.5})  # the same target in another study
+    cell("b", "k3", "ck2", 0.8, {"bl-v1:default": 0.5, "bl-v2:adaptive": 0.9})
+    rows = study_rows([tmp_path / "a", tmp_path / "b"])
+    assert [r["target"] for r in rows] == ["study cell k1", "study cell k3"]
+    assert rows[0]["best"]["attack_acc"]["row"] == "bl-v2/paper" and not rows[0]["auto_ge_best_attack_acc"]  # adaptive is no fixed row
+    assert rows[0]["headline"]["attack_acc"] == {"attack": "bl-auto/bl-v2:adaptive", "mean": 0.9} and rows[0]["headline_ge_best_attack_acc"]
+    assert rows[1]["auto_ge_best_attack_acc"] and rows[0]["network"] == "digits seed=1 snn-lava"
+    assert main(["--out", str(tmp_path / "out"), "--studies", str(tmp_path / "a"), "--studies", str(tmp_path / "b")]) == 0
+    assert "1/2 bl-auto >= best fixed attack_acc" in (tmp_path / "out" / "auto-vs-fixed.md").read_text()
+
+
 def test_the_headline_carries_a_caution_when_most_of_its_classes_are_degenerate() -> None:
     from nmprivacy.report import degenerate_caution
 
