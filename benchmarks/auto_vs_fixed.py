@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     nets = [parse_network(n) for n in args.network] + (zoo_networks(Path(args.zoo), args.split) if args.zoo else [])
     if args.only:
         nets = [n for n in nets if n.name in args.only]
+    for d in args.studies:
+        if not list(Path(d).glob("cells/*/results.json")):
+            raise SystemExit(f"--studies {d}: no finished study cell in it (cells/*/results.json): give the --out folder of `nmprivacy study`")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.studies:

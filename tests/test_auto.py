@@ -230,6 +230,9 @@ def test_auto_vs_fixed_tabulates_study_cells_from_bl_autos_members(tmp_path: Pat
     assert rows[1]["auto_ge_best_attack_acc"] and rows[0]["network"] == "digits seed=1 snn-lava"
     assert main(["--out", str(tmp_path / "out"), "--studies", str(tmp_path / "a"), "--studies", str(tmp_path / "b")]) == 0
     assert "1/2 bl-auto >= best fixed attack_acc" in (tmp_path / "out" / "auto-vs-fixed.md").read_text()
+    with pytest.raises(SystemExit, match="no finished study cell"):
+        main(["--out", str(tmp_path / "out2"), "--studies", str(tmp_path / "nothing")])
+    assert not (tmp_path / "out2").exists()
 
 
 def test_the_headline_carries_a_caution_when_most_of_its_classes_are_degenerate() -> None:
