@@ -423,3 +423,15 @@ def test_a_running_cells_log_shows_its_lines_as_they_are_written(tmp_path: Path,
 def cell_seed_of(spec, cell) -> int:
     from nmprivacy.study.spec import cell_seed
     return cell_seed(spec, cell.settings)
+
+
+@pytest.mark.parametrize("spec_file", sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_study_spec_expands_into_cells(spec_file: Path) -> None:
+    """Each ``studies/*.yaml`` loads and every grid's settings resolve against its preset, so a misspelt
+    setting or level fails here, not hours into a run (cells shared by grids, e.g. a baseline level, share a key)."""
+    from nmprivacy.study.spec import load_spec
+
+    spec = build_spec(load_spec(spec_file))
+    cells = expand(spec)
+    assert {grid.name for grid, _ in cells} == {grid.name for grid in spec.grids}
+    assert all(len(cell.key) == 12 for _, cell in cells)
