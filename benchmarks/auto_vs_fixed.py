@@ -99,6 +99,18 @@ def run(net: Network, variant: str, attacks: tuple[str, ...], out: Path, seeds: 
     return run_audit(config)
 
 
+def judge(row: dict[str, Any], plan: dict[str, dict]) -> None:
+    """Fill ``row`` per metric: its best fixed row (``row["fixed"]``, chosen with the evaluators), whether
+    bl-auto reaches it, and the audit headline, the worst case over ``plan`` (attack name -> its scores)."""
+    for m in METRICS:
+        name, (mean, std) = max(((k, v[m]) for k, v in row["fixed"].items()), key=lambda kv: kv[1][0])
+        row["best"][m] = {"row": name, "mean": mean, "std": std}
+        row[f"auto_ge_best_{m}"] = row["auto"][m][0] >= mean - 1e-9
+        head, value = max(((k, v[m]) for k, v in plan.items()), key=lambda kv: kv[1])
+        row["headline"][m] = {"attack": head, "mean": value}
+        row[f"headline_ge_best_{m}"] = value >= mean - 1e-9
+
+
 def summary(net: Network, fixed: dict[str, dict], auto: dict) -> dict:
     """Per metric: every fixed (attack, variant) mean ± std, the best of them, and bl-auto's."""
     row: dict[str, Any] = {"network": net.name, "target": net.target, "dataset": net.dataset, "split": net.split,
@@ -113,17 +125,11 @@ def summary(net: Network, fixed: dict[str, dict], auto: dict) -> dict:
     row["auto_winners"] = a.get("winners")
     row["auto_seconds"] = a.get("seconds")
     row["prior_alone"] = a.get("prior_alone")
-    for m in METRICS:
-        name, (mean, std) = max(((k, v[m]) for k, v in row["fixed"].items()), key=lambda kv: kv[1][0])
-        row["best"][m] = {"row": name, "mean": mean, "std": std}
-        row[f"auto_ge_best_{m}"] = row["auto"][m][0] >= mean - 1e-9
-        # what `nmprivacy audit` headlines with its default plan: the worst case over BL-v1, BL-v2 (default variant),
-        # bl-auto and each of bl-auto's members alone
-        plan = {k: v[m] for k, v in row["fixed"].items() if k in AUDIT_PLAN} | {"bl-auto": row["auto"][m]} | \
-            {f"bl-auto/{p}": (v[m], v.get(f"{m}_std", 0.0)) for p, v in member_rows(fixed, a).items()}
-        head, (value, _) = max(plan.items(), key=lambda kv: kv[1][0])
-        row["headline"][m] = {"attack": head, "mean": value}
-        row[f"headline_ge_best_{m}"] = value >= mean - 1e-9
+    # what `nmprivacy audit` headlines with its default plan: the worst case over BL-v1, BL-v2 (default variant),
+    # bl-auto and each of bl-auto's members alone
+    plan = {k: {m: v[m][0] for m in METRICS} for k, v in row["fixed"].items() if k in AUDIT_PLAN} | {"bl-auto": a} | \
+        {f"bl-auto/{p}": v for p, v in member_rows(fixed, a).items()}
+    judge(row, plan)
     row["seconds_bl_v2_default"] = fixed.get("default", {}).get("attacks", {}).get("bl-v2", {}).get("seconds_per_iteration", math.nan) * \
         fixed.get("default", {}).get("attacks", {}).get("bl-v2", {}).get("iterations", math.nan)
     return row
@@ -159,15 +165,9 @@ def study_rows(folders: list[Path]) -> list[dict]:
                                    "fixed": fixed, "auto": {m: (auto[m], auto.get(f"{m}_std", 0.0)) for m in METRICS}, "best": {}, "headline": {},
                                    "auto_degenerate": auto.get("diagnostics", {}).get("degenerate", {}), "auto_winners": auto.get("winners"),
                                    "auto_seconds": auto.get("seconds")}
-            plan = {k: res["attacks"][k] for k in ("bl-v1", "bl-v2") if k in res["attacks"]}
-            for m in METRICS:
-                name, (mean, std) = max(((k, v[m]) for k, v in fixed.items()), key=lambda kv: kv[1][0])
-                row["best"][m] = {"row": name, "mean": mean, "std": std}
-                row[f"auto_ge_best_{m}"] = row["auto"][m][0] >= mean - 1e-9
-                candidates = {k: a[m] for k, a in plan.items()} | {"bl-auto": auto[m]} | {f"bl-auto/{k}": p[m] for k, p in auto["parts"].items()}
-                head, value = max(candidates.items(), key=lambda kv: kv[1])
-                row["headline"][m] = {"attack": head, "mean": value}
-                row[f"headline_ge_best_{m}"] = value >= mean - 1e-9
+            plan = {k: res["attacks"][k] for k in ("bl-v1", "bl-v2") if k in res["attacks"]} | {"bl-auto": auto} | \
+                {f"bl-auto/{k}": p for k, p in auto["parts"].items()}
+            judge(row, plan)
             v2 = res["attacks"].get("bl-v2", {})
             row["seconds_bl_v2_default"] = v2.get("seconds_per_iteration", math.nan) * v2.get("iterations", math.nan)
             rows.append(row)
