@@ -99,6 +99,17 @@ def run(net: Network, variant: str, attacks: tuple[str, ...], out: Path, seeds: 
     return run_audit(config)
 
 
+def scores(attack: dict) -> dict[str, tuple[float, float]]:
+    """An attack's row as (mean, std over seeds) per metric."""
+    return {m: (attack[m], attack.get(f"{m}_std", 0.0)) for m in METRICS}
+
+
+def auto_columns(auto: dict) -> dict[str, Any]:
+    """bl-auto's columns of a row: its scores, the classes its diagnostics flag, its winners and seconds."""
+    return {"auto": scores(auto), "auto_degenerate": auto.get("diagnostics", {}).get("degenerate", {}),
+            "auto_winners": auto.get("winners"), "auto_seconds": auto.get("seconds")}
+
+
 def judge(row: dict[str, Any], plan: dict[str, dict]) -> None:
     """Fill ``row`` per metric: its best fixed row (``row["fixed"]``, chosen with the evaluators), whether
     bl-auto reaches it, and the audit headline, the worst case over ``plan`` (attack name -> its scores)."""
@@ -117,13 +128,9 @@ def summary(net: Network, fixed: dict[str, dict], auto: dict) -> dict:
                            "target_acc": auto["models"]["target"].get("val_acc"), "fixed": {}, "auto": {}, "best": {}, "headline": {}}
     for variant, res in fixed.items():
         for attack in ("bl-v1", "bl-v2"):
-            a = res["attacks"][attack]
-            row["fixed"][f"{attack}/{variant}"] = {m: (a[m], a.get(f"{m}_std", 0.0)) for m in METRICS}
+            row["fixed"][f"{attack}/{variant}"] = scores(res["attacks"][attack])
     a = auto["attacks"]["bl-auto"]
-    row["auto"] = {m: (a[m], a.get(f"{m}_std", 0.0)) for m in METRICS}
-    row["auto_degenerate"] = a.get("diagnostics", {}).get("degenerate", {})
-    row["auto_winners"] = a.get("winners")
-    row["auto_seconds"] = a.get("seconds")
+    row.update(auto_columns(a))
     row["prior_alone"] = a.get("prior_alone")
     # what `nmprivacy audit` headlines with its default plan: the worst case over BL-v1, BL-v2 (default variant),
     # bl-auto and each of bl-auto's members alone
@@ -158,13 +165,10 @@ def study_rows(folders: list[Path]) -> list[dict]:
                 continue
             seen.add(checkpoint)
             cell = json.loads((res_file.parent / "cell.json").read_text())
-            fixed = {name.replace(":", "/"): {m: (p[m], p.get(f"{m}_std", 0.0)) for m in METRICS}
-                     for name, p in auto["parts"].items() if name.split(":")[1] in VARIANTS}
+            fixed = {name.replace(":", "/"): scores(p) for name, p in auto["parts"].items() if name.split(":")[1] in VARIANTS}
             row: dict[str, Any] = {"network": f"{res['dataset']} {cell_name(cell.get('settings', {}))}", "target": "study cell " + cell.get("key", "?"),
                                    "dataset": res["dataset"], "split": "own", "target_acc": res["models"]["target"].get("val_acc"),
-                                   "fixed": fixed, "auto": {m: (auto[m], auto.get(f"{m}_std", 0.0)) for m in METRICS}, "best": {}, "headline": {},
-                                   "auto_degenerate": auto.get("diagnostics", {}).get("degenerate", {}), "auto_winners": auto.get("winners"),
-                                   "auto_seconds": auto.get("seconds")}
+                                   "fixed": fixed, "best": {}, "headline": {}, **auto_columns(auto)}
             plan = {k: res["attacks"][k] for k in ("bl-v1", "bl-v2") if k in res["attacks"]} | {"bl-auto": auto} | \
                 {f"bl-auto/{k}": p for k, p in auto["parts"].items()}
             judge(row, plan)
