@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     nets = [parse_network(n) for n in args.network] + (zoo_networks(Path(args.zoo), args.split) if args.zoo else [])
     if args.only:
         nets = [n for n in nets if n.name in args.only]
+    if args.studies and (args.network or args.zoo):
+        raise SystemExit("--studies tabulates finished study cells and runs nothing: give it without --network / --zoo")
     for d in args.studies:
         if not list(Path(d).glob("cells/*/results.json")):
             raise SystemExit(f"--studies {d}: no finished study cell in it (cells/*/results.json): give the --out folder of `nmprivacy study`")
@@ -233,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.studies:
         rows = study_rows([Path(d) for d in args.studies])
         (out / "auto-vs-fixed.json").write_text(json.dumps(rows, indent=1))
-        (out / "auto-vs-fixed.md").write_text(markdown(rows) + totals(rows))
-        print(markdown(rows) + totals(rows), flush=True)
+        text = markdown(rows) + totals(rows)
+        (out / "auto-vs-fixed.md").write_text(text)
+        print(text, flush=True)
         return 0
     rows = []
     for net in nets:

@@ -233,6 +233,9 @@ def test_auto_vs_fixed_tabulates_study_cells_from_bl_autos_members(tmp_path: Pat
     with pytest.raises(SystemExit, match="no finished study cell"):
         main(["--out", str(tmp_path / "out2"), "--studies", str(tmp_path / "nothing")])
     assert not (tmp_path / "out2").exists()
+    with pytest.raises(SystemExit, match="runs nothing"):
+        main(["--out", str(tmp_path / "out3"), "--studies", str(tmp_path / "a"), "--network", "snn-lava@digits"])
+    assert not (tmp_path / "out3").exists()
 
 
 def test_the_headline_carries_a_caution_when_most_of_its_classes_are_degenerate() -> None:
