@@ -3,7 +3,9 @@ words: the lines the audit's ``report.md`` and membership's ``mia.md`` print und
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+from nmprivacy.models.weight_grid import narrowest_bits
 
 
 def model_defence_lines(label: str, record: Mapping[str, Any]) -> list[str]:
@@ -29,3 +31,19 @@ def model_defence_lines(label: str, record: Mapping[str, Any]) -> list[str]:
     if record.get("training_declared"):
         out = [f"{line} (declared by its file or checkpoint, not verified)" for line in out]
     return out
+
+
+def adopted_weights_text(who: str, records: Sequence[Mapping[str, Any]]) -> str | None:
+    """A sentence when the weights of ``who`` (the models of ``records``) were taken from cached
+    models of another weight precision whose trainings were the same computation (each record's
+    ``weights_from``, ``trained.adopt_other_precision``); None when every one was trained as asked."""
+    sources = [r["weights_from"] for r in records if r.get("weights_from")]
+    if not sources:
+        return None
+    widest = max(int(src["widest_mantissa"]) for src in sources)
+    bits = "/".join(sorted({str(src["weight_bits"]) for src in sources}))
+    whose = f"the weights of the cached {bits}-bit model {sources[0]['checkpoint']}" if len(sources) == 1 else \
+        f"each the weights of its cached {bits}-bit model (`weights_from` in the record)"
+    return (f"{who}: not trained again: {whose}, whose widest weight stayed within {widest} steps of slayer's 2/64 grid in every "
+            f"layer throughout its training, so training at any precision from {narrowest_bits(widest)} bits up is the same "
+            "computation (docs/method.md §2.3)")

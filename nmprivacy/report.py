@@ -14,7 +14,7 @@ import torch
 from nmprivacy.attacks.base import Inversion
 from nmprivacy.evaluation.metrics import METRICS
 from nmprivacy.evaluation.paper import PAPER_ACCURACY, paper_attack
-from nmprivacy.defence_text import model_defence_lines
+from nmprivacy.defence_text import adopted_weights_text, model_defence_lines
 from nmprivacy.text import percent
 from nmprivacy.runinfo import atomic_path, atomic_write_text
 
@@ -131,10 +131,12 @@ def other_code_lines(models: Mapping[str, Any]) -> list[str]:
     named += [(f"evaluator {i + 1}", ev) for i, ev in enumerate(models.get("evaluators", []))]
     other = [f"{label} (source {m['trained_by'].get('nmprivacy-source')})" for label, m in named
              if (m or {}).get("trained_by", {}).get("same_code") is False]
+    adopted = [text for label, m in named if (text := adopted_weights_text(label[0].upper() + label[1:], [m or {}]))]
+    lines = ["", *adopted] if adopted else []
     if not other:
-        return []
-    return ["", "Reused from the model cache but trained by other nmprivacy code: " + ", ".join(other)
-            + ". A fresh training with this code may differ slightly (README, \"Repeating a number\")."]
+        return lines
+    return lines + ["", "Reused from the model cache but trained by other nmprivacy code: " + ", ".join(other)
+                    + ". A fresh training with this code may differ slightly (README, \"Repeating a number\")."]
 
 
 def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:

@@ -73,6 +73,8 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
     settings = settings_for(kind, preset)
     key = model_cache_key(kind, splits, model_cfg, settings, seed, steps)
     folder = cache / f"{splits.name}-{kind}-s{seed}-{key}"
+    if not (folder / "config.json").exists():
+        adopt_other_precision(kind, splits, model_cfg, settings, seed, steps, cache, folder)
     if (folder / "config.json").exists():
         try:
             model = checkpoint.load(folder, kind)
@@ -87,6 +89,7 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
                            f"{source_version()['nmprivacy-source']}); a fresh training may not reproduce it exactly (delete {folder} to retrain)")
             return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": info.get("val_acc"), "checkpoint": str(folder), "cached": True,
                                         "trained_by": trained_by, "reset": model.info.reset, "config": model_cfg,
+                                        **({"weights_from": info["weights_from"]} if info.get("weights_from") else {}),
                                         **defence_fields(info.get("train_report"))})
     tqdm.write(f"training {kind} (seed {seed}) on {splits.name}")
     model, report = train_model(kind, splits, model_cfg, settings, seed, steps=steps, device=device)
@@ -95,6 +98,54 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
                     timings={"train": report.seconds})
     return TrainedModel(model, {"kind": kind, "seed": seed, "val_acc": report.final_val_accuracy, "checkpoint": str(folder), "cached": False,
                                 "reset": model.info.reset, "config": model_cfg, "train_seconds": report.seconds, **defence_fields(to_jsonable(report))})
+
+
+def adopt_other_precision(kind: str, splits: Any, model_cfg: Any, settings: Any, seed: int, steps: int | None, cache: Path,
+                          folder: Path) -> Path | None:
+    """Write the checkpoint ``folder`` of a model with ``model_cfg`` from a cached model that differs
+    only in its weight precision (``weight_bits``) when that model's training record vouches that
+    both trainings are the same computation (``nmprivacy.models.weight_grid``: every layer's widest
+    weight stayed within the narrower precision's mantissa), so the weights are the ones this
+    training would produce, to the bit; the record names the source (``weights_from``). Returns the
+    source folder, or None (no such model: train)."""
+    from nmprivacy.models import build, checkpoint
+    from nmprivacy.models.cuba_blocks import WEIGHT_BITS
+    from nmprivacy.models.weight_grid import mantissa_high, same_training_bits
+
+    bits = getattr(model_cfg, "weight_bits", None)
+    if bits is None:
+        return None
+    for other in sorted(WEIGHT_BITS, reverse=True):
+        if other == bits:
+            continue
+        other_cfg = replace(model_cfg, weight_bits=other)
+        source = cache / f"{splits.name}-{kind}-s{seed}-{model_cache_key(kind, splits, other_cfg, settings, seed, steps)}"
+        if not (source / "config.json").exists():
+            continue
+        try:
+            info = checkpoint.load_info(source)
+            widest = (info.get("train_report") or {}).get("weight_grid")
+            if bits not in same_training_bits(widest, other):
+                continue
+            trained = checkpoint.load(source, kind)
+        except CheckpointError:
+            continue
+        model = build(kind, model_cfg)
+        model.load_state_dict(trained.state_dict())
+        # what trained the weights (code, machine, its time) is the source's; a source that was itself
+        # adopted names the model that trained them
+        kept = ("val_acc", "train_report", "dataset", "steps", "data_source", "data_content", "versions", "machine", "timings_s")
+        origin = info.get("weights_from") or {"checkpoint": str(source), "weight_bits": other}
+        narrow = min(bits, other)
+        why = (f"every layer's widest weight stayed within {max(widest)} steps of slayer's finest grid throughout that training, "
+               f"inside the {narrow}-bit mantissa (at most {mantissa_high(narrow)}), so training at {bits} bits is the same computation")
+        checkpoint.save(model.eval(), folder, seed=seed, extra={
+            **{k: info[k] for k in kept if k in info},
+            "weights_from": {"checkpoint": origin["checkpoint"], "weight_bits": origin["weight_bits"], "widest_mantissa": max(widest), "why": why}})
+        tqdm.write(f"{kind} (seed {seed}) at {bits}-bit weights: the same training as the cached {other}-bit model {source} "
+                   f"(widest weight {max(widest)} steps); its weights reused")
+        return source
+    return None
 
 
 def trained_by_code(info: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from nmprivacy.data.base import DatasetSplits, Split
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models import build, kind_entry
 from nmprivacy.models.base import TargetModel, membrane_cross_entropy, spike_readout
+from nmprivacy.models.weight_grid import WeightGrid
 from nmprivacy.presets import Preset, TrainSettings
 from nmprivacy.progress import bar as progress_bar
 
@@ -73,6 +74,9 @@ class TrainReport:
     dp: dict[str, Any] | None = None
     # what the defences did: optimizer, weight_decay, dropout (and where), early_stopping (``defence_record``)
     defences: dict[str, Any] = field(default_factory=dict)
+    # per quantised slayer layer, its widest weight over every weight state of the training on slayer's finest
+    # grid (``nmprivacy.models.weight_grid``: which weight precisions train the same model); None for other kinds
+    weight_grid: tuple[int, ...] | None = None
 
 
 def model_seed(kind: str, seed: int) -> int:
@@ -311,6 +315,7 @@ def train_model(
     torch.manual_seed(use_seed)
     dev = resolve_device(device)
     model = build(kind, config).to(dev)
+    grid = WeightGrid.of(model)  # the widest weight of each quantised layer, over every state a forward reads
     data_gen = torch.Generator().manual_seed(use_seed + 1)  # subset, shuffling (or Poisson batches) and spike encoding
     train = _training_subset(splits.train, settings.max_train_samples, data_gen)
     t_steps = (steps or int(splits.train.x.shape[1])) if spiking else None
@@ -345,6 +350,8 @@ def train_model(
                 for idx in bar:
                     if idx.numel() == 0:  # an empty Poisson batch: DP-SGD's noise-only step
                         run.empty_step()
+                        if grid is not None:
+                            grid.update(model)
                         continue
                     xb, yb = model_input(model, train.x[idx], t_steps, data_gen).to(dev), train.y[idx].to(dev)
                     out = forward(xb)
@@ -359,6 +366,8 @@ def train_model(
                     if settings.grad_clip is not None and run is None:  # DP-SGD clips per sample instead
                         nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
                     step_optim.step()
+                    if grid is not None:
+                        grid.update(model)
                     bsz = int(yb.shape[0])
                     total_loss += float(loss) * bsz
                     total_correct += int((_readout_argmax(model, out.detach()) == yb).sum())
@@ -410,6 +419,7 @@ def train_model(
         engine=getattr(model, "engine", None),
         dp=spent,
         defences=defence_record(kind, settings, epochs, vals, best, restored),
+        weight_grid=tuple(grid.maxima) if grid is not None else None,
     )
     return model, report
 

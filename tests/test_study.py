@@ -109,6 +109,24 @@ def test_cells_shared_by_grids_run_once_and_group_by_trained_models() -> None:
     assert len(set(keys.values())) == 4
 
 
+def test_weight_precisions_share_a_group_and_the_widest_trains_first() -> None:
+    """Cells that differ only in ``target_config.weight_bits`` wait for one another (a precision
+    whose training is the same computation adopts the first's models: tests/test_weight_grid.py),
+    and the widest precision of a group runs first, whatever the order of the levels."""
+    from nmprivacy.study.run import training_order
+
+    spec = build_spec({"dataset": "digits", "budget": "quick", "grids": [
+        {"name": "bits", "factors": {"target_config.weight_bits": [2, 4, 8, 6]}},
+        {"name": "T", "factors": {"steps": [7, 9]}},
+    ]})
+    cells = [c for _, c in expand(spec)]
+    assert len({c.key for c in cells}) == 6 and len({c.group for c in cells[:4]}) == 1 and len({c.group for c in cells}) == 3
+    order = training_order(cells)
+    assert [c.settings.get("target_config.weight_bits") for c in order[:4]] == [8, 6, 4, 2]
+    assert order[4:] == cells[4:]  # other groups keep their places
+    assert [c.settings["steps"] for c in training_order(cells[4:] + cells[:4])[:2]] == [7, 9]
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     ({"bl_v2.lrr": 1.0}, "unknown setting 'bl_v2.lrr'"),
     ({"bl_v2.keep": "first"}, "choose one of 'best', 'last'"),

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from nmprivacy.membership.protocol import Pooled
-from nmprivacy.defence_text import model_defence_lines
+from nmprivacy.defence_text import adopted_weights_text, model_defence_lines
 from nmprivacy.runinfo import atomic_path
 from nmprivacy.text import percent
 
@@ -64,6 +64,9 @@ def notes(config: Any, plan: Any, results: dict[str, Any], refs: list[dict[str, 
     if non_members and min(non_members) < 1000:
         out.append(f"TPR at 0.1 % FPR rests on {min(non_members)} non-member pairs (< 1000): it is coarse (resolution 1/{min(non_members)})")
     chance = 1.0 / plan.splits.num_classes
+    adopted = [r for r in refs if r.get("weights_from")]
+    if adopted:
+        out.append(adopted_weights_text(("model " if len(adopted) == 1 else "models ") + ", ".join(str(r["index"]) for r in adopted), adopted))
     weak = [r["index"] for r in refs if r.get("test_acc") is not None and r["test_acc"] < 2 * chance]
     if weak:
         out.append(f"reference model(s) {', '.join(map(str, weak))} reach below 2x chance on records they never saw: train longer "

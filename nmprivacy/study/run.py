@@ -112,6 +112,18 @@ def list_cells(spec: StudySpec, out: str | Path) -> list[str]:
     return lines
 
 
+def training_order(cells: list[Cell]) -> list[Cell]:
+    """``cells`` in their order, except that the cells of one model group (``Cell.group``) take
+    the group's places widest weight precision first (``target_config.weight_bits``, default 8):
+    the group's first cell trains, and a narrower precision whose training is the same
+    computation adopts its models from the cache (``nmprivacy.models.weight_grid``)."""
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.group, []).append(cell)
+    ordered = {g: iter(sorted(members, key=lambda c: -int(c.settings.get("target_config.weight_bits", 8)))) for g, members in groups.items()}
+    return [next(ordered[cell.group]) for cell in cells]
+
+
 def run_study(spec: StudySpec, out: str | Path, run: StudyRun = StudyRun(), command: str | None = None) -> dict[str, Any]:
     """Run every cell of ``spec`` not yet done in ``out/cells`` on a Dask cluster, then write
     ``study.json``, ``study.md`` and ``study.png`` into ``out`` (``command``: how it was started,
@@ -122,7 +134,7 @@ def run_study(spec: StudySpec, out: str | Path, run: StudyRun = StudyRun(), comm
     out = Path(out)
     cells, grids = plan(spec)
     folders = {c.key: out / "cells" / c.folder for c in cells}
-    todo = [c for c in cells if not cell_done(folders[c.key], c)]
+    todo = training_order([c for c in cells if not cell_done(folders[c.key], c)])
     outcomes: dict[str, dict[str, Any]] = {c.key: {"key": c.key, "status": "reused", "error": None, "seconds": 0.0} for c in cells if c not in todo}
     from nmprivacy.audit import check_training_settings
 

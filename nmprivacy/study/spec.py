@@ -273,7 +273,8 @@ def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
 
     A cell's key hashes what the cell runs: the audit settings it passes and the preset the
     audit resolves from them (``nmprivacy.presets.resolve``), with the settings of the attacks
-    it does not run left out; its ``group`` hashes what its trained models depend on. Both hash
+    it does not run left out; its ``group`` hashes what its trained models depend on but the
+    weight precision (``run.training_order``). Both hash
     the cell's seed (``cell_seed``) where they always hashed the spec's, so a cell without the
     setting ``seed`` keeps the key it had before cells could set one."""
     from nmprivacy.attacks import attack_infos
@@ -292,7 +293,12 @@ def expand(spec: StudySpec) -> list[tuple[Grid, Cell]]:
                           target=audit["target"], hidden=audit.get("hidden"), dt=audit.get("dt"))
             extra = {"references": audit["references"]} if audit.get("references") is not None else {}  # only then: older keys stay
             key = cache_key(**common, **extra, seeds=spec.seeds, variant=audit["variant"], attacks=spec.attacks, preset={**resolved, "attacks": used})[:12]
-            out.append((grid, Cell(settings, key, cache_key(**common, models=resolved))))
+            # the group leaves out the weight precision: a model of one precision is often the very training of
+            # another's (nmprivacy.models.weight_grid), adopted from the cache once the group's first cell made it
+            models = resolved
+            if "weight_bits" in (resolved.get("target_config") or {}):
+                models = {**resolved, "target_config": {k: v for k, v in resolved["target_config"].items() if k != "weight_bits"}}
+            out.append((grid, Cell(settings, key, cache_key(**common, models=models))))
     return out
 
 
