@@ -62,6 +62,11 @@ def model_cache_key(kind: str, splits: Any, model_cfg: Any, settings: Any, seed:
                      **({"content": content} if content else {}))  # only when set: image-set keys stay as they were
 
 
+def model_folder(cache: Path, kind: str, splits: Any, model_cfg: Any, settings: Any, seed: int, steps: int | None) -> Path:
+    """The cache folder of a ``kind`` model (module docstring): ``<cache>/<data set>-<kind>-s<seed>-<key>``."""
+    return cache / f"{splits.name}-{kind}-s{seed}-{model_cache_key(kind, splits, model_cfg, settings, seed, steps)}"
+
+
 def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
                   device: str = "cpu") -> TrainedModel:
     """The ``kind`` model for ``splits``: from the cache folder ``cache`` when its key (data set,
@@ -71,8 +76,7 @@ def train_or_load(kind: str, splits: Any, preset: Preset, seed: int, steps: int 
 
     model_cfg = model_config(kind, splits, preset, budget)
     settings = settings_for(kind, preset)
-    key = model_cache_key(kind, splits, model_cfg, settings, seed, steps)
-    folder = cache / f"{splits.name}-{kind}-s{seed}-{key}"
+    folder = model_folder(cache, kind, splits, model_cfg, settings, seed, steps)
     if not (folder / "config.json").exists():
         adopt_other_precision(kind, splits, model_cfg, settings, seed, steps, cache, folder)
     if (folder / "config.json").exists():
@@ -118,8 +122,7 @@ def adopt_other_precision(kind: str, splits: Any, model_cfg: Any, settings: Any,
     for other in sorted(WEIGHT_BITS, reverse=True):
         if other == bits:
             continue
-        other_cfg = replace(model_cfg, weight_bits=other)
-        source = cache / f"{splits.name}-{kind}-s{seed}-{model_cache_key(kind, splits, other_cfg, settings, seed, steps)}"
+        source = model_folder(cache, kind, splits, replace(model_cfg, weight_bits=other), settings, seed, steps)
         if not (source / "config.json").exists():
             continue
         try:

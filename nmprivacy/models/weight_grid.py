@@ -94,10 +94,11 @@ class WeightGrid:
 def same_training_bits(maxima: Sequence[int] | None, trained_bits: int) -> tuple[int, ...]:
     """The weight precisions at which a training recorded with ``maxima`` (``WeightGrid.maxima``)
     at ``trained_bits`` is the same computation: every ``b`` with ``max(maxima) <= 2^(min(b,
-    trained_bits) - 1) - 1``; empty without a record."""
+    trained_bits) - 1) - 1``, i.e. from ``narrowest_bits`` up when ``trained_bits`` is among them;
+    empty without a record."""
     from nmprivacy.models.cuba_blocks import WEIGHT_BITS  # (imports slayer: only where models are trained or loaded)
 
     if not maxima or trained_bits not in WEIGHT_BITS:
         return ()
-    widest = max(int(m) for m in maxima)
-    return tuple(b for b in WEIGHT_BITS if widest <= mantissa_high(min(b, trained_bits)))
+    need = narrowest_bits(max(int(m) for m in maxima))
+    return tuple(b for b in WEIGHT_BITS if b >= need) if trained_bits >= need else ()
