@@ -124,9 +124,10 @@ def defence_lines(models: Mapping[str, Any]) -> list[str]:
     return ["", "Training defences:", "", *out] if out else []
 
 
-def other_code_lines(models: Mapping[str, Any]) -> list[str]:
-    """A caution naming the models reused from the cache that other nmprivacy code trained
-    (their ``trained_by.same_code`` is False): a fresh run may not reproduce their numbers exactly."""
+def model_source_lines(models: Mapping[str, Any]) -> list[str]:
+    """Report lines on where reused models came from: those whose weights another weight
+    precision's training made (``weights_from``, not trained again), and a caution naming those
+    that other nmprivacy code trained (``trained_by.same_code`` False: a fresh run may differ)."""
     named = [("target", models.get("target", {})), ("ANN baseline", models.get("ann", {}))]
     named += [(f"evaluator {i + 1}", ev) for i, ev in enumerate(models.get("evaluators", []))]
     other = [f"{label} (source {m['trained_by'].get('nmprivacy-source')})" for label, m in named
@@ -166,7 +167,7 @@ def markdown(results: Mapping[str, Any], figures: list[Path]) -> str:
         key = "evaluator_snn" if ev.get("kind") == "evaluator-snn" else "evaluator_ann"
         lines.append(f"| evaluator {i + 1} | {ev.get('kind')} | {_pct(ev.get('val_acc'))} | {_pct(paper_acc.get(key))} |")
     lines += defence_lines(models)
-    lines += other_code_lines(models)
+    lines += model_source_lines(models)
     names = list(attacks)
     worst = results.get("worst_case") or {}
     if worst:

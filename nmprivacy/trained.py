@@ -113,8 +113,8 @@ def adopt_other_precision(kind: str, splits: Any, model_cfg: Any, settings: Any,
     training would produce, to the bit; the record names the source (``weights_from``). Returns the
     source folder, or None (no such model: train)."""
     from nmprivacy.models import build, checkpoint
-    from nmprivacy.models.cuba_blocks import WEIGHT_BITS
-    from nmprivacy.models.weight_grid import mantissa_high, same_training_bits
+    from nmprivacy.models.weight_grid import same_training_bits
+    from nmprivacy.network.loihi import WEIGHT_BITS, mantissa_high
 
     bits = getattr(model_cfg, "weight_bits", None)
     if bits is None:

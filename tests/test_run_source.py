@@ -75,11 +75,11 @@ def test_cached_model_from_other_code_is_named(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_report_names_models_trained_by_other_code() -> None:
-    from nmprivacy.report import other_code_lines
+    from nmprivacy.report import model_source_lines
 
     same = {"kind": "snn-lava", "trained_by": {"nmprivacy-source": "a" * 16, "same_code": True}}
     other = {"kind": "evaluator", "trained_by": {"nmprivacy-source": "b" * 16, "same_code": False}}
-    assert other_code_lines({"target": same, "evaluators": [same]}) == []
-    assert other_code_lines({"target": {"kind": "ann"}}) == []  # trained in this run: no trained_by
-    text = " ".join(other_code_lines({"target": same, "evaluators": [same, other]}))
+    assert model_source_lines({"target": same, "evaluators": [same]}) == []
+    assert model_source_lines({"target": {"kind": "ann"}}) == []  # trained in this run: no trained_by
+    text = " ".join(model_source_lines({"target": same, "evaluators": [same, other]}))
     assert f"evaluator 2 (source {'b' * 16})" in text and "target" not in text.split("code:")[1]

@@ -14,8 +14,8 @@ import torch
 from nmprivacy.data import load_dataset
 from nmprivacy.data.base import DatasetSplits
 from nmprivacy.lava_import import import_lava
-from nmprivacy.models.cuba_blocks import WEIGHT_BITS
-from nmprivacy.models.weight_grid import mantissa_high, same_training_bits
+from nmprivacy.models.weight_grid import same_training_bits
+from nmprivacy.network.loihi import WEIGHT_BITS, mantissa_high
 from nmprivacy.presets import resolve
 from nmprivacy.trained import model_config, train_or_load
 from nmprivacy.training import settings_for, train_model
@@ -106,7 +106,7 @@ def test_the_cache_reuses_a_vouched_precision_in_either_direction_and_records_it
 
 def test_reports_say_which_models_were_adopted_rather_than_trained() -> None:
     from nmprivacy.defence_text import adopted_weights_text
-    from nmprivacy.report import other_code_lines
+    from nmprivacy.report import model_source_lines
 
     src = {"checkpoint": "/cache/digits-28-snn-lava-s0-abc", "weight_bits": 8, "widest_mantissa": 5, "why": "..."}
     assert adopted_weights_text("the target", [{"kind": "snn-lava"}]) is None
@@ -115,6 +115,6 @@ def test_reports_say_which_models_were_adopted_rather_than_trained() -> None:
     many = adopted_weights_text("models 0, 2", [{"weights_from": src}, {}, {"weights_from": {**src, "weight_bits": 6, "widest_mantissa": 1}}])
     assert "6/8-bit" in many and "from 4 bits up" in many and "weights_from" in many
     assert adopted_weights_text("m", [{"weights_from": {**src, "widest_mantissa": 0}}]).count("from 2 bits up") == 1  # Loihi's fewest
-    lines = other_code_lines({"target": {"weights_from": src}, "evaluators": [{}]})
+    lines = model_source_lines({"target": {"weights_from": src}, "evaluators": [{}]})
     assert len(lines) == 2 and lines[1].startswith("Target: not trained again")
-    assert other_code_lines({"target": {}, "evaluators": [{}]}) == []
+    assert model_source_lines({"target": {}, "evaluators": [{}]}) == []

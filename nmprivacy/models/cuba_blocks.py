@@ -23,13 +23,12 @@ from torch import nn
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.lava_import import import_slayer
 from nmprivacy.models.surrogates import canonical, model_params, spike
+from nmprivacy.network.loihi import WEIGHT_BITS, mantissa_high
 
 import_slayer()
 from lava.lib.dl import slayer  # noqa: E402
 from lava.lib.dl.slayer.neuron import cuba  # noqa: E402
 from lava.lib.dl.slayer.utils import quantize as slayer_quantize  # noqa: E402
-
-WEIGHT_BITS = range(2, 9)  # Loihi's synapse holds a signed mantissa of up to 8 bits
 
 
 class SurrogateCubaNeuron(cuba.Neuron):
@@ -79,12 +78,19 @@ class LoihiWeights:
             raise NmprivacyError(f"weight bits {bits!r}: Loihi's synapse holds a signed mantissa of 2 to 8 bits")
         self.bits = int(bits)
         self.w_scale = int(w_scale)
-        self.low, self.high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        self.high = mantissa_high(self.bits)
+        self.low = -self.high - 1
         self.max_exponent = 9 - self.bits  # the mantissa range times 2^e stays within [-256, 254]
 
     def exponent(self, weight: torch.Tensor) -> int:
         """The layer's exponent ``e`` for ``weight`` (class docstring)."""
-        largest = float(weight.detach().abs().max()) if weight.numel() else 0.0
+        if self.max_exponent == 1:  # 8 bits: always slayer's step, without reading the weights
+            return 1
+        if weight.numel() == 0:
+            largest = 0.0
+        else:  # max|W| without an |W| copy (a NaN makes both ends NaN, an inf one of them)
+            low, high = torch.aminmax(weight.detach())
+            largest = max(-float(low), float(high))
         if not math.isfinite(largest):
             return self.max_exponent
         for e in range(1, self.max_exponent + 1):
@@ -103,6 +109,18 @@ class LoihiWeights:
 
     def __repr__(self) -> str:
         return f"LoihiWeights(bits={self.bits})"
+
+
+def weight_quantiser(synapse: nn.Module, neuron: nn.Module) -> LoihiWeights | None:
+    """The quantiser of a slayer ``synapse``'s weights on Loihi's grid, as a ``LoihiWeights``: its
+    ``pre_hook_fx`` itself, or ``LoihiWeights(8)`` for slayer's ``quantize_8bit`` (the same map);
+    None for any other hook or one whose weight scale is not ``neuron``'s."""
+    hook = getattr(synapse, "_pre_hook_fx", None)
+    if getattr(hook, "__func__", None) is cuba.Neuron.quantize_8bit and getattr(hook, "__self__", None) is neuron:
+        return LoihiWeights(8, int(neuron.w_scale))
+    if type(hook) is LoihiWeights and hook.w_scale == getattr(neuron, "w_scale", None):
+        return hook
+    return None
 
 
 def cuba_block(kind: str, *args: object, config: Any, **kwargs: object) -> torch.nn.Module:

@@ -78,9 +78,10 @@ from torch import nn
 
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models.base import ModelInfo, TargetModel
-from nmprivacy.models.cuba_blocks import WEIGHT_BITS, block_delays, cuba_dense
+from nmprivacy.models.cuba_blocks import block_delays, cuba_dense
 from nmprivacy.models.surrogates import canonical, model_params
 from nmprivacy.network.description import DenseLayer, LoihiNeuron, Network
+from nmprivacy.network.loihi import WEIGHT_BITS
 
 ENGINES = ("sparse", "slayer")  # SNNLava.engine (module docstring)
 ENGINE_ENV = "NMPRIVACY_LAVA_ENGINE"

@@ -476,7 +476,7 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
     it exactly (not a plain Dense CUBA block with slayer's 8-bit weights and binary spikes)."""
     from lava.lib.dl.slayer.neuron import cuba
 
-    from nmprivacy.models.cuba_blocks import LoihiWeights, SurrogateCubaNeuron, block_delays
+    from nmprivacy.models.cuba_blocks import SurrogateCubaNeuron, block_delays, weight_quantiser
     from nmprivacy.models.surrogates import KERNEL_CODES
 
     neuron, synapse = getattr(block, "neuron", None), getattr(block, "synapse", None)
@@ -501,13 +501,10 @@ def layer_of(block: torch.nn.Module, spiking: bool) -> CubaLayer | None:
         return None
     if neuron.current_decay.numel() != 1 or neuron.voltage_decay.numel() != 1 or neuron.s_scale != STATE_SCALE:
         return None
-    hook = getattr(synapse, "_pre_hook_fx", None)
-    if getattr(hook, "__func__", None) is cuba.Neuron.quantize_8bit and getattr(hook, "__self__", None) is neuron:
-        unit, low, high = 2.0 / neuron.w_scale, -128, 127
-    elif type(hook) is LoihiWeights and hook.w_scale == neuron.w_scale:
-        unit, low, high = hook.step(synapse.weight), hook.low, hook.high
-    else:
+    quantiser = weight_quantiser(synapse, neuron)
+    if quantiser is None:
         return None
+    unit, low, high = quantiser.step(synapse.weight), quantiser.low, quantiser.high
     f32 = np.float32
     with torch.no_grad():
         i_decay = float(torch.round(neuron.current_decay.detach().float()).item())  # slayer's quantize() of the decay

@@ -26,12 +26,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from nmprivacy.network.loihi import WEIGHT_BITS
+
 NOT_FINITE = 1 << 30  # a layer with a non-finite weight: no precision vouched for
-
-
-def mantissa_high(bits: int) -> int:
-    """The largest signed mantissa of ``bits`` bits, ``2^(bits-1) - 1`` (127 at 8 bits)."""
-    return (1 << (bits - 1)) - 1
 
 
 def narrowest_bits(widest: int) -> int:
@@ -41,20 +38,15 @@ def narrowest_bits(widest: int) -> int:
 
 
 def quantised_synapses(model: nn.Module) -> list[tuple[torch.Tensor, float]]:
-    """``(weight, u)`` of every slayer synapse of ``model`` whose ``pre_hook_fx`` is slayer's
-    ``quantize_8bit`` or ``LoihiWeights`` (``u = 2 / w_scale``, the finest step), in module order."""
-    from nmprivacy.models.cuba_blocks import LoihiWeights, cuba  # slayer, only once a model exists
+    """``(weight, u)`` of every slayer synapse of ``model`` that quantises its weights on Loihi's
+    grid (``cuba_blocks.weight_quantiser``; ``u = 2 / w_scale``, the finest step), in module order."""
+    from nmprivacy.models.cuba_blocks import weight_quantiser  # slayer, only once a model exists
 
     out = []
     for module in model.modules():
         synapse, neuron = getattr(module, "synapse", None), getattr(module, "neuron", None)
-        hook = getattr(synapse, "_pre_hook_fx", None)
-        if synapse is None or neuron is None or hook is None:
-            continue
-        if getattr(hook, "__func__", None) is cuba.Neuron.quantize_8bit:
-            out.append((synapse.weight, 2.0 / float(hook.__self__.w_scale)))
-        elif type(hook) is LoihiWeights:
-            out.append((synapse.weight, 2.0 / float(hook.w_scale)))
+        if synapse is not None and neuron is not None and (quantiser := weight_quantiser(synapse, neuron)) is not None:
+            out.append((synapse.weight, 2.0 / float(quantiser.w_scale)))
     return out
 
 
@@ -96,8 +88,6 @@ def same_training_bits(maxima: Sequence[int] | None, trained_bits: int) -> tuple
     at ``trained_bits`` is the same computation: every ``b`` with ``max(maxima) <= 2^(min(b,
     trained_bits) - 1) - 1``, i.e. from ``narrowest_bits`` up when ``trained_bits`` is among them;
     empty without a record."""
-    from nmprivacy.models.cuba_blocks import WEIGHT_BITS  # (imports slayer: only where models are trained or loaded)
-
     if not maxima or trained_bits not in WEIGHT_BITS:
         return ()
     need = narrowest_bits(max(int(m) for m in maxima))

@@ -22,10 +22,16 @@ STATE_BITS = 24
 STATE_MAX = 1 << (STATE_BITS - 1)  # u wraps and v saturates at +-2^23
 VTH_LIMIT = 1 << 17  # vThMant is a 17-bit unsigned mantissa; NetX's default read-out uses 2^17 (never spikes)
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit signed mantissa x 2 (slayer's even integers); Lava clips beyond
+WEIGHT_BITS = range(2, 9)  # the synapse's weight precisions: a signed mantissa of 2 to 8 bits
 MAX_DELAY = 62  # NetX clamps synaptic delays to 0..62
 VOLTAGE_UNIT = DECAY_UNIT  # Loihi voltage of 1.0 in a slayer model's units (vThMant 64 << 6)
 # A dense layer without a neuron description is NetX's non-leaky integrator read-out:
 INTEGRATOR = {"i_decay": 0, "v_decay": DECAY_UNIT, "vth_mant": VTH_LIMIT}
+
+
+def mantissa_high(bits: int) -> int:
+    """The largest signed weight mantissa of ``bits`` bits, ``2^(bits-1) - 1`` (127 at 8 bits)."""
+    return (1 << (bits - 1)) - 1
 
 
 def rstz(x: np.ndarray, keep: int) -> np.ndarray:
