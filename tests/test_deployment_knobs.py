@@ -16,7 +16,7 @@ from hw_export.netx_export import export_netx
 from nmprivacy.errors import NmprivacyError
 from nmprivacy.models import build
 from nmprivacy.models.ann import ANN, ANNConfig
-from nmprivacy.models.cuba_blocks import LoihiWeights
+from nmprivacy.models.cuba_blocks import LoihiWeights, weight_quantiser
 from nmprivacy.models.snn_lava import SNNLava, SNNLavaConfig
 from nmprivacy.models.snn_norse import SNNNorseConfig
 from nmprivacy.models.surrogates import SURROGATES, surrogate_derivative
@@ -78,6 +78,23 @@ def test_loihi_weights_8_bits_is_slayers_quantiser_and_fewer_bits_coarsen_it() -
     m = torch.round(w / LoihiWeights(4).step(w))
     inside = ((m >= -8) & (m <= 7)).float()
     assert 0 < int(inside.sum()) < inside.numel() and torch.equal(ww.grad, inside)  # straight through inside the mantissa range, 0 outside
+
+
+def test_weight_quantiser_names_each_blocks_quantiser_and_nothing_else() -> None:
+    """The one recognition of a block's weight quantiser (read by the sparse engine and the
+    weight-grid record): slayer's quantize_8bit as LoihiWeights(8), a LoihiWeights hook as itself,
+    any other hook or a hook of another neuron's scale as None."""
+    w = lava_model().blocks[0].synapse.weight.detach() * 40
+    for bits in (8, 4):
+        block = lava_model(weight_bits=bits).blocks[0]
+        quantiser = weight_quantiser(block.synapse, block.neuron)
+        assert isinstance(quantiser, LoihiWeights) and quantiser.bits == bits
+        assert torch.equal(quantiser(w), block.synapse._pre_hook_fx(w))  # the same map as the hook the block runs
+        other = lava_model(weight_bits=bits).blocks[0].neuron
+        other.w_scale = 2 * block.neuron.w_scale
+        assert weight_quantiser(block.synapse, other) is None  # a hook bound to / scaled for another neuron
+    block.synapse.pre_hook_fx = lambda weight: weight
+    assert weight_quantiser(block.synapse, block.neuron) is None
 
 
 @pytest.mark.parametrize("bits", [6, 4, 2])
