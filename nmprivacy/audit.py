@@ -36,7 +36,7 @@ from nmprivacy.results import AttackResult, AuditResult
 from nmprivacy.presets import AUDIT_VARIANT, Budget, Preset, Variant, family_of, resolve
 from nmprivacy.runinfo import Stopwatch, atomic_dir, atomic_write_json, run_metadata, to_jsonable
 
-from nmprivacy.trained import SNN_KINDS, TrainedModel, evaluator_kind, train_evaluators, train_or_load
+from nmprivacy.trained import SNN_KINDS, WEAK_FACTOR, TrainedModel, evaluator_kind, too_weak, train_evaluators, train_or_load
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,6 @@ def load_foreign_target(spec: str, splits: Any, dt: float | None = None, overrid
     return TrainedModel(model, record), target, steps
 
 
-WEAK_FACTOR = 2.0  # a model is too weak to judge below this multiple of chance accuracy (1 / classes)
-
-
 def weak_models(models: dict[str, TrainedModel], judges: list[TrainedModel], num_classes: int) -> dict[str, str]:
     """Role (``target``, ``ann``, ``evaluator 2``, ...) -> one-line reason, for every model whose
     validation accuracy is below ``WEAK_FACTOR`` x chance."""
@@ -108,7 +105,7 @@ def weak_models(models: dict[str, TrainedModel], judges: list[TrainedModel], num
     out = {}
     for role, tm in named:
         acc = tm.record.get("val_acc")
-        if acc is not None and acc < floor:
+        if too_weak(acc, num_classes):
             out[role] = (f"the {role} ({tm.record.get('kind')}) reaches {100 * acc:.1f} % validation accuracy, below {WEAK_FACTOR:g}x chance "
                          f"({100 * floor:.1f} %): it is too weak to judge")
     return out

@@ -125,15 +125,20 @@ def defence_lines(models: Mapping[str, Any]) -> list[str]:
 
 
 def model_source_lines(models: Mapping[str, Any]) -> list[str]:
-    """Report lines on where reused models came from: those whose weights another weight
-    precision's training made (``weights_from``, not trained again), and a caution naming those
-    that other nmprivacy code trained (``trained_by.same_code`` False: a fresh run may differ)."""
+    """Report lines on where models came from: evaluators that replace a collapsed training
+    (``replaces``: ``trained.train_evaluators``), models whose weights another weight precision's
+    training made (``weights_from``, not trained again), and a caution naming those that other
+    nmprivacy code trained (``trained_by.same_code`` False: a fresh run may differ)."""
     named = [("target", models.get("target", {})), ("ANN baseline", models.get("ann", {}))]
     named += [(f"evaluator {i + 1}", ev) for i, ev in enumerate(models.get("evaluators", []))]
     other = [f"{label} (source {m['trained_by'].get('nmprivacy-source')})" for label, m in named
              if (m or {}).get("trained_by", {}).get("same_code") is False]
+    replaced = [f"{label[0].upper() + label[1:]} is seed {m.get('seed')}, trained in place of "
+                + " and ".join(f"seed {r.get('seed')} ({_pct(r.get('val_acc'))} %)" for r in m["replaces"])
+                + ", whose training collapsed (too weak to judge: an instrument that failed, not a result)."
+                for label, m in named if (m or {}).get("replaces")]
     adopted = [text for label, m in named if (text := adopted_weights_text(label[0].upper() + label[1:], [m or {}]))]
-    lines = ["", *adopted] if adopted else []
+    lines = ["", *replaced, *adopted] if replaced or adopted else []
     if not other:
         return lines
     return lines + ["", "Reused from the model cache but trained by other nmprivacy code: " + ", ".join(other)

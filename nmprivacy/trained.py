@@ -161,10 +161,42 @@ def trained_by_code(info: dict[str, Any]) -> dict[str, Any]:
             "same_code": None if source is None else source == source_version()["nmprivacy-source"]}
 
 
+WEAK_FACTOR = 2.0  # a model is too weak to judge below this multiple of chance accuracy (1 / classes)
+EVALUATOR_ATTEMPTS = 3  # trainings of one evaluator, the first included, before a collapsed one is kept (and its attacks marked invalid)
+REPLACEMENT_SEED_STRIDE = 10_000  # a collapsed evaluator of seed s is replaced by seed s + 10000, then s + 20000: outside every set's own seeds
+
+
+def too_weak(val_acc: float | None, num_classes: int) -> bool:
+    """Whether a model at validation accuracy ``val_acc`` is too weak to judge (below
+    ``WEAK_FACTOR`` x chance for ``num_classes`` classes); a model without one is not."""
+    return val_acc is not None and val_acc < WEAK_FACTOR / num_classes
+
+
 def train_evaluators(kind: str, splits: Any, preset: Preset, n: int, seed: int, steps: int | None, cache: Path, budget: Budget = "default",
                      device: str = "cpu") -> list[TrainedModel]:
-    """``n`` independently trained evaluation classifiers of ``kind`` (seeds ``seed + 1 ... seed + n``)."""
-    return [train_or_load(kind, splits, preset, seed + 1 + i, steps, cache, budget, device) for i in range(n)]
+    """``n`` independently trained evaluation classifiers of ``kind`` (seeds ``seed + 1 ... seed + n``).
+
+    An evaluator is the audit's measuring instrument, not what it audits: one whose training
+    collapsed (too weak to judge, ``too_weak``: say a CNN whose ReLUs all died, at chance) is
+    replaced by a fresh training of seed ``s + REPLACEMENT_SEED_STRIDE`` (then ``+ 2 x``), at most
+    ``EVALUATOR_ATTEMPTS`` trainings in all. Its record keeps what it replaced (``replaces``: seed
+    and validation accuracy of each collapsed training), which the report names; if every attempt
+    collapses, the last is kept and the audit marks its attack rows invalid as before."""
+    judges = []
+    for i in range(n):
+        first = seed + 1 + i
+        judge = train_or_load(kind, splits, preset, first, steps, cache, budget, device)
+        collapsed: list[dict[str, Any]] = []
+        while too_weak(judge.record.get("val_acc"), splits.num_classes) and len(collapsed) + 1 < EVALUATOR_ATTEMPTS:
+            collapsed.append({"seed": judge.record["seed"], "val_acc": judge.record["val_acc"]})
+            replacement = first + REPLACEMENT_SEED_STRIDE * len(collapsed)
+            tqdm.write(f"evaluator {i + 1} ({kind}, seed {judge.record['seed']}) collapsed to {100 * judge.record['val_acc']:.1f} % "
+                       f"validation accuracy (below {WEAK_FACTOR:g}x chance): training seed {replacement} in its place")
+            judge = train_or_load(kind, splits, preset, replacement, steps, cache, budget, device)
+        if collapsed:
+            judge.record["replaces"] = collapsed
+        judges.append(judge)
+    return judges
 
 
 def evaluator_kind(data_domain: str) -> str:

@@ -14,6 +14,7 @@ from nmprivacy.membership.protocol import Pooled
 from nmprivacy.defence_text import adopted_weights_text, model_defence_lines
 from nmprivacy.runinfo import atomic_path
 from nmprivacy.text import percent
+from nmprivacy.trained import WEAK_FACTOR, too_weak
 
 SILENT_WARN = 0.5  # the counts threat's observations are mostly silence: say so (note, and a warning line)
 
@@ -63,13 +64,12 @@ def notes(config: Any, plan: Any, results: dict[str, Any], refs: list[dict[str, 
     non_members = [r["non_members"] for r in results.values() if r.get("non_members")]
     if non_members and min(non_members) < 1000:
         out.append(f"TPR at 0.1 % FPR rests on {min(non_members)} non-member pairs (< 1000): it is coarse (resolution 1/{min(non_members)})")
-    chance = 1.0 / plan.splits.num_classes
     adopted = [r for r in refs if r.get("weights_from")]
     if adopted:
         out.append(adopted_weights_text(("model " if len(adopted) == 1 else "models ") + ", ".join(str(r["index"]) for r in adopted), adopted))
-    weak = [r["index"] for r in refs if r.get("test_acc") is not None and r["test_acc"] < 2 * chance]
+    weak = [r["index"] for r in refs if too_weak(r.get("test_acc"), plan.splits.num_classes)]
     if weak:
-        out.append(f"reference model(s) {', '.join(map(str, weak))} reach below 2x chance on records they never saw: train longer "
+        out.append(f"reference model(s) {', '.join(map(str, weak))} reach below {WEAK_FACTOR:g}x chance on records they never saw: train longer "
                    "(--set snn_train.epochs=N) for meaningful numbers")
     return out
 
