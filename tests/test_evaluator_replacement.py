@@ -4,13 +4,16 @@ another seed, at most ``EVALUATOR_ATTEMPTS`` trainings, and the record and repor
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from nmprivacy import trained
 from nmprivacy.audit import weak_models
+from nmprivacy.cli import main
 from nmprivacy.data import load_dataset
 from nmprivacy.data.base import Split
 from nmprivacy.presets import resolve
@@ -43,10 +46,11 @@ def test_a_collapsed_evaluator_is_replaced_and_named(monkeypatch: pytest.MonkeyP
     assert "Evaluator 2 is seed 10002, trained in place of seed 2 (10.00 %)" in text and "Evaluator 1" not in text
 
 
-def test_an_evaluator_that_always_collapses_is_kept_and_marked_weak(tmp_path: Path) -> None:
+def test_an_evaluator_that_always_collapses_is_kept_and_marked_weak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A real evaluator training that cannot learn (learning rate 1e4: the CNN collapses to chance
     whatever the seed) is tried EVALUATOR_ATTEMPTS times, then kept, and the audit's weak-model
-    check still names it: no invalid judge is hidden by the replacement."""
+    check still names it: no invalid judge is hidden by the replacement. ``nmprivacy evaluate``
+    with it warns and lists it in its JSON."""
     splits = small_digits()
     preset = resolve("digits", "quick", overrides={"evaluator_train.lr": 1e4, "evaluator_train.epochs": 1})
     (judge,) = trained.train_evaluators("evaluator", splits, preset, 1, 0, None, tmp_path, "quick")
@@ -56,3 +60,8 @@ def test_an_evaluator_that_always_collapses_is_kept_and_marked_weak(tmp_path: Pa
     assert trained.too_weak(judge.record["val_acc"], splits.num_classes)
     assert "evaluator 1" in weak_models({}, [judge], splits.num_classes)
     assert len(list(tmp_path.glob("digits-evaluator-s*"))) == trained.EVALUATOR_ATTEMPTS  # each attempt cached under its own seed
+    recon = tmp_path / "recon.pt"
+    torch.save(torch.rand(splits.num_classes, 1, 8, 8), recon)
+    out = tmp_path / "scores.json"
+    assert main(["evaluate", "--reconstructions", str(recon), "--dataset", "digits", "--evaluator", judge.record["checkpoint"], "--json", str(out)]) == 0
+    assert "evaluator 1 reaches" in capsys.readouterr().err and json.loads(out.read_text())["weak_evaluators"] == [1]

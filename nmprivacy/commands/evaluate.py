@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from nmprivacy.commands.common import add_budget, add_data, add_run, budget, data_options, overrides
 
@@ -43,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluator:
         from nmprivacy.models.checkpoint import load
 
+        from nmprivacy.models.checkpoint import load_info
+
         judges = [load(d) for d in args.evaluator]
+        accuracies = [load_info(d).get("val_acc") for d in args.evaluator]
         for d, j in zip(args.evaluator, judges):
             if tuple(j.info.input_shape) != tuple(splits.input_shape) or j.info.num_classes != splits.num_classes:
                 raise NmprivacyError(f"evaluator {d} takes {tuple(j.info.input_shape)} inputs / {j.info.num_classes} classes but '{args.dataset}' has "
@@ -51,7 +55,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         kind = evaluator_kind(splits.domain)
         train_steps = steps if splits.domain == "image" else None
-        judges = [tm.model for tm in train_evaluators(kind, splits, preset, args.evaluators, 0, train_steps, cache_root(args.cache), budget(args))]
+        trained = train_evaluators(kind, splits, preset, args.evaluators, 0, train_steps, cache_root(args.cache), budget(args))
+        judges, accuracies = [tm.model for tm in trained], [tm.record.get("val_acc") for tm in trained]
+    from nmprivacy.trained import WEAK_FACTOR, too_weak
+
+    weak = [i + 1 for i, acc in enumerate(accuracies) if too_weak(acc, splits.num_classes)]
+    for i in weak:
+        print(f"warning: evaluator {i} reaches {100 * accuracies[i - 1]:.1f} % validation accuracy, below {WEAK_FACTOR:g}x chance: "
+              "it is too weak to judge, so these scores do not measure leakage", file=sys.stderr)
     per = [score(j, recon, classes, args.seed, steps) for j in judges]
     metrics = summarize([per])
     from nmprivacy.results import METRIC_NAMES
@@ -67,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"after {point['queries']:>7} queries: attack_acc {100 * point['attack_acc']:6.2f} %, top3 {100 * point['top3_acc']:6.2f} %, "
               f"daa {100 * point['daa']:6.2f} %, attacker-visible confidence {point['visible_confidence']:.3f}")
     if args.json:
-        atomic_write_json(args.json, {"reconstructions": args.reconstructions, "dataset": args.dataset, "per_evaluator": per, **metrics,
+        atomic_write_json(args.json, {"reconstructions": args.reconstructions, "dataset": args.dataset, "per_evaluator": per, **metrics, "weak_evaluators": weak,
                                       **({"leakage_vs_queries": curve} if curve is not None else {}),
                                       **run_metadata(config=vars(args) | {"func": None, "overrides": overrides(args)}, seed=args.seed)})
     return 0
